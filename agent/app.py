@@ -1,0 +1,81 @@
+"""The running agent: config, one runner per check, reload without losing state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from agent.check import Check
+from agent.config import CheckConfig, Config, load_config
+from agent.exporter import Exporter
+from agent.registry import get_check_class
+from agent.scheduler import Runner
+from agent.schema import ConfigErrors
+
+log = logging.getLogger("mqwatch.agent")
+
+
+def build_check(cfg: CheckConfig) -> Check:
+    cls = get_check_class(cfg.kind)
+    return cls(cfg.name, cfg.options, cfg.timeout)
+
+
+class Agent:
+    def __init__(self, config: Config, exporter: Exporter | None = None):
+        self.config = config
+        self.exporter = exporter or Exporter()
+        self.runners: dict[str, Runner] = {}
+        self._reload_lock = threading.Lock()
+
+    def start(self) -> None:
+        self._apply(self.config)
+
+    def stop(self) -> None:
+        for r in self.runners.values():
+            r.stop()
+        self.runners.clear()
+
+    def ready(self) -> bool:
+        """Every configured check has completed at least one collection."""
+        states = {s.key: s for s in self.exporter.states()}
+        return all(states.get(k) is not None and states[k].completed > 0 for k in self.runners)
+
+    def reload(self) -> tuple[bool, str]:
+        """Re-read the config file; an invalid one is rejected and the running config stays."""
+        with self._reload_lock:
+            try:
+                new = load_config(self.config.file)
+            except ConfigErrors as e:
+                log.error("reload_rejected errors=%d first=%s", len(e.errors), str(e.errors[0]))
+                return False, str(e)
+            if new.agent.listen != self.config.agent.listen:
+                log.warning("reload_listen_ignored reason=%s", "changing agent.listen needs a restart")
+            try:
+                self._apply(new)
+            except Exception as e:
+                log.exception("reload_failed")
+                return False, f"reload failed: {e}"
+            self.config = new
+            log.info("reload_ok checks=%d", len(new.checks))
+            return True, f"reloaded {len(new.checks)} checks"
+
+    def _apply(self, config: Config) -> None:
+        wanted = {c.key: c for c in config.checks}
+        for key in list(self.runners):
+            runner = self.runners[key]
+            cfg = wanted.get(key)
+            if cfg is None or cfg.options != runner.cfg.options:
+                runner.stop()
+                del self.runners[key]
+        new_checks: list[Runner] = []
+        for key, cfg in wanted.items():
+            if key in self.runners:
+                if cfg != self.runners[key].cfg:
+                    self.runners[key].retime(cfg)
+                continue
+            runner = Runner(cfg, build_check(cfg), self.exporter)
+            self.runners[key] = runner
+            new_checks.append(runner)
+        self.exporter.retain(set(wanted))
+        for r in new_checks:
+            r.start()

@@ -1,0 +1,44 @@
+"""The interface every check implements, built in or plugged in through `mqwatch.checks`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from agent.metrics import MetricDef
+from agent.schema import Schema, Section
+from agent.snapshot import SnapshotBuilder
+
+
+class CheckError(Exception):
+    """A collection failed as a whole. `reason` is a short, bounded label value."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        super().__init__(message)
+
+
+class Check:
+    """One monitored system. Subclasses set the class attributes and implement collect().
+
+    An instance lives as long as its config is unchanged (reloads keep it), so it may
+    keep state across collections: offset histories, status windows, DLQ counters.
+    collect() runs in a worker thread with a timeout; it must not share clients with
+    other checks, and it should give its own network calls timeouts below the check's.
+    """
+
+    kind: ClassVar[str]
+    config_schema: ClassVar[Schema]
+    metrics: ClassVar[tuple[MetricDef, ...]]
+
+    def __init__(self, name: str, options: Section, timeout: float):
+        self.name, self.options, self.timeout = name, options, timeout
+
+    @property
+    def system(self) -> str:
+        return self.kind
+
+    def collect(self, out: SnapshotBuilder) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release clients and threads; called when the check is removed or the agent stops."""

@@ -1,0 +1,212 @@
+"""mqwatch command line: run, check, validate, metrics, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+
+from agent import __version__
+from agent.logs import setup_logging
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("mqwatch.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mqwatch", description="Observability agent for Kafka, Pulsar and Redis.")
+    p.add_argument("--version", action="version", version=f"mqwatch {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="serve the agent")
+    run.add_argument("-c", "--config", required=True, help="config file (YAML)")
+    run.add_argument("--listen", help="override agent.listen, e.g. 127.0.0.1:9325")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override agent.log_level")
+
+    check = sub.add_parser("check", help="collect every check once and print the result")
+    check.add_argument("-c", "--config", required=True, help="config file (YAML)")
+    check.add_argument("--format", choices=["table", "json", "prom"], default="table")
+
+    val = sub.add_parser("validate", help="validate a config file and list every error")
+    val.add_argument("-c", "--config", required=True, help="config file (YAML)")
+
+    met = sub.add_parser("metrics", help="print the catalog of every metric mqwatch can export")
+    met.add_argument("--format", choices=["table", "markdown"], default="table")
+
+    demo = sub.add_parser("demo", help="start embedded brokers with an e-commerce workload and run the agent on them")
+    demo.add_argument("--listen", default="127.0.0.1:9325", help="where the agent listens (default 127.0.0.1:9325)")
+    demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: run until Ctrl-C)")
+    demo.add_argument("--with-prometheus", action="store_true", help="also start Prometheus and Alertmanager when installed")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on usage errors and 0 on --help/--version
+        return int(e.code or 0)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    handler = {"run": cmd_run, "check": cmd_check, "validate": cmd_validate, "metrics": cmd_metrics, "demo": cmd_demo}
+    return handler[args.command](args)
+
+
+def _load(path: str):
+    from agent.config import load_config
+    from agent.schema import ConfigErrors
+
+    try:
+        return load_config(path)
+    except ConfigErrors as e:
+        for err in e.errors:
+            print(str(err), file=sys.stderr)
+        print(f"{path}: {len(e.errors)} error(s)", file=sys.stderr)
+        return None
+
+
+def cmd_validate(args) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    print(f"{args.config}: ok ({len(cfg.checks)} checks: {', '.join(c.key for c in cfg.checks)})")
+    return EXIT_OK
+
+
+def cmd_metrics(args) -> int:
+    from agent.metrics import catalog, render_markdown, render_table
+
+    entries = catalog()
+    sys.stdout.write(render_markdown(entries) if args.format == "markdown" else render_table(entries))
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    from agent.app import build_check
+    from agent.exporter import Exporter
+    from agent.scheduler import collect_all
+
+    setup_logging("warning")
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    pairs = [(c, build_check(c)) for c in cfg.checks]
+    try:
+        snaps = collect_all(pairs)
+    finally:
+        for _, check in pairs:
+            try:
+                check.close()
+            except Exception:
+                pass
+    exporter = Exporter()
+    for (c, _), snap in zip(pairs, snaps):
+        exporter.publish(snap, c.kind)
+    if args.format == "prom":
+        sys.stdout.write(exporter.body().decode())
+    elif args.format == "json":
+        json.dump([_snapshot_json(c.kind, s) for (c, _), s in zip(pairs, snaps)], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(_snapshot_table([(c.kind, s) for (c, _), s in zip(pairs, snaps)]))
+    for (c, _), s in zip(pairs, snaps):
+        if not s.ok:
+            print(f"check {c.key} failed: {s.error}", file=sys.stderr)
+    return EXIT_OK if all(s.ok for s in snaps) else EXIT_CHECK_FAILED
+
+
+def _value_json(v):
+    from agent.snapshot import Histogram
+
+    if isinstance(v, Histogram):
+        return {"buckets": [["+Inf" if le == float("inf") else le, c] for le, c in v.buckets], "sum": v.sum, "count": v.count}
+    return v
+
+
+def _snapshot_json(kind, s) -> dict:
+    return {
+        "kind": kind, "name": s.cluster, "ok": s.ok, "error": s.error, "duration_seconds": round(s.duration, 6),
+        "errors": [{"reason": r, "message": m} for r, m in s.errors],
+        "series": [
+            {"metric": name, "labels": {k: v for k, v in labels if k not in ("system", "cluster")}, "value": _value_json(value)}
+            for name, series in sorted(s.families.items()) for labels, value in series
+        ],
+    }
+
+
+def _snapshot_table(items) -> str:
+    out = []
+    for kind, s in items:
+        state = "ok" if s.ok else f"FAILED: {s.error}"
+        out.append(f"== {kind}/{s.cluster}: {state} ({s.duration:.3f}s, {s.series} series)")
+        for reason, message in s.errors:
+            out.append(f"   error[{reason}]: {message}")
+        for name, series in sorted(s.families.items()):
+            for labels, value in sorted(series):
+                lbl = ",".join(f'{k}="{v}"' for k, v in labels if k not in ("system", "cluster"))
+                shown = f"{value:g}" if isinstance(value, float) else f"count={value.count:g} sum={value.sum:g}"
+                out.append(f"   {name}{{{lbl}}} {shown}")
+    return "\n".join(out) + "\n"
+
+
+def cmd_run(args) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    setup_logging(args.log_level or cfg.agent.log_level)
+    return serve(cfg, args.listen or cfg.agent.listen)
+
+
+def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=None) -> int:
+    from agent.app import Agent
+    from agent.server import HTTPServer, split_listen
+
+    agent = Agent(cfg)
+    host, port = split_listen(listen)
+    try:
+        server = HTTPServer(agent, host, port)
+    except OSError as e:
+        log.error("listen_failed address=%s error=%s", listen, e.strerror)
+        print(f"mqwatch: cannot listen on {listen}: {e.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    stop = stop_event or threading.Event()
+    _install_signals(agent, stop)
+    server.start()
+    agent.start()
+    log.info("agent_started listen=%s:%d checks=%d version=%s", host, server.port, len(cfg.checks), __version__)
+    if on_ready:
+        on_ready(server.port)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    log.info("agent_stopping")
+    server.stop()
+    agent.stop()
+    return EXIT_OK
+
+
+def _install_signals(agent, stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=agent.reload, daemon=True).start())
+
+
+def cmd_demo(args) -> int:
+    from agent.demo import run_demo
+
+    setup_logging("info")
+    return run_demo(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

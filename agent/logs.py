@@ -1,0 +1,47 @@
+"""One line per event, logfmt-style, with secrets scrubbed before anything is written."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+
+# Credentials in URLs (redis://user:pass@host, http://user:pass@host) and key=value pairs.
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+_SECRET_PAIR = re.compile(
+    r"(?i)(?P<key>[\w.-]*(?:password|passwd|secret|token|sasl\.jaas\.config|api[_-]?key)[\w.-]*)"
+    r"(?P<sep>['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",}]+)"
+)
+
+
+def scrub(text: str) -> str:
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _SECRET_PAIR.sub(lambda m: f"{m['key']}{m['sep']}***", text)
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        msg = record.getMessage()
+        if record.exc_info:
+            msg += " exception=" + _quote(self.formatException(record.exc_info).replace("\n", " | "))
+        return scrub(f"ts={ts} level={record.levelname.lower()} logger={record.name} event={msg}")
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace('"', "'") + '"'
+
+
+def setup_logging(level: str = "info") -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_mqwatch", False):
+            root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    handler._mqwatch = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    for noisy in ("urllib3", "pulsar", "kafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,94 @@
+"""Immutable results of one collection, and the builder a check fills them with.
+
+The builder enforces the catalog: a check can only emit metrics it declared, with
+exactly the declared labels, so the exported contract cannot drift silently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from agent.metrics import HISTOGRAM, MetricDef
+
+
+@dataclass(frozen=True)
+class Histogram:
+    buckets: tuple[tuple[float, float], ...]  # (upper bound, cumulative count), ending with +Inf
+    sum: float
+
+    @property
+    def count(self) -> float:
+        return self.buckets[-1][1] if self.buckets else 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    system: str
+    cluster: str
+    started: float
+    duration: float
+    ok: bool
+    # metric name -> tuple of (labels as sorted tuple of pairs, value)
+    families: dict = field(default_factory=dict)
+    errors: tuple[tuple[str, str], ...] = ()  # (reason, message), partial or fatal
+    error: str = ""  # the fatal error, when ok is False
+
+    @property
+    def series(self) -> int:
+        return sum(len(v) for v in self.families.values())
+
+    def value(self, name: str, **labels):
+        """The value of one series, or None: for tests and the table/json output."""
+        want = {"system": self.system, "cluster": self.cluster, **labels}
+        for lbls, v in self.families.get(name, ()):
+            d = dict(lbls)
+            if all(d.get(k) == str(val) for k, val in want.items()):
+                return v
+        return None
+
+    def samples(self, name: str):
+        return [(dict(l), v) for l, v in self.families.get(name, ())]
+
+
+class UndeclaredMetric(Exception):
+    pass
+
+
+class SnapshotBuilder:
+    def __init__(self, system: str, cluster: str, metrics: tuple[MetricDef, ...] | list[MetricDef]):
+        self.system, self.cluster = system, cluster
+        self._defs = {m.name: m for m in metrics}
+        self._families: dict[str, dict] = {}
+        self.errors: list[tuple[str, str]] = []
+
+    def add(self, name: str, value, **labels) -> None:
+        d = self._defs.get(name)
+        if d is None:
+            raise UndeclaredMetric(f"{self.system} check emitted {name}, which it does not declare in its metrics")
+        given = set(labels)
+        if not set(d.labels) <= given or not given <= set(d.labels) | set(d.optional_labels):
+            raise UndeclaredMetric(f"{name} takes labels {d.labels + d.optional_labels}, got {tuple(sorted(labels))}")
+        if d.type == HISTOGRAM:
+            if not isinstance(value, Histogram):
+                raise TypeError(f"{name} is a histogram; pass a Histogram")
+        else:
+            value = float(value)
+            if math.isnan(value):
+                return  # a NaN is never an answer a user can act on; absence is honest
+        full = {"system": self.system, "cluster": self.cluster}
+        for k, v in labels.items():
+            if v is not None and v != "":
+                full[k] = str(v)
+            elif k in d.labels:
+                full[k] = ""
+        key = tuple(sorted(full.items()))
+        self._families.setdefault(name, {})[key] = value  # last write wins: no duplicate series
+
+    def error(self, reason: str, message: str) -> None:
+        """A partial failure: counted in mqwatch_collect_errors_total{reason}, collection goes on."""
+        self.errors.append((reason, message))
+
+    def build(self, started: float, duration: float, ok: bool = True, error: str = "") -> Snapshot:
+        families = {name: tuple(series.items()) for name, series in self._families.items()}
+        return Snapshot(self.system, self.cluster, started, duration, ok, families, tuple(self.errors), error)

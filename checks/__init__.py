@@ -1,0 +1,1 @@
+"""Built-in checks, one package per system: kafka, redis, pulsar."""

@@ -1,0 +1,201 @@
+"""The Kafka I/O layer: one cycle's view of the cluster in a constant number of requests.
+
+Per cycle: one metadata request, one ListGroups, one DescribeGroups batch (librdkafka
+groups it by coordinator), the committed offsets of every group issued concurrently
+(librdkafka's admin API takes one group per OffsetFetch, so they are pipelined rather
+than sent one after another), and one ListOffsets each for earliest and latest offsets of
+all partitions (librdkafka groups those by leader). Nothing here is per partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import wait
+from dataclasses import dataclass, field
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from agent.check import CheckError
+
+# The names the Kafka broker itself uses for group states (kafka-consumer-groups.sh prints these).
+GROUP_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance", "Empty", "Dead", "Unknown")
+_STATE_NAMES = {
+    "STABLE": "Stable", "PREPARING_REBALANCING": "PreparingRebalance", "COMPLETING_REBALANCING": "CompletingRebalance",
+    "EMPTY": "Empty", "DEAD": "Dead", "UNKNOWN": "Unknown",
+}
+
+librdkafka_log = logging.getLogger("mqwatch.librdkafka")
+
+
+@dataclass
+class PartitionInfo:
+    leader: int
+    replicas: int
+    in_sync: int
+
+
+@dataclass
+class GroupInfo:
+    state: str = "Unknown"
+    members: int = 0
+    offsets: dict = field(default_factory=dict)  # (topic, partition) -> committed offset
+
+
+@dataclass
+class ClusterView:
+    """What one cycle learned; the check turns it into metrics."""
+
+    brokers: int
+    controller_id: int
+    topics: dict  # topic -> {partition: PartitionInfo}
+    groups: dict  # group id -> GroupInfo
+    end_offsets: dict  # (topic, partition) -> offset
+    start_offsets: dict  # (topic, partition) -> offset
+    observed_at: float  # when the end offsets were read (unix time)
+    errors: list = field(default_factory=list)  # (reason, message) partial failures
+
+
+def _error_reason(err: KafkaError | None) -> str:
+    if err is None:
+        return "broker_error"
+    code = err.code()
+    if code in (KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT):
+        return "timeout"
+    if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError.NETWORK_EXCEPTION):
+        return "connection"
+    if code in (KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._AUTHENTICATION,
+                KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+        return "auth"
+    return "broker_error"
+
+
+def _kafka_error(exc: BaseException) -> KafkaError | None:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    return None
+
+
+class KafkaClient:
+    def __init__(self, bootstrap_servers: list[str], client_config: dict, timeout: float):
+        self.timeout = timeout
+        conf = {
+            **{k: v for k, v in client_config.items()},
+            "bootstrap.servers": ",".join(bootstrap_servers),
+            "client.id": client_config.get("client.id", "mqwatch"),
+            "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
+            "logger": librdkafka_log,
+        }
+        try:
+            self.admin = AdminClient(conf)
+        except KafkaException as e:
+            raise CheckError("config", f"invalid client settings: {e.args[0].str() if _kafka_error(e) else e}") from None
+
+    def close(self) -> None:
+        self.admin.poll(0)
+
+    def fetch_view(self, group_filter, topic_filter) -> ClusterView:
+        """One cycle's reads. Raises CheckError when the cluster can't be reached at all."""
+        deadline = time.monotonic() + self.timeout * 0.9
+        errors: list[tuple[str, str]] = []
+
+        def remaining() -> float:
+            return max(0.1, deadline - time.monotonic())
+
+        try:
+            md = self.admin.list_topics(timeout=remaining())
+        except KafkaException as e:
+            err = _kafka_error(e)
+            raise CheckError(_error_reason(err), f"cannot fetch metadata: {err.str() if err else e}") from None
+        topics = {}
+        for name, t in md.topics.items():
+            if t.error is not None or not topic_filter(name):
+                continue
+            topics[name] = {
+                p.id: PartitionInfo(p.leader, len(p.replicas), len(p.isrs)) for p in t.partitions.values()
+            }
+
+        groups = self._groups(group_filter, remaining, errors)
+        partitions = [TopicPartition(t, p) for t, parts in topics.items() for p in parts]
+        # Both offset lists are requested before either is awaited, so they travel together.
+        latest_f = self._list_offsets(partitions, OffsetSpec.latest(), remaining)
+        earliest_f = self._list_offsets(partitions, OffsetSpec.earliest(), remaining)
+        end = self._offsets_result(latest_f, remaining, errors, "end")
+        observed_at = time.time()
+        start = self._offsets_result(earliest_f, remaining, errors, "start")
+        self.admin.poll(0)  # deliver librdkafka's log lines to our logger
+        return ClusterView(
+            brokers=len(md.brokers),
+            controller_id=md.controller_id if md.controller_id is not None else -1,
+            topics=topics, groups=groups, end_offsets=end, start_offsets=start,
+            observed_at=observed_at, errors=errors,
+        )
+
+    def _groups(self, group_filter, remaining, errors) -> dict:
+        try:
+            listing = self.admin.list_consumer_groups(request_timeout=remaining()).result(timeout=remaining())
+        except KafkaException as e:
+            err = _kafka_error(e)
+            raise CheckError(_error_reason(err), f"cannot list consumer groups: {err.str() if err else e}") from None
+        for err in listing.errors or ():
+            errors.append(("list_groups", f"listing groups: {err}"))
+        ids = sorted({g.group_id for g in listing.valid if group_filter(g.group_id)})
+        groups = {gid: GroupInfo() for gid in ids}
+        if not ids:
+            return groups
+        describe = self.admin.describe_consumer_groups(ids, request_timeout=remaining())
+        offsets = {
+            gid: self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid)], request_timeout=remaining())[gid]
+            for gid in ids
+        }
+        wait(list(describe.values()) + list(offsets.values()), timeout=remaining())
+        for gid in ids:
+            info = groups[gid]
+            try:
+                d = describe[gid].result(timeout=0)
+                info.state = _STATE_NAMES.get(d.state.name, "Unknown")
+                info.members = len(d.members or ())
+            except Exception as e:
+                errors.append(("describe_group", f"group {gid}: {_describe_exc(e)}"))
+            try:
+                res = offsets[gid].result(timeout=0)
+                for tp in res.topic_partitions or ():
+                    if tp.error is None and tp.offset >= 0:
+                        info.offsets[(tp.topic, tp.partition)] = tp.offset
+            except Exception as e:
+                errors.append(("group_offsets", f"group {gid}: {_describe_exc(e)}"))
+                info.offsets = None  # unknown, not "no offsets": emit no lag for it this cycle
+        return groups
+
+    def _list_offsets(self, partitions, spec, remaining):
+        if not partitions:
+            return {}
+        return self.admin.list_offsets({tp: spec for tp in partitions}, request_timeout=remaining())
+
+    def _offsets_result(self, futures: dict, remaining, errors, which: str) -> dict:
+        out = {}
+        if not futures:
+            return out
+        wait(list(futures.values()), timeout=remaining())
+        failed: dict[str, int] = {}
+        first_error: dict[str, str] = {}
+        for tp, f in futures.items():
+            try:
+                out[(tp.topic, tp.partition)] = f.result(timeout=0).offset
+            except Exception as e:
+                failed[tp.topic] = failed.get(tp.topic, 0) + 1
+                first_error.setdefault(tp.topic, _describe_exc(e))
+        for topic, n in failed.items():  # e.g. a topic deleted during collection
+            errors.append(("partition_offsets", f"topic {topic}: {which} offsets of {n} partition(s) unavailable: {first_error[topic]}"))
+        return out
+
+
+def _describe_exc(e: BaseException) -> str:
+    err = _kafka_error(e)
+    if err is not None:
+        return err.str()
+    if type(e).__name__ == "TimeoutError" or "Timeout" in type(e).__name__:
+        return "timed out"
+    return f"{type(e).__name__}: {e}"

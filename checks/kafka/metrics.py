@@ -1,0 +1,31 @@
+"""Every metric the Kafka check emits: the shared contract plus Kafka-only broker health."""
+
+from agent import metrics as m
+from agent.metrics import MetricDef, GAUGE
+
+CONTROLLER_ID = MetricDef("mqwatch_kafka_controller_id", GAUGE, "Broker id of the active controller; -1 when none is known.",
+                          example="changes(mqwatch_kafka_controller_id[1h]) > 3")
+TOPIC_PARTITIONS = MetricDef("mqwatch_kafka_topic_partitions", GAUGE, "Partitions of this topic.", ("queue",))
+UNDER_REPLICATED = MetricDef(
+    "mqwatch_kafka_under_replicated_partitions", GAUGE,
+    "Partitions of this topic whose in-sync replicas are fewer than their replicas.", ("queue",),
+    example="sum by (cluster, queue) (mqwatch_kafka_under_replicated_partitions) > 0",
+)
+OFFLINE = MetricDef(
+    "mqwatch_kafka_offline_partitions", GAUGE, "Partitions of this topic without a leader.", ("queue",),
+    example="sum by (cluster) (mqwatch_kafka_offline_partitions) > 0",
+)
+
+METRICS = (
+    m.CONSUMER_LAG_MESSAGES,
+    m.PARTITION_LAG_MESSAGES,
+    m.CONSUMER_MEMBERS,
+    m.CONSUMER_STATE,
+    m.QUEUE_MESSAGES,
+    m.QUEUE_PRODUCED,
+    m.BROKERS,
+    CONTROLLER_ID,
+    TOPIC_PARTITIONS,
+    UNDER_REPLICATED,
+    OFFLINE,
+)

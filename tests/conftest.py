@@ -1,0 +1,42 @@
+"""Real brokers on loopback, started once per test session and stopped after it."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.embedded import start_pulsar_lite, start_redis, start_tansu
+
+
+@pytest.fixture(scope="session")
+def tansu():
+    broker = start_tansu()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tansu) -> str:
+    return tansu.address
+
+
+@pytest.fixture
+def fresh_tansu():
+    """A broker of the test's own, for tests that stop or freeze it."""
+    broker = start_tansu()
+    yield broker
+    broker.resume()
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    broker = start_redis()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pulsar_lite():
+    broker = start_pulsar_lite()
+    yield broker
+    broker.stop()
