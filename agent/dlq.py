@@ -1,0 +1,102 @@
+"""Dead-letter bookkeeping shared by every system: arrivals that never go down, and reasons.
+
+- ArrivalCounter turns what a broker lets us see (a monotonic produce counter that may
+  reset, or only the current size) into `mqwatch_dlq_messages_total`, which must not
+  drop when retention or a consumer removes dead letters.
+- ReasonCounts counts sampled dead letters by failure reason with a bounded label set:
+  the top K reasons by count, everything else as `other`.
+"""
+
+from __future__ import annotations
+
+import re
+
+OTHER = "other"
+UNKNOWN = "unknown"
+MAX_REASON_LENGTH = 120
+_MAX_TRACKED_REASONS = 1000
+
+
+class ArrivalCounter:
+    def __init__(self):
+        self._last: dict = {}
+        self._total: dict = {}
+
+    def observe_counter(self, key, value: float) -> float:
+        """A source counter (Kafka high watermarks, Pulsar msgInCounter); a drop means it reset."""
+        last = self._last.get(key)
+        delta = value if last is None or value < last else value - last
+        return self._bump(key, value, delta)
+
+    def observe_level(self, key, value: float) -> float:
+        """Only the current size is known: count its increases (a drop is removals, not a reset)."""
+        last = self._last.get(key)
+        delta = value if last is None else max(0.0, value - last)
+        return self._bump(key, value, delta)
+
+    def add(self, key, n: float, level: float | None = None) -> float:
+        """Arrivals counted directly (for example entries newer than the last one seen)."""
+        return self._bump(key, self._last.get(key, 0.0) if level is None else level, n)
+
+    def total(self, key) -> float | None:
+        return self._total.get(key)
+
+    def _bump(self, key, observed: float, delta: float) -> float:
+        self._last[key] = observed
+        self._total[key] = self._total.get(key, 0.0) + max(0.0, delta)
+        return self._total[key]
+
+    def retain(self, keys) -> None:
+        keys = set(keys)
+        for d in (self._last, self._total):
+            for k in list(d):
+                if k not in keys:
+                    del d[k]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def normalize_reason(raw) -> str:
+    """A short, printable label value from whatever a header or payload carried."""
+    if raw is None:
+        return UNKNOWN
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw[: MAX_REASON_LENGTH * 4]).decode("utf-8", errors="replace")
+    text = _CONTROL.sub(" ", str(raw)).strip()
+    if not text:
+        return UNKNOWN
+    if len(text) > MAX_REASON_LENGTH:
+        text = text[: MAX_REASON_LENGTH - 1] + "…"
+    return text
+
+
+class ReasonCounts:
+    def __init__(self, top_k: int = 20):
+        self.top_k = top_k
+        self._counts: dict = {}  # dlq -> {reason: count}
+
+    def add(self, dlq, reason, n: int = 1) -> None:
+        counts = self._counts.setdefault(dlq, {})
+        reason = normalize_reason(reason)
+        if reason not in counts and len(counts) >= _MAX_TRACKED_REASONS:
+            reason = OTHER
+        counts[reason] = counts.get(reason, 0) + n
+
+    def top(self, dlq) -> dict:
+        counts = self._counts.get(dlq, {})
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        keep = dict(ranked[: self.top_k])
+        rest = sum(v for _, v in ranked[self.top_k:])
+        if rest:
+            keep[OTHER] = keep.get(OTHER, 0) + rest
+        return keep
+
+    def dlqs(self):
+        return list(self._counts)
+
+    def retain(self, dlqs) -> None:
+        dlqs = set(dlqs)
+        for k in list(self._counts):
+            if k not in dlqs:
+                del self._counts[k]
