@@ -85,14 +85,11 @@ def machine() -> str:
         mem = "RAM unknown"
     versions = [f"Python {platform.python_version()}"]
     try:
-        import confluent_kafka
-
-        versions.append(f"confluent-kafka {confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})")
-    except Exception:
-        pass
-    try:
         from importlib.metadata import version
 
+        import confluent_kafka
+
+        versions.append(f"confluent-kafka {version('confluent-kafka')} (librdkafka {confluent_kafka.libversion()[0]})")
         versions.append(f"prometheus-client {version('prometheus-client')}")
     except Exception:
         pass
