@@ -64,6 +64,60 @@ def stop_parts(parts: list[DemoPart]) -> None:
             log.warning("demo_stop_failed part=%s error=%r", part.name, e)
 
 
+DEMO_ALERTMANAGER = """
+route:
+  receiver: demo
+  group_by: [alertname, cluster]
+  group_wait: 10s
+  group_interval: 1m
+  repeat_interval: 1h
+receivers:
+  - name: demo
+"""
+
+
+def rules_text() -> str | None:
+    """The shipped Prometheus rules, from the installed `alerts` package or the checkout."""
+    from importlib import resources
+
+    try:
+        return resources.files("alerts").joinpath("mqwatch.rules.yml").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+
+
+def start_prometheus_part(listen: str) -> DemoPart:
+    from agent.embedded import start_alertmanager, start_prometheus
+
+    port = listen.rpartition(":")[2]
+    alertmanager = start_alertmanager(DEMO_ALERTMANAGER)
+    rules = rules_text()
+    prom_config = {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+        "scrape_configs": [{"job_name": "mqwatch", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.address]}]}]},
+    }
+    if rules:
+        prom_config["rule_files"] = ["mqwatch.rules.yml"]
+    try:
+        prometheus = start_prometheus(yaml.safe_dump(prom_config), {"mqwatch.rules.yml": rules} if rules else None)
+    except Exception:
+        alertmanager.stop()
+        raise
+
+    def stop():
+        prometheus.stop()
+        alertmanager.stop()
+
+    return DemoPart(
+        name="prometheus and alertmanager",
+        checks=[],
+        describe=["Prometheus scrapes the agent every 5s" + (" and evaluates mqwatch's alert rules" if rules else "")],
+        stop=stop,
+        urls={"prometheus": prometheus.extra["url"] + "/alerts", "alertmanager": alertmanager.extra["url"]},
+    )
+
+
 def run_demo(args) -> int:
     from agent.cli import serve
 
@@ -78,6 +132,11 @@ def run_demo(args) -> int:
     with open(config_path, "w") as fh:
         yaml.safe_dump(doc, fh, sort_keys=False)
     stop = threading.Event()
+    if getattr(args, "with_prometheus", False):
+        try:
+            parts.append(start_prometheus_part(args.listen))
+        except BrokerUnavailable as e:
+            print(f"[demo] not starting Prometheus/Alertmanager: {e}", file=sys.stderr)
     if args.duration:
         threading.Timer(args.duration, stop.set).start()
 
