@@ -20,6 +20,7 @@ import yaml
 
 from agent.config import load_config
 from agent.embedded import BrokerUnavailable
+from agent.registry import known_kinds
 
 log = logging.getLogger("mqwatch.demo")
 
@@ -44,7 +45,7 @@ def start_parts(only: list[str] | None = None) -> list[DemoPart]:
         except ModuleNotFoundError:
             continue  # that system has no demo part in this build
         kind = module_name.split(".")[1]
-        if only and kind not in only:
+        if (only and kind not in only) or kind not in known_kinds():
             continue
         try:
             parts.append(module.start_demo())
