@@ -37,6 +37,26 @@ class DemoPart:
     urls: dict = field(default_factory=dict)
 
 
+class Workload:
+    """A demo part's traffic threads, started and stopped together."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, *targets: Callable[[], None]) -> None:
+        for target in targets:
+            t = threading.Thread(target=target, daemon=True, name=f"demo-{self.name}-{target.__name__}")
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 12.0) -> None:
+        self.stopping.set()
+        for t in self._threads:
+            t.join(timeout=timeout)
+
+
 def start_parts(only: list[str] | None = None) -> list[DemoPart]:
     parts: list[DemoPart] = []
     for module_name in DEMO_PARTS:

@@ -8,9 +8,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 
-from agent.demo import DemoPart
+from agent.demo import DemoPart, Workload
 from agent.embedded import start_tansu
 
 ORDERS, PAYMENTS = "orders", "payments"
@@ -28,7 +27,8 @@ def start_demo() -> DemoPart:
     admin = AdminClient({"bootstrap.servers": bootstrap, "logger": log})
     for f in admin.create_topics([NewTopic(ORDERS, 3, 1), NewTopic(PAYMENTS, 1, 1)]).values():
         f.result(timeout=10)
-    stop = threading.Event()
+    workload = Workload("kafka")
+    stop = workload.stopping
     # tansu counts one offset per record batch: one record per batch keeps counts honest.
     producer = Producer({"bootstrap.servers": bootstrap, "batch.num.messages": 1, "linger.ms": 0, "logger": log})
 
@@ -73,16 +73,13 @@ def start_demo() -> DemoPart:
     # fraud-check committed its position at the start, then its service died.
     Consumer({"bootstrap.servers": bootstrap, "group.id": "fraud-check", "logger": log}).commit(
         offsets=[TopicPartition(ORDERS, p, 0) for p in range(3)], asynchronous=False)
-    threads = [threading.Thread(target=produce, daemon=True, name="demo-kafka-producer"),
-               threading.Thread(target=fast_consumer, daemon=True, name="demo-kafka-inventory"),
-               threading.Thread(target=committer, args=("analytics", 1), daemon=True, name="demo-kafka-analytics")]
-    for t in threads:
-        t.start()
+    def analytics():
+        committer("analytics", 1)
+
+    workload.start(produce, fast_consumer, analytics)
 
     def stop_all():
-        stop.set()
-        for t in threads:
-            t.join(timeout=12)
+        workload.stop()
         broker.stop()
 
     return DemoPart(

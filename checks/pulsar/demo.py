@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 
-from agent.demo import DemoPart
+from agent.demo import DemoPart, Workload
 from agent.embedded import start_pulsar_lite
 
 TOPIC = "persistent://public/default/deliveries"
@@ -23,7 +22,8 @@ def start_demo() -> DemoPart:
 
     broker = start_pulsar_lite()
     client = pulsar.Client(broker.extra["service_url"], logger=log, operation_timeout_seconds=10)
-    stop = threading.Event()
+    workload = Workload("pulsar")
+    stop = workload.stopping
     rng = random.Random(11)
     try:
         client.subscribe(TOPIC, "notifications", consumer_type=pulsar.ConsumerType.Shared).close()
@@ -55,14 +55,10 @@ def start_demo() -> DemoPart:
             else:
                 consumer.acknowledge(msg)
 
-    threads = [threading.Thread(target=f, daemon=True, name=f"demo-pulsar-{f.__name__}") for f in (dispatch, deliver)]
-    for t in threads:
-        t.start()
+    workload.start(dispatch, deliver)
 
     def stop_all():
-        stop.set()
-        for t in threads:
-            t.join(timeout=5)
+        workload.stop()
         client.close()
         broker.stop()
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
 
-from agent.demo import DemoPart
+from agent.demo import DemoPart, Workload
 from agent.embedded import start_redis
 
 POLLER_LIFETIME_SECONDS = 40
@@ -32,7 +31,8 @@ def start_demo() -> DemoPart:
     r.xgroup_create("stream:payments", "payment-service", id="0", mkstream=True)
     r.xgroup_create("stream:payments", "ledger", id="0")
     r.sadd("queues", "mailers")
-    stop = threading.Event()
+    workload = Workload("redis")
+    stop = workload.stopping
     rng = random.Random(7)
     started = time.time()
 
@@ -92,15 +92,10 @@ def start_demo() -> DemoPart:
             for _, entries in got or ():
                 r.xack("stream:payments", "ledger", *[e for e, _ in entries])
 
-    threads = [threading.Thread(target=f, daemon=True, name=f"demo-redis-{f.__name__}")
-               for f in (shop, inventory_worker, timeout_poller, payment_service, ledger)]
-    for t in threads:
-        t.start()
+    workload.start(shop, inventory_worker, timeout_poller, payment_service, ledger)
 
     def stop_all():
-        stop.set()
-        for t in threads:
-            t.join(timeout=5)
+        workload.stop()
         broker.stop()
 
     return DemoPart(
