@@ -91,7 +91,7 @@ def test_rules_read_only_metrics_in_the_catalog():
 
 
 def test_pending_check_metric_names_are_removed_once_a_check_declares_them():
-    assert not (PENDING_CHECK_METRICS & catalog_names()), "now in the catalog: drop from PENDING_CHECK_METRICS"
+    assert not (set(PENDING_CHECK_METRICS) & catalog_names()), "now in the catalog: drop from PENDING_CHECK_METRICS"
 
 
 @needs_promtool
