@@ -103,7 +103,7 @@ class Exporter:
 
     def publish(self, snap: Snapshot, kind: str | None = None) -> None:
         kind = kind or snap.system
-        rendered = render_snapshot(snap, self._defs) if snap.ok else {}  # outside the lock: scrapes never wait
+        rendered = render_snapshot(snap, self._def) if snap.ok else {}  # outside the lock: scrapes never wait
         with self._lock:
             st = self._states.get(f"{kind}/{snap.cluster}")
             if st is None:
@@ -132,6 +132,9 @@ class Exporter:
         with self._lock:
             self._body, self._gzip = body, gz
 
+    def _def(self, name: str) -> MetricDef:
+        return self._defs.get(name) or MetricDef(name, GAUGE, "Undocumented metric.")  # never fail a render
+
     def body(self, want_gzip: bool = False) -> bytes:
         return self._gzip if want_gzip else self._body
 
@@ -155,7 +158,7 @@ class Exporter:
             for name, text in st.rendered.items():
                 merged[name].append(text)
         for name in sorted(merged):
-            d = self._defs[name]
+            d = self._def(name)
             parts.append(header(name, family_type(d.type), d.help))
             parts.extend(merged[name])
         return "".join(parts)
@@ -186,7 +189,7 @@ class Exporter:
             for name, series in st.snapshot.families.items():
                 merged[name].extend(series)
         for name in sorted(merged):
-            d = self._defs.get(name) or MetricDef(name, GAUGE, "Undocumented metric.")  # never fail a render
+            d = self._def(name)
             fam = _family(name, d.type, d.help)
             for labels, value in merged[name]:
                 lbl = dict(labels)

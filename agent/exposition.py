@@ -66,6 +66,8 @@ def _histogram_lines(name: str, labels, h) -> str:
     return "".join(lines)
 
 
-def render_snapshot(snapshot, defs: dict) -> dict[str, str]:
-    """Metric name -> its rendered sample lines, for one snapshot (done once per snapshot)."""
-    return {name: render_samples(name, defs[name].type, series) for name, series in snapshot.families.items()}
+def render_snapshot(snapshot, metric_def) -> dict[str, str]:
+    """Metric name -> its rendered sample lines, for one snapshot (done once per snapshot).
+
+    `metric_def(name)` gives the MetricDef of a name (its type decides the layout)."""
+    return {name: render_samples(name, metric_def(name).type, series) for name, series in snapshot.families.items()}

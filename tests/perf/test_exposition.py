@@ -88,3 +88,14 @@ def test_one_checks_publish_keeps_the_other_checks_series():
     assert 't_lag_messages{cluster="a",consumer="c",queue="q",system="kafka"} 3.0' in text
     assert 't_lag_messages{cluster="b",consumer="c",queue="q",system="kafka"} 2.0' in text
     assert text.count("# TYPE t_lag_messages gauge") == 1
+
+
+def test_a_metric_missing_from_the_catalog_is_still_rendered_like_generate_latest():
+    from agent.snapshot import Snapshot
+
+    exporter = Exporter(metric_defs=ALL_DEFS, process_metrics=False)
+    labels = (("cluster", "shop"), ("system", "kafka"))
+    exporter.publish(Snapshot("kafka", "shop", 0.0, 0.1, True, {"t_plugin_extra": ((labels, 4.0),)}))
+    body = exporter.body()
+    assert body == generate_latest(exporter)
+    assert b'# HELP t_plugin_extra Undocumented metric.\n' in body
