@@ -60,30 +60,34 @@ class SnapshotBuilder:
         self.system, self.cluster = system, cluster
         self._defs = {m.name: m for m in metrics}
         self._families: dict[str, dict] = {}
+        self._checked: set[tuple] = set()  # (metric, label names) already validated: add() is hot
         self.errors: list[tuple[str, str]] = []
 
     def add(self, name: str, value, **labels) -> None:
         d = self._defs.get(name)
         if d is None:
             raise UndeclaredMetric(f"{self.system} check emitted {name}, which it does not declare in its metrics")
-        given = set(labels)
-        if not set(d.labels) <= given or not given <= set(d.labels) | set(d.optional_labels):
-            raise UndeclaredMetric(f"{name} takes labels {d.labels + d.optional_labels}, got {tuple(sorted(labels))}")
+        shape = (name, *labels)
+        if shape not in self._checked:
+            given = set(labels)
+            if not set(d.labels) <= given or not given <= set(d.labels) | set(d.optional_labels):
+                raise UndeclaredMetric(f"{name} takes labels {d.labels + d.optional_labels}, got {tuple(sorted(labels))}")
+            self._checked.add(shape)
         if d.type == HISTOGRAM:
             if not isinstance(value, Histogram):
                 raise TypeError(f"{name} is a histogram; pass a Histogram")
         else:
             value = float(value)
-            if math.isnan(value):
+            if value != value:
                 return  # a NaN is never an answer a user can act on; absence is honest
-        full = {"system": self.system, "cluster": self.cluster}
+        full = [("system", self.system), ("cluster", self.cluster)]
         for k, v in labels.items():
             if v is not None and v != "":
-                full[k] = str(v)
+                full.append((k, v if type(v) is str else str(v)))
             elif k in d.labels:
-                full[k] = ""
-        key = tuple(sorted(full.items()))
-        self._families.setdefault(name, {})[key] = value  # last write wins: no duplicate series
+                full.append((k, ""))
+        full.sort()
+        self._families.setdefault(name, {})[tuple(full)] = value  # last write wins: no duplicate series
 
     def error(self, reason: str, message: str) -> None:
         """A partial failure: counted in mqwatch_collect_errors_total{reason}, collection goes on."""

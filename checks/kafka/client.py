@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from concurrent.futures import wait
 from dataclasses import dataclass, field
 
@@ -36,6 +37,10 @@ librdkafka_log = logging.getLogger("mqwatch.librdkafka")
 # docs/benchmarks.md); batches of this size keep it linear (30k in 0.5 s) for a few more
 # pipelined requests.
 OFFSETS_PER_REQUEST = 1000
+# Batches in flight at once. list_offsets returns a Future per partition (~1.5 KB of Python
+# each); holding all of them (10k partitions, earliest and latest) cost 40 MB of peak
+# memory. A window keeps the requests pipelined while bounding what is held.
+OFFSET_BATCHES_IN_FLIGHT = 4
 
 
 @dataclass
@@ -126,19 +131,21 @@ class KafkaClient:
                 p.id: PartitionInfo(p.leader, len(p.replicas), len(p.isrs)) for p in t.partitions.values()
             }
 
+        brokers, controller_id = len(md.brokers), md.controller_id if md.controller_id is not None else -1
+        del md  # 10k partitions' metadata objects are not needed past this point
+
         pending_groups = self._request_groups(group_filter, remaining, errors)
         partitions = [TopicPartition(t, p) for t, parts in topics.items() for p in parts]
-        # All offset requests are sent before any is awaited, so they travel together.
-        latest_f = self._list_offsets(partitions, OffsetSpec.latest(), remaining)
-        earliest_f = self._list_offsets(partitions, OffsetSpec.earliest(), remaining)
-        end = self._offsets_result(latest_f, remaining, errors, "end")
-        observed_at = time.time()
-        start = self._offsets_result(earliest_f, remaining, errors, "start")
-        groups = self._group_results(pending_groups, remaining, errors)
+        # One (topic, partition) key object per partition, shared by every group's offsets and
+        # the end/start maps: 100k committed offsets then hold no key tuples or topic strings
+        # of their own (about 10 MB less at 10k partitions x 50 groups).
+        keys = {(t, p): (t, p) for t, parts in topics.items() for p in parts}
+        # The offset batches travel while the broker is still answering the group requests.
+        end, start, observed_at = self._read_offsets(partitions, keys, remaining, errors)
+        groups = self._group_results(pending_groups, keys, remaining, errors)
         self.admin.poll(0)  # deliver librdkafka's log lines to our logger
         return ClusterView(
-            brokers=len(md.brokers),
-            controller_id=md.controller_id if md.controller_id is not None else -1,
+            brokers=brokers, controller_id=controller_id,
             topics=topics, groups=groups, end_offsets=end, start_offsets=start,
             observed_at=observed_at, errors=errors,
         )
@@ -162,7 +169,7 @@ class KafkaClient:
         }
         return ids, describe, offsets
 
-    def _group_results(self, pending, remaining, errors) -> dict:
+    def _group_results(self, pending, keys, remaining, errors) -> dict:
         ids, describe, offsets = pending
         groups = {gid: GroupInfo() for gid in ids}
         wait(list(describe.values()) + list(offsets.values()), timeout=remaining())
@@ -175,38 +182,43 @@ class KafkaClient:
             except Exception as e:
                 errors.append(("describe_group", f"group {gid}: {_describe_exc(e)}"))
             try:
-                res = offsets[gid].result(timeout=0)
+                res = offsets.pop(gid).result(timeout=0)  # popped: each reply is freed once read
                 for tp in res.topic_partitions or ():
                     if tp.error is None and tp.offset >= 0:
-                        info.offsets[(tp.topic, tp.partition)] = tp.offset
+                        key = (tp.topic, tp.partition)
+                        info.offsets[keys.get(key, key)] = tp.offset
             except Exception as e:
                 errors.append(("group_offsets", f"group {gid}: {_describe_exc(e)}"))
                 info.offsets = None  # unknown, not "no offsets": emit no lag for it this cycle
         return groups
 
-    def _list_offsets(self, partitions, spec, remaining):
-        futures: dict = {}
+    def _read_offsets(self, partitions, keys, remaining, errors) -> tuple[dict, dict, float]:
+        """End and start offsets of every partition: (end, start, time the end offsets were read)."""
+        found: dict[str, dict] = {"end": {}, "start": {}}
+        failed: dict[tuple[str, str], list] = {}  # (which, topic) -> [partitions, first error]
+        in_flight: deque = deque()
+
+        def settle(which: str, futures: dict) -> None:
+            wait(list(futures.values()), timeout=remaining())
+            out = found[which]
+            for tp, f in futures.items():
+                try:
+                    out[keys[(tp.topic, tp.partition)]] = f.result(timeout=0).offset
+                except Exception as e:
+                    failed.setdefault((which, tp.topic), [0, _describe_exc(e)])[0] += 1
+
         for i in range(0, len(partitions), OFFSETS_PER_REQUEST):
             batch = partitions[i:i + OFFSETS_PER_REQUEST]
-            futures.update(self.admin.list_offsets({tp: spec for tp in batch}, request_timeout=remaining()))
-        return futures
-
-    def _offsets_result(self, futures: dict, remaining, errors, which: str) -> dict:
-        out = {}
-        if not futures:
-            return out
-        wait(list(futures.values()), timeout=remaining())
-        failed: dict[str, int] = {}
-        first_error: dict[str, str] = {}
-        for tp, f in futures.items():
-            try:
-                out[(tp.topic, tp.partition)] = f.result(timeout=0).offset
-            except Exception as e:
-                failed[tp.topic] = failed.get(tp.topic, 0) + 1
-                first_error.setdefault(tp.topic, _describe_exc(e))
-        for topic, n in failed.items():  # e.g. a topic deleted during collection
-            errors.append(("partition_offsets", f"topic {topic}: {which} offsets of {n} partition(s) unavailable: {first_error[topic]}"))
-        return out
+            for which, spec in (("end", OffsetSpec.latest()), ("start", OffsetSpec.earliest())):
+                in_flight.append((which, self.admin.list_offsets({tp: spec for tp in batch}, request_timeout=remaining())))
+            while len(in_flight) > OFFSET_BATCHES_IN_FLIGHT:
+                settle(*in_flight.popleft())
+        while in_flight:
+            settle(*in_flight.popleft())
+        observed_at = time.time()
+        for (which, topic), (n, first_error) in failed.items():  # e.g. a topic deleted during collection
+            errors.append(("partition_offsets", f"topic {topic}: {which} offsets of {n} partition(s) unavailable: {first_error}"))
+        return found["end"], found["start"], observed_at
 
 
 def _describe_exc(e: BaseException) -> str:
