@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import platform
 import threading
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from prometheus_client import ProcessCollector
@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 
 from agent import __version__
+from agent.history import SeriesHistory
 from agent.memtrim import release_free_memory
 from agent.exposition import family_type, header, label_string, format_value, render_snapshot
 from agent.metrics import (
@@ -46,7 +47,7 @@ class CheckState:
     last_error: str = ""
     completed: int = 0
     errors_total: dict = field(default_factory=lambda: defaultdict(float))
-    history: dict = field(default_factory=dict)  # (metric, labels) -> deque[(ts, value)]
+    history: SeriesHistory = field(default_factory=lambda: SeriesHistory(HISTORY_POINTS))  # (metric, labels) -> points
     rendered: dict = field(default_factory=dict)  # metric name -> sample lines of `snapshot`
 
     @property
@@ -251,17 +252,6 @@ _HISTORY_METRICS = (
 
 
 def _record_history(st: CheckState, snap: Snapshot) -> None:
-    now = snap.started + snap.duration
-    seen = set()
-    for name in _HISTORY_METRICS:
-        for labels, value in snap.families.get(name, ()):
-            key = (name, labels)
-            seen.add(key)
-            dq = st.history.get(key)
-            if dq is None:
-                dq = st.history[key] = deque(maxlen=HISTORY_POINTS)
-            dq.append((now, value))
-    for key in list(st.history):
-        if key not in seen:
-            del st.history[key]
-
+    st.history.record(snap.started + snap.duration, (
+        ((name, labels), value) for name in _HISTORY_METRICS for labels, value in snap.families.get(name, ())
+    ))

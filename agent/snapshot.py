@@ -6,7 +6,6 @@ exactly the declared labels, so the exported contract cannot drift silently.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from agent.metrics import HISTOGRAM, MetricDef
