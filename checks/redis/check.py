@@ -15,6 +15,9 @@ from checks.redis.keyspace import DlqPatterns, read_keys
 from checks.redis.metrics import METRICS
 from checks.redis.model import View
 
+# The types that carry queue meaning; SCAN filters by them so no per-key TYPE is needed.
+TYPES = ("list", "zset", "stream")
+
 
 class RedisCheck(Check):
     kind = "redis"
@@ -56,11 +59,16 @@ class RedisCheck(Check):
         o, now = self.options, time.time()
         frameworks = set(o.frameworks)
         patterns = list(o["keys"]) + list(o.dlq_keys)
+        discovery = []
         if "bullmq" in frameworks:
-            patterns += bullmq.discovery_patterns(o.bullmq_prefix)
+            discovery += bullmq.discovery_patterns(o.bullmq_prefix)
         if "celery" in frameworks:
-            patterns.append(celery.BINDING_PATTERN)
-        scan = client.scan(patterns, o.scan_count, o.max_keys)
+            discovery.append(celery.BINDING_PATTERN)
+        scan = client.scan(patterns, o.scan_count, o.max_keys, types=TYPES)
+        if not scan.exceeded and discovery:
+            more = client.scan(discovery, o.scan_count, o.max_keys - len(scan.keys))
+            scan = type(scan)({**more.keys, **scan.keys}, more.exceeded)
+        patterns += discovery
         out.add("mqwatch_redis_keys_scanned", len(scan.keys))
         out.add("mqwatch_redis_key_budget_exceeded", 1 if scan.exceeded else 0)
         if scan.exceeded:
@@ -85,7 +93,7 @@ class RedisCheck(Check):
         owned |= rq.owned_keys(found.get("rq") or [])
         owned |= celery.owned_keys(found.get("celery") or [])
         bull_owns = bullmq.owns(o.bullmq_prefix, bull_queues)
-        generic = [k for k in scan.keys if k not in owned and not bull_owns(k)]
+        generic = [(k, t) for k, t in scan.keys.items() if t is not None and k not in owned and not bull_owns(k)]
 
         read_keys(rounds, generic, o, self._dlq_patterns, self._cursors, now, view)
         if found.get("sidekiq"):

@@ -85,33 +85,42 @@ class RedisClient:
     def info(self) -> dict:
         return self.guard(lambda: self.redis.info())
 
-    def scan(self, patterns, count: int, budget: int) -> "ScanResult":
-        """Keys matching any pattern, at most `budget` of them, by SCAN MATCH COUNT (never KEYS)."""
-        seen: dict[bytes, None] = {}
+    def scan(self, patterns, count: int, budget: int, types=(None,)) -> "ScanResult":
+        """Keys matching any pattern, with their type, at most `budget` of them (never KEYS).
+
+        With types, each pattern is scanned once per type with SCAN's TYPE filter (Redis 6+),
+        so the server says what each key is and no TYPE round trip per key is needed.
+        """
+        seen: dict = {}
         exceeded = False
         for pattern in patterns:
-            if not _has_glob(pattern):  # a literal name needs no scan: TYPE will tell if it exists
-                seen.setdefault(pattern.encode(), None)
-            else:
-                cursor = 0
-                while True:
-                    cursor, keys = self.guard(lambda: self.redis.scan(cursor, match=pattern, count=count))
-                    for k in keys:
-                        seen.setdefault(k, None)
-                    if len(seen) > budget:
-                        exceeded = True
-                        break
-                    if cursor == 0:
-                        break
+            for kind in types:
+                if not _has_glob(pattern):  # a literal name needs no scan: the reads tell if it exists
+                    key = pattern.encode()
+                    if kind is None or self.guard(lambda: self.redis.type(key)).decode() == kind:
+                        seen.setdefault(key, kind)
+                else:
+                    cursor = 0
+                    while True:
+                        cursor, keys = self.guard(
+                            lambda: self.redis.scan(cursor, match=pattern, count=count, _type=kind))
+                        for k in keys:
+                            seen.setdefault(k, kind)
+                        if len(seen) > budget:
+                            exceeded = True
+                            break
+                        if cursor == 0:
+                            break
+                if exceeded:
+                    break
             if exceeded:
                 break
-        keys = list(seen)
-        return ScanResult(keys[:budget], exceeded)
+        return ScanResult(dict(list(seen.items())[:budget]), exceeded)
 
 
 @dataclass
 class ScanResult:
-    keys: list
+    keys: dict  # key -> type (None when scanned without a type filter)
     exceeded: bool
 
 

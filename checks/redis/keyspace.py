@@ -1,4 +1,4 @@
-"""Keys matched by the `keys` and `dlq_keys` patterns: each key's type decides its meaning.
+"""Keys matched by the `keys` and `dlq_keys` patterns: each key's type (from SCAN TYPE) decides its meaning.
 
 LIST -> queue (or in-flight list of a reliable queue), ZSET -> due-time delayed queue,
 STREAM -> stream with consumer groups; any of them matched by `dlq_keys` -> a DLQ.
@@ -65,29 +65,21 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
     clock = ScoreClock(options.delayed_score)
     suffix = options.processing_suffix.encode()
 
-    for key in keys:
-        def on_type(result, key=key):
-            if is_error(result):
-                view.error("broker_error", f"TYPE {label(key)!r}: {result}")
-                return
-            kind = result.decode() if isinstance(result, bytes) else str(result)
-            name = label(key)
-            source = dlq_patterns.source(name)
-            if source is not None:
-                _read_dlq(rounds, key, name, kind, source, cursors.get(name), options, clock, now, view)
-            elif kind == "list":
-                if key.endswith(suffix) and len(key) > len(suffix):
-                    _llen(rounds, key, view, lambda n, q=label(key[: -len(suffix)]): view.pending.__setitem__(
-                        (q, None), PendingStat(n)))
-                else:
-                    _llen(rounds, key, view, lambda n, q=name: view.queues.__setitem__(q, QueueStat(n)))
-            elif kind == "zset":
-                read_delayed(rounds, key, clock, now, lambda stat, q=name: view.delayed.__setitem__(q, stat))
-            elif kind == "stream":
-                read_stream(rounds, key, now, options.stream_lag_max_scan, view)
-            # none: vanished since the scan; other types carry no queue meaning
-
-        rounds.add(on_type, "type", key)
+    for key, kind in keys:  # kind is what SCAN's TYPE filter found
+        name = label(key)
+        source = dlq_patterns.source(name)
+        if source is not None:
+            _read_dlq(rounds, key, name, kind, source, cursors.get(name), options, clock, now, view)
+        elif kind == "list":
+            if key.endswith(suffix) and len(key) > len(suffix):
+                _llen(rounds, key, view, lambda n, q=label(key[: -len(suffix)]): view.pending.__setitem__(
+                    (q, None), PendingStat(n)))
+            else:
+                _llen(rounds, key, view, lambda n, q=name: view.queues.__setitem__(q, QueueStat(n)))
+        elif kind == "zset":
+            read_delayed(rounds, key, clock, now, lambda stat, q=name: view.delayed.__setitem__(q, stat))
+        elif kind == "stream":
+            read_stream(rounds, key, now, options.stream_lag_max_scan, view)
 
 
 def _llen(rounds, key, view, store) -> None:

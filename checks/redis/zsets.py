@@ -47,35 +47,38 @@ class ScoreClock:
 
 
 def read_delayed(rounds, key, clock: ScoreClock, now: float, store) -> None:
-    """ZCARD, the head, and ZCOUNT up to now: store(DelayedStat) once all replies are in."""
+    """ZCARD and the head; ZCOUNT up to now only when the head is overdue (most sets are not)."""
     replies: dict = {}
-    bounds = clock.thresholds(now)
-    wanted = 2 + len(bounds)
+
+    def finish():
+        card, head = replies["card"], replies["head"]
+        for v in (card, head):
+            if isinstance(v, Exception):
+                raise ValueError(str(v))
+        if not head:
+            store(DelayedStat(int(card), 0, 0.0))
+            return
+        index = clock.resolve(head[0][1])
+        due = clock.to_seconds(head[0][1], index)
+        if due > now:
+            store(DelayedStat(int(card), 0, 0.0))
+            return
+
+        def on_count(overdue):
+            if isinstance(overdue, Exception):
+                raise ValueError(str(overdue))
+            store(DelayedStat(int(card), int(overdue), max(0.0, now - due)))
+        rounds.add(on_count, "zcount", key, "-inf", repr(float(clock.thresholds(now)[index])))
 
     def keep(name):
         def cb(result):
             replies[name] = result
-            if len(replies) == wanted:
-                _finish_delayed(replies, clock, now, store)
+            if len(replies) == 2:
+                finish()
         return cb
 
     rounds.add(keep("card"), "zcard", key)
     rounds.add(keep("head"), "zrange", key, 0, 0, False, True)
-    for i, bound in enumerate(bounds):
-        rounds.add(keep(i), "zcount", key, "-inf", repr(float(bound)))
-
-
-def _finish_delayed(replies, clock: ScoreClock, now, store) -> None:
-    if any(isinstance(v, Exception) for v in replies.values()):
-        err = next(v for v in replies.values() if isinstance(v, Exception))
-        raise ValueError(str(err))
-    head = replies["head"][0][1] if replies["head"] else None
-    index = clock.resolve(head)
-    overdue_seconds = 0.0
-    if head is not None:
-        due = clock.to_seconds(head, index)
-        overdue_seconds = max(0.0, now - due)
-    store(DelayedStat(int(replies["card"]), int(replies[index]), overdue_seconds))
 
 
 def read_dead_set(rounds, key, since, sample: int, store, clock: ScoreClock | None = None, source: str = "") -> None:
