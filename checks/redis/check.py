@@ -8,6 +8,7 @@ import time
 from agent.check import Check
 from agent.dlq import UNKNOWN, ArrivalCounter, ReasonCounts
 from agent.snapshot import SnapshotBuilder
+from agent.status import STATUSES, StatusTracker
 from checks.redis import bullmq, celery, rq, sidekiq
 from checks.redis.client import RedisClient, Rounds
 from checks.redis.config import SCHEMA
@@ -17,6 +18,9 @@ from checks.redis.model import View
 
 # The types that carry queue meaning; SCAN filters by them so no per-key TYPE is needed.
 TYPES = ("list", "zset", "stream")
+# A stream consumer idle longer than this is not consuming: Redis never removes dead consumers
+# from a group, so membership alone cannot tell "stuck" (stalled) from "gone" (stopped).
+ACTIVE_IDLE_SECONDS = 300.0
 
 
 class RedisCheck(Check):
@@ -34,6 +38,7 @@ class RedisCheck(Check):
         self._produced: dict = {}  # dlq -> last entries-added of a stream DLQ
         self._newest: dict = {}  # dlq -> last known newest dead-letter time
         self._arrival_keys: dict = {}  # dlq -> {source label}
+        self._status = StatusTracker()
 
     def client(self) -> RedisClient:
         if self._client is None:
@@ -139,6 +144,12 @@ class RedisCheck(Check):
             out.add("mqwatch_consumer_members", g.members, **labels)
             if g.least_idle_seconds is not None:
                 out.add("mqwatch_consumer_idle_seconds", g.least_idle_seconds, **labels)
+            if g.lag is not None:
+                active = g.members > 0 and g.least_idle_seconds is not None and g.least_idle_seconds < ACTIVE_IDLE_SECONDS
+                status = self._status.observe((g.stream, g.group), (g.delivered,), g.lag, active)
+                for s in STATUSES:
+                    out.add("mqwatch_consumer_status", 1 if s == status else 0, **labels, status=s)
+        self._status.retain({(g.stream, g.group) for g in view.groups})
         self.emit_dlqs(out, view)
 
     def emit_dlqs(self, out: SnapshotBuilder, view: View) -> None:

@@ -35,6 +35,7 @@ class GroupStat:
     pending: int
     pending_oldest_seconds: float | None
     least_idle_seconds: float | None
+    delivered: int = 0  # last-delivered-id as one comparable number, for the status window
 
 
 @dataclass

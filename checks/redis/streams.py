@@ -91,6 +91,7 @@ def _read_groups(rounds, key, name, info, groups, now, lag_scan_limit, view) -> 
                          int(group.get("pending") or 0), None, None)
         view.groups.append(stat)
         delivered = parse_id(group.get("last-delivered-id") or b"0-0") or (0, 0)
+        stat.delivered = (delivered[0] << 64) + delivered[1]
 
         def on_first_undelivered(result, stat=stat):
             if is_error(result):

@@ -92,16 +92,20 @@ def test_keys_that_change_type_or_vanish_mid_cycle(db):
     assert [r for r, _ in snap.errors] == ["key_changed"] and "jobs:flip" in snap.errors[0][1]
 
 
-def test_wrong_password_is_a_clear_auth_error_without_the_secret():
+def test_wrong_password_is_a_clear_auth_error_without_the_secret(tmp_path, caplog):
     server = start_redis(password="s3cret-right")
+    secret_file = tmp_path / "redis-password"
+    secret_file.write_text("s3cret-right\n")
     try:
         url = f"redis://127.0.0.1:{server.port}/0"
         snap = collect_once({"kind": "redis", "name": "locked", "url": url, "password": "wrong-pass-123"})
         assert not snap.ok
         assert snap.errors[0][0] == "auth"
         assert "authentication failed" in snap.error and "wrong-pass-123" not in snap.error
-        good = collect_once({"kind": "redis", "name": "locked", "url": url, "password": "s3cret-right", "keys": []})
+        good = collect_once({"kind": "redis", "name": "locked", "url": url, "password_file": str(secret_file),
+                             "keys": []})
         assert good.ok, good.error
+        assert "wrong-pass-123" not in caplog.text and "s3cret-right" not in caplog.text
     finally:
         server.stop()
 

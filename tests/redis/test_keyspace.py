@@ -107,3 +107,14 @@ def test_key_budget_exceeded_is_reported(db):
     ok = collect_once(db.check(keys=["jobs:*"], frameworks=[], max_keys=100))
     assert ok.value("mqwatch_redis_key_budget_exceeded") == 0
     assert ok.value("mqwatch_redis_keys_scanned") == 30
+
+
+def test_stream_group_status_stopped_when_nobody_consumes(db):
+    _stream_with_known_ids(db.r, "stream:idle", [30, 20, 10])
+    db.r.xgroup_create("stream:idle", "orphaned", id="0")  # never read: no consumer, lag 3
+    db.r.xgroup_create("stream:idle", "done", id="$")
+    snap = collect_once(db.check(keys=["stream:*"], frameworks=[]))
+    labels = {"queue": "stream:idle"}
+    assert snap.value("mqwatch_consumer_status", consumer="orphaned", status="stopped", **labels) == 1
+    assert snap.value("mqwatch_consumer_status", consumer="orphaned", status="ok", **labels) == 0
+    assert snap.value("mqwatch_consumer_status", consumer="done", status="ok", **labels) == 1
