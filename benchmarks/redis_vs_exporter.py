@@ -21,9 +21,12 @@ import time
 import redis
 import requests
 
+import yaml
+
+from agent.app import build_check
+from agent.config import parse_config
 from agent.embedded import free_port, start_redis, wait_for_port
 from agent.scheduler import Collector
-from tests.helpers import make_check
 
 TARGET = 0.5
 EXPORTER = "/usr/bin/prometheus-redis-exporter"
@@ -71,8 +74,9 @@ def scrape(url: str) -> tuple[float, str]:
 
 
 def collect(redis_port: int):
-    _, check = make_check({"kind": "redis", "name": "bench", "url": f"redis://127.0.0.1:{redis_port}/0",
-                           "timeout": "60s", "max_keys": 100000})
+    doc = {"checks": [{"kind": "redis", "name": "bench", "url": f"redis://127.0.0.1:{redis_port}/0",
+                       "timeout": "60s", "max_keys": 100000}]}
+    check = build_check(parse_config(yaml.safe_dump(doc), "bench.yaml").checks[0])
     try:
         t0 = time.perf_counter()
         snap = Collector(check, 60).collect()

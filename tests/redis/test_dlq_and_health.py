@@ -146,3 +146,17 @@ def test_config_errors_name_the_key():
     text = str(e.value)
     for fragment in ("checks[0].url", "checks[0].delayed_score", "checks[0].frameworks[0]", "did you mean max_keys"):
         assert fragment in text, text
+
+
+def test_server_that_never_answers_fails_within_the_timeout():
+    server = start_redis()
+    try:
+        server.pause()  # the port accepts connections, nothing answers
+        t0 = time.monotonic()
+        snap = collect_once({"kind": "redis", "name": "frozen", "url": f"redis://127.0.0.1:{server.port}/0",
+                             "timeout": "2s"})
+        assert time.monotonic() - t0 < 3.5
+        assert not snap.ok and snap.errors[0][0] == "timeout"
+    finally:
+        server.resume()
+        server.stop()
