@@ -12,7 +12,7 @@ import re
 
 from checks.redis.client import is_error, is_missing_key, label
 from checks.redis.model import DeadLetterStat, PendingStat, QueueStat
-from checks.redis.streams import age_seconds, after, parse_id, read_stream
+from checks.redis.streams import after, parse_id, read_stream
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 # Fields a dead letter written by hand commonly names its failure with (first one present wins).
@@ -161,4 +161,4 @@ def _stream_reason(fields: dict) -> str | None:
     return None
 
 
-__all__ = ["DlqPatterns", "read_keys", "reason_of", "age_seconds", "after"]
+__all__ = ["DlqPatterns", "read_keys", "reason_of"]
