@@ -9,6 +9,7 @@ ENTRY_POINT_GROUP = "mqwatch.checks"
 
 _BUILTIN = {
     "kafka": "checks.kafka.check:KafkaCheck",
+    "pulsar": "checks.pulsar.check:PulsarCheck",
 }
 
 _log = logging.getLogger("mqwatch.registry")
