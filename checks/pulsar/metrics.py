@@ -10,7 +10,7 @@ BROKER_HEALTHY = MetricDef(
 )
 TOPIC_PARTITIONS = MetricDef(
     "mqwatch_pulsar_topic_partitions", GAUGE, "Partitions of this Pulsar topic seen in this collection (1 when not partitioned).",
-    ("queue",),
+    ("queue",), example="mqwatch_pulsar_topic_partitions > 1",
 )
 
 METRICS = (

@@ -95,6 +95,7 @@ class AdminFixture:
         self.failures: dict[str, tuple[int, str]] = {}
         self.delays: dict[str, float] = {}
         self.requests: list[str] = []
+        self.authorizations: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -158,6 +159,7 @@ class AdminFixture:
             def do_GET(self):
                 path = unquote(urlsplit(self.path).path)
                 fixture.requests.append(self.path)
+                fixture.authorizations.append(self.headers.get("Authorization", ""))
                 delay = fixture.delays.get(path, fixture.delays.get("*", 0))
                 if delay:
                     time.sleep(delay)

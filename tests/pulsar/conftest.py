@@ -39,3 +39,12 @@ def admin_fixture():
     server = AdminFixture()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fresh_pulsar():
+    """A broker of the test's own, for tests that freeze it."""
+    broker = start_pulsar_lite()
+    yield broker
+    broker.resume()
+    broker.stop()
