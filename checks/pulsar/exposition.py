@@ -53,6 +53,17 @@ class _TopicNames:
         return hit
 
 
+# Only the lines of the families above reach the parser: a broker's /metrics carries ~35
+# per-topic families and mqwatch reads 6, so parsing the rest would be wasted work.
+_LINE_PREFIXES = tuple(
+    p for n in _WANTED for p in (n + "{", n + " ", f"# TYPE {n} ", f"# HELP {n} ")
+) + tuple(p for n in _WANTED_FAMILIES - _WANTED for p in (f"# TYPE {n} ", f"# HELP {n} "))
+
+
+def relevant_lines(text: str) -> str:
+    return "\n".join(line for line in text.split("\n") if line.startswith(_LINE_PREFIXES)) + "\n"
+
+
 def parse_exposition(text: str, state: ClusterState | None = None) -> ClusterState:
     """Adds what `text` says about topics and subscriptions to `state` (a new one by default).
 
@@ -61,7 +72,7 @@ def parse_exposition(text: str, state: ClusterState | None = None) -> ClusterSta
     names = _TopicNames()
     staged: list = []
     try:
-        for family in text_string_to_metric_families(text):
+        for family in text_string_to_metric_families(relevant_lines(text)):
             if family.name not in _WANTED_FAMILIES:
                 continue
             for sample in family.samples:

@@ -32,7 +32,9 @@ class MetricsScraper:
             if left <= 0.01:
                 return HttpError("timeout", f"GET {url}: collection deadline reached before the scrape")
             try:
-                return get(self.session, url, min(self.request_timeout, left), accept="text/plain").text
+                resp = get(self.session, url, min(self.request_timeout, left), accept="text/plain")
+                # The exposition format is UTF-8 by definition; requests would guess the charset of megabytes.
+                return resp.content.decode("utf-8", errors="replace")
             except HttpError as e:
                 return e
 
