@@ -37,7 +37,12 @@ class Canary:
         try:
             if self._consumer is None:
                 # Subscribe before producing so the canary message is in this subscription's backlog.
+                # Exclusive: a second agent on the same canary topic fails loudly instead of
+                # silently stealing this agent's canaries.
                 self._consumer = client.subscribe(self.topic, SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Exclusive)
+        except Exception as e:
+            return self._fail("consume", f"canary cannot subscribe to {self.topic}: {e}")
+        try:
             if self._producer is None:
                 self._producer = client.create_producer(self.topic, batching_enabled=False)
             token = uuid.uuid4().hex

@@ -112,3 +112,23 @@ def test_token_is_sent_and_never_shown(admin_fixture, tmp_path):
         check.close()
     assert snap.ok
     assert admin_fixture.authorizations and set(admin_fixture.authorizations) == {"Bearer s3cr3t-jwt"}
+
+
+def test_vanished_topic_and_subscription_disappear_with_their_state(admin_fixture):
+    shop(admin_fixture, int(time.time() * 1000))
+    _, check = make_check(admin_check(admin_fixture))
+    first = collect_once(check)
+    assert first.value("mqwatch_consumer_lag_messages", queue=NS + "orders", consumer="audit") == 0
+    assert first.value("mqwatch_dlq_messages_total", dlq=NS + "orders-billing-DLQ", source=NS + "orders", consumer="billing") == 6
+    # The DLQ topic is deleted and `audit` unsubscribes.
+    admin_fixture.routes.clear()
+    admin_fixture.set_cluster()
+    admin_fixture.add_topics({NS + "orders": topic_stats_json(100, 4096, {"billing": subscription_json(4)})})
+    second = collect_once(check)
+    assert second.ok
+    assert second.value("mqwatch_consumer_lag_messages", queue=NS + "orders", consumer="audit") is None
+    assert not second.samples("mqwatch_dlq_messages_total")
+    assert not [l for l, _ in second.samples("mqwatch_consumer_status") if l["consumer"] == "audit"]
+    assert (NS + "orders", "audit") not in check.status._windows
+    assert check.arrivals.total(NS + "orders-billing-DLQ") is None
+    check.close()

@@ -145,5 +145,7 @@ def test_canary_against_dead_broker_counts_failure(pulsar_lite):
     finally:
         check.close()
     assert snap.ok  # the topics still came from /metrics
-    assert snap.value("mqwatch_canary_failures_total", stage="produce") == 1
-    assert any(r == "canary_produce" for r, _ in snap.errors)
+    # Subscribing comes first (so the canary lands in its backlog), and it is what fails.
+    assert snap.value("mqwatch_canary_failures_total", stage="consume") == 1
+    assert sum(v for _, v in snap.samples("mqwatch_canary_failures_total")) == 1
+    assert [m for r, m in snap.errors if r == "canary_consume" and "cannot subscribe" in m]
