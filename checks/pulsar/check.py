@@ -120,7 +120,8 @@ class PulsarCheck(Check):
         return state
 
     def emit_brokers(self, out: SnapshotBuilder, state: ClusterState) -> None:
-        out.add("mqwatch_brokers", len(state.brokers))
+        if state.brokers:  # empty only when broker health could not be checked in time
+            out.add("mqwatch_brokers", len(state.brokers))
         for broker, healthy in sorted(state.brokers.items()):
             out.add("mqwatch_pulsar_broker_healthy", 1 if healthy else 0, broker=broker)
 

@@ -111,3 +111,20 @@ def test_frozen_broker_times_out_and_recovers(fresh_pulsar):
     finally:
         fresh_pulsar.resume()
     assert collect_once(check).ok
+
+
+def test_running_out_of_time_is_one_error_not_one_per_topic(admin_fixture):
+    admin_fixture.set_cluster()
+    admin_fixture.add_topics({f"{NS}t{i}": topic_stats_json(1, 1, {"s": subscription_json(1)}) for i in range(40)})
+    for i in range(40):
+        admin_fixture.delays[f"/admin/v2/persistent/public/default/t{i}/stats"] = 0.3
+    snap = collect_once({"kind": "pulsar", "name": "events", "admin_url": admin_fixture.url,
+                         "timeout": "1s", "max_concurrency": 2})
+    not_fetched = [m for r, m in snap.errors if r == "timeout" and "topics not fetched" in m]
+    assert len(not_fetched) == 1 and "of 40 topics not fetched" in not_fetched[0]
+    # Besides that summary, only the requests in flight when time ran out (max_concurrency) time out.
+    assert len([r for r, _ in snap.errors if r == "timeout"]) <= 1 + 2 + 1
+    # Running out of time says nothing about the broker: no health verdict rather than a false "unhealthy".
+    assert not [v for _, v in snap.samples("mqwatch_pulsar_broker_healthy") if v == 0]
+    reported = snap.samples("mqwatch_consumer_lag_messages")
+    assert 0 < len(reported) < 40  # what was fetched in time is still reported
