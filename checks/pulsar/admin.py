@@ -157,6 +157,8 @@ class AdminClient:
                 return fn(item)
             except (HttpError, BadReply) as e:
                 return e
+            except Exception as e:  # a reply shaped in a way nobody foresaw must not end the collection
+                return BadReply(f"unexpected reply: {type(e).__name__}: {e}")
 
         return list(zip(items, self._pool.map(safe, items)))
 
@@ -194,7 +196,9 @@ def topic_from_partitioned_stats(topic: str, doc) -> TopicState:
         raise BadReply(f"{topic}: partitions is not an object")
     for name, stats in partitions.items():
         _, n = split_partition(name)
-        t.partitions[n] = partition_from_stats(stats, name)
+        if n == NOT_PARTITIONED:
+            raise BadReply(f"{topic}: partitions has an entry {name!r} that names no partition")
+        t.partitions[n] = partition_from_stats(stats, f"{topic} partition {n}")
     if not t.partitions:  # broker answered without per-partition detail: use its aggregate
         t.partitions[NOT_PARTITIONED] = partition_from_stats(doc, topic)
     return t

@@ -83,6 +83,8 @@ def parse_exposition(text: str, state: ClusterState | None = None) -> ClusterSta
 
     state = state if state is not None else ClusterState(source="metrics")
     for sample in staged:
+        if sample.value != sample.value:  # NaN: no answer for this series
+            continue
         labels = sample.labels
         where = names.resolve(labels)
         if where is None:

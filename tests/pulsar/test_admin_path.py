@@ -132,3 +132,31 @@ def test_vanished_topic_and_subscription_disappear_with_their_state(admin_fixtur
     assert (NS + "orders", "audit") not in check.status._windows
     assert check.arrivals.total(NS + "orders-billing-DLQ") is None
     check.close()
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from checks.pulsar.admin import BadReply, partition_from_stats, topic_from_partitioned_stats  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+_stats_like = st.fixed_dictionaries({}, optional={
+    "msgInCounter": _json, "storageSize": _json, "partitions": _json,
+    "subscriptions": st.dictionaries(st.text(max_size=6), st.fixed_dictionaries({}, optional={
+        "msgBacklog": _json, "unackedMessages": _json, "consumers": _json,
+        "blockedSubscriptionOnUnackedMsgs": _json, "earliestMsgPublishTimeInBacklog": _json}) | _json, max_size=3) | _json,
+})
+
+
+@settings(max_examples=150, deadline=None)
+@given(_stats_like | _json)
+def test_any_stats_reply_is_read_or_rejected_clearly(doc):
+    """Whatever JSON a broker (or proxy) sends, the reply is either read or a BadReply naming the topic."""
+    for read in (lambda: partition_from_stats(doc, NS + "orders"), lambda: topic_from_partitioned_stats(NS + "orders", doc)):
+        try:
+            read()
+        except BadReply as e:
+            assert NS + "orders" in str(e)
