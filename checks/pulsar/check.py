@@ -38,6 +38,7 @@ class PulsarCheck(Check):
         self.timeline = OffsetTimeline()
         self.arrivals = ArrivalCounter()
         self._dlq_last_arrival: dict[str, float] = {}
+        self._last_produced: dict[tuple, float] = {}
 
     # ---- clients, created lazily so a bad setting fails a collection, not the agent ----
 
@@ -115,7 +116,7 @@ class PulsarCheck(Check):
         for reason, message in errors:
             out.error(reason, message)
         if state.brokers and not any(state.brokers.values()):
-            reason, message = errors[0] if errors else ("connection", "no /metrics endpoint answered")
+            reason = errors[0][0] if errors else "connection"
             raise CheckError(reason, "no broker /metrics endpoint could be read: " + "; ".join(m for _, m in errors))
         return state
 
@@ -135,8 +136,12 @@ class PulsarCheck(Check):
         stored = [p.storage_bytes for _, p in parts if p.storage_bytes is not None]
         if stored:
             out.add("mqwatch_queue_bytes", sum(stored), queue=q)
+        counter_reset = False
         for n, p in parts:
             if p.produced is not None:
+                last = self._last_produced.get((q, n))
+                counter_reset |= last is not None and p.produced < last
+                self._last_produced[(q, n)] = p.produced
                 self.timeline.observe((q, n), int(p.produced), now)
 
         backlogs = []
@@ -156,6 +161,8 @@ class PulsarCheck(Check):
                 out.add("mqwatch_consumer_lag_seconds", seconds, queue=q, consumer=sub)
             # The consumed position (published - backlog) plays the committed offset's part.
             positions = tuple((prod or 0.0) - s.backlog for _, prod, s in per_part)
+            if counter_reset:  # msgInCounter restarts when the topic moves to another broker: not a rewind
+                self.status.forget((q, sub))
             status = self.status.observe((q, sub), positions, backlog, consumers > 0)
             for st in STATUSES:
                 out.add("mqwatch_consumer_status", 1 if st == status else 0, queue=q, consumer=sub, status=st)
@@ -247,7 +254,10 @@ class PulsarCheck(Check):
     def _prune(self, state: ClusterState, dlqs: list[str]) -> None:
         """Forget vanished topics and subscriptions so state does not grow forever."""
         self.status.retain((n, s) for n, t in state.topics.items() for s in t.subscription_names())
-        self.timeline.retain((n, p) for n, t in state.topics.items() for p in t.partitions)
+        partitions = {(n, p) for n, t in state.topics.items() for p in t.partitions}
+        self.timeline.retain(partitions)
+        for key in [k for k in self._last_produced if k not in partitions]:
+            del self._last_produced[key]
         self.arrivals.retain(dlqs)
         for d in list(self._dlq_last_arrival):
             if d not in dlqs:

@@ -160,3 +160,23 @@ def test_any_stats_reply_is_read_or_rejected_clearly(doc):
             read()
         except BadReply as e:
             assert NS + "orders" in str(e)
+
+
+def test_topic_moving_to_another_broker_is_not_a_rewind(admin_fixture):
+    """msgInCounter counts since the topic was loaded: a broker change restarts it. A cursor
+    reset (backlog up, counter unchanged) is a rewind; a counter restart is not."""
+    admin_fixture.set_cluster()
+
+    def state(msg_in, backlog):
+        admin_fixture.add_topics({NS + "orders": topic_stats_json(msg_in, 1, {"billing": subscription_json(backlog, consumers=1)})})
+
+    _, check = make_check(admin_check(admin_fixture))
+    state(1000, 10)
+    collect_once(check)
+    state(30, 12)  # unloaded and loaded again elsewhere: the counter restarted
+    moved = collect_once(check)
+    assert moved.value("mqwatch_consumer_status", queue=NS + "orders", consumer="billing", status="rewound") == 0
+    state(30, 25)  # someone reset the cursor back by 13 messages
+    rewound = collect_once(check)
+    assert rewound.value("mqwatch_consumer_status", queue=NS + "orders", consumer="billing", status="rewound") == 1
+    check.close()
