@@ -3,6 +3,8 @@ and failures turned into short, bounded error reasons."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 import requests
 
 
@@ -20,22 +22,31 @@ def new_session(token: str = "") -> requests.Session:
     return session
 
 
+def shown(url: str) -> str:
+    """The URL as errors and /status may show it: without user:password@."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def get(session: requests.Session, url: str, timeout: float, accept: str = "application/json") -> requests.Response:
     """GET url; raises HttpError(reason) for anything but a 2xx answer."""
+    display = shown(url)
     try:
         resp = session.get(url, timeout=timeout, headers={"Accept": accept})
     except requests.Timeout:
-        raise HttpError("timeout", f"GET {url}: no answer within {timeout:g}s") from None
+        raise HttpError("timeout", f"GET {display}: no answer within {timeout:g}s") from None
     except requests.ConnectionError as e:
-        raise HttpError("connection", f"GET {url}: cannot connect ({_root_cause(e)})") from None
+        raise HttpError("connection", f"GET {display}: cannot connect ({_root_cause(e)})") from None
     except requests.RequestException as e:
-        raise HttpError("connection", f"GET {url}: {type(e).__name__}") from None
+        raise HttpError("connection", f"GET {display}: {type(e).__name__}") from None
     if resp.status_code in (401, 403):
-        raise HttpError("auth", f"GET {url}: HTTP {resp.status_code} {_detail(resp)} (check auth.token)", resp.status_code)
+        raise HttpError("auth", f"GET {display}: HTTP {resp.status_code} {_detail(resp)} (check auth.token)", resp.status_code)
     if resp.status_code == 404:
-        raise HttpError("not_found", f"GET {url}: HTTP 404 {_detail(resp)}", 404)
+        raise HttpError("not_found", f"GET {display}: HTTP 404 {_detail(resp)}", 404)
     if resp.status_code >= 300:
-        raise HttpError("broker_error", f"GET {url}: HTTP {resp.status_code} {_detail(resp)}", resp.status_code)
+        raise HttpError("broker_error", f"GET {display}: HTTP {resp.status_code} {_detail(resp)}", resp.status_code)
     return resp
 
 
@@ -44,7 +55,7 @@ def get_json(session: requests.Session, url: str, timeout: float):
     try:
         return resp.json()
     except ValueError:
-        raise HttpError("bad_reply", f"GET {url}: the reply is not JSON: {resp.text[:80]!r}") from None
+        raise HttpError("bad_reply", f"GET {shown(url)}: the reply is not JSON: {resp.text[:80]!r}") from None
 
 
 def _detail(resp: requests.Response) -> str:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from checks.pulsar.exposition import ExpositionError, parse_exposition
-from checks.pulsar.http import HttpError, get, new_session
+from checks.pulsar.http import HttpError, get, new_session, shown
 from checks.pulsar.model import ClusterState
 
 
@@ -30,7 +30,7 @@ class MetricsScraper:
         def one(url):
             left = deadline - time.monotonic()
             if left <= 0.01:
-                return HttpError("timeout", f"GET {url}: collection deadline reached before the scrape")
+                return HttpError("timeout", f"GET {shown(url)}: collection deadline reached before the scrape")
             try:
                 resp = get(self.session, url, min(self.request_timeout, left), accept="text/plain")
                 # The exposition format is UTF-8 by definition; requests would guess the charset of megabytes.
@@ -39,7 +39,7 @@ class MetricsScraper:
                 return e
 
         for url, result in zip(self.urls, self._pool.map(one, self.urls)):
-            broker = urlsplit(url).netloc
+            broker = urlsplit(url).netloc.rsplit("@", 1)[-1]
             if isinstance(result, HttpError):
                 errors.append((result.reason, str(result)))
                 state.brokers[broker] = False
@@ -47,7 +47,7 @@ class MetricsScraper:
             try:
                 parse_exposition(result, state)
             except ExpositionError as e:
-                errors.append(("bad_reply", f"{url}: {e}"))
+                errors.append(("bad_reply", f"{shown(url)}: {e}"))
                 state.brokers[broker] = False
                 continue
             state.brokers[broker] = True

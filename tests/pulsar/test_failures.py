@@ -128,3 +128,12 @@ def test_running_out_of_time_is_one_error_not_one_per_topic(admin_fixture):
     assert not [v for _, v in snap.samples("mqwatch_pulsar_broker_healthy") if v == 0]
     reported = snap.samples("mqwatch_consumer_lag_messages")
     assert 0 < len(reported) < 40  # what was fetched in time is still reported
+
+
+def test_credentials_in_a_url_never_reach_errors():
+    port = free_port()
+    snap = collect_once({"kind": "pulsar", "name": "events", "metrics_url": f"http://mq:hunter2@127.0.0.1:{port}/metrics",
+                         "timeout": "2s"})
+    assert not snap.ok
+    assert "hunter2" not in snap.error and not [m for _, m in snap.errors if "hunter2" in m]
+    assert f"127.0.0.1:{port}" in snap.error
