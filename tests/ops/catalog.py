@@ -10,8 +10,6 @@ from agent.metrics import BASE_LABELS, CONTRACT_METRICS, HISTOGRAM, catalog
 
 # name -> labels besides system/cluster
 PENDING_CHECK_METRICS = {
-    # issue 6 (Pulsar): "mqwatch_pulsar_broker_healthy{broker}"
-    "mqwatch_pulsar_broker_healthy": ("broker",),
 }
 
 
