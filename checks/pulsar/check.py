@@ -34,7 +34,7 @@ class PulsarCheck(Check):
         self._binary = None
         self._canary = None
         self._sampler = None
-        self.status = StatusTracker()
+        self.status = StatusTracker(options.status_window)
         self.timeline = OffsetTimeline()
         self.arrivals = ArrivalCounter()
         self._dlq_last_arrival: dict[str, float] = {}
