@@ -27,7 +27,6 @@ from agent.memtrim import release_free_memory
 from agent.exposition import family_type, header, label_string, format_value, render_snapshot
 from agent.metrics import (
     BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER, HISTOGRAM, LAST_SUCCESS, SELF_METRICS, SERIES, UP,
-    catalog,
 )
 from agent.snapshot import Snapshot
 
@@ -74,8 +73,9 @@ class Exporter:
         self._lock = threading.Lock()
         self._states: dict[str, CheckState] = {}
         if metric_defs is None:
-            metric_defs = {m.name: m for m in CONTRACT_METRICS}
-            metric_defs.update({e.metric.name: e.metric for e in catalog()})
+            # Not catalog(): that imports every check and its client library. Checks'
+            # own metrics are learnt from the snapshots they publish.
+            metric_defs = {m.name: m for m in CONTRACT_METRICS + SELF_METRICS + (BUILD_INFO,)}
         self._defs = metric_defs
         self._process = ProcessCollector(registry=None) if process_metrics else None
         self._body = b""
@@ -105,6 +105,8 @@ class Exporter:
 
     def publish(self, snap: Snapshot, kind: str | None = None) -> None:
         kind = kind or snap.system
+        for name, d in snap.metric_defs.items():
+            self._defs.setdefault(name, d)
         rendered = render_snapshot(snap, self._def) if snap.ok else {}  # outside the lock: scrapes never wait
         with self._lock:
             st = self._states.get(f"{kind}/{snap.cluster}")

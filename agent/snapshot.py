@@ -32,6 +32,9 @@ class Snapshot:
     families: dict = field(default_factory=dict)
     errors: tuple[tuple[str, str], ...] = ()  # (reason, message), partial or fatal
     error: str = ""  # the fatal error, when ok is False
+    # The emitting check's declared metrics, so the exporter can render any check's
+    # families without importing every check to build the catalog.
+    metric_defs: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def series(self) -> int:
@@ -94,4 +97,4 @@ class SnapshotBuilder:
 
     def build(self, started: float, duration: float, ok: bool = True, error: str = "") -> Snapshot:
         families = {name: tuple(series.items()) for name, series in self._families.items()}
-        return Snapshot(self.system, self.cluster, started, duration, ok, families, tuple(self.errors), error)
+        return Snapshot(self.system, self.cluster, started, duration, ok, families, tuple(self.errors), error, self._defs)

@@ -86,3 +86,25 @@ def test_running_one_benchmark_keeps_the_others_sections(tmp_path):
     assert text.index("<!-- bench:kafka") < text.index("<!-- bench:serving")
     assert "| K | ratio | 1.20x | <= 1.25x | met |" in text
     assert "| S | p50 | 2.00x | <= 1.5x | MISSED |" in text
+
+
+@pytest.mark.timeout(120)
+def test_redis_and_pulsar_benchmarks_run_from_the_one_command(tmp_path):
+    # Their measurements live in benchmarks/redis_vs_exporter.py and pulsar_exposition.py (with their
+    # own smoke tests); this checks they are reachable from `python -m benchmarks` and land in the table.
+    import shutil
+
+    from benchmarks.redis_vs_exporter import EXPORTER
+
+    if not shutil.which(EXPORTER):
+        pytest.skip("prometheus-redis-exporter is not installed")
+    out = tmp_path / "benchmarks.md"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "redis", "pulsar", "--output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    assert text.index("<!-- bench:redis") < text.index("<!-- bench:pulsar")
+    for name, target in (("redis", "<= 0.5x"), ("pulsar", "<= 1.5x")):
+        meta = json.loads(re.search(rf"<!-- bench:{name} (\{{.*?\}}) -->", text).group(1))
+        (row,) = meta["rows"]
+        assert row["target"] == target and row["value"] > 0
