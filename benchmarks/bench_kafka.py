@@ -103,7 +103,9 @@ def run(smoke: bool = False) -> Result:
         "What remains: the scenario grows the committed offsets per group with the partitions (2,000 per group at 10k, "
         "6,000 at 30k), and the client's handling of one group's OffsetFetch reply grows faster than linearly with its "
         "size (measured with one group: 2,000 offsets 0.011 s of client CPU, 6,000 offsets 0.077 s; tansu's own CPU for "
-        "the fetch grows about 3.6x). Floor and mqwatch both pay it, since both use `list_consumer_group_offsets`; "
+        "the fetch grows about 3.6x): librdkafka's `rd_kafka_handle_OffsetFetch` looks every partition of the reply "
+        "up in its list with `rd_kafka_topic_partition_list_find`, a linear scan, so one reply costs the square of its "
+        "size. Floor and mqwatch both pay it, since both use `list_consumer_group_offsets`; "
         "splitting one group's fetch by topic would need the group's topics before fetching them, so it is left as is. "
         "Everything else mqwatch does per partition is linear.",
     ]
