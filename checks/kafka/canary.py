@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from agent.snapshot import Histogram
@@ -111,7 +111,9 @@ class Canary:
         opts = self.options
         admin = AdminClient({**self.client_config, "socket.connection.setup.timeout.ms": int(opts.timeout * 1000)})
         try:
-            md = admin.list_topics(topic=opts.topic, timeout=opts.timeout)
+            # All topics, not just ours: a metadata request naming a missing topic makes brokers
+            # with auto.create.topics.enable create it with their defaults.
+            md = admin.list_topics(timeout=opts.timeout)
         except KafkaException as e:
             raise _Failed("produce", f"cannot fetch metadata for canary topic {opts.topic}: {e}") from None
         t = md.topics.get(opts.topic)
@@ -139,7 +141,17 @@ class Canary:
             **self.client_config, "group.id": "mqwatch-canary", "enable.auto.commit": False,
             "fetch.wait.max.ms": 50, "socket.connection.setup.timeout.ms": timeout_ms,
         })
-        consumer.assign([TopicPartition(opts.topic, p, OFFSET_END) for p in partitions])
+        # Start at the current end, resolved now: an assignment at OFFSET_END resolves lazily
+        # and would skip a message produced before it did.
+        start = []
+        for p in partitions:
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(opts.topic, p), timeout=opts.timeout)
+            except KafkaException as e:
+                consumer.close()
+                raise _Failed("consume", f"cannot read the end offset of canary topic {opts.topic}[{p}]: {e}") from None
+            start.append(TopicPartition(opts.topic, p, high))
+        consumer.assign(start)
         self._partitions = partitions
         self._seq = 0
         return producer, consumer
