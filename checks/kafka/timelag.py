@@ -15,16 +15,19 @@ What is reported where the log does not hold the committed record:
 - deleted by retention or compacted away: the first record after it is read instead; its
   age is a lower bound of the true lag (the missing record was older), not an error.
 - nothing readable after it (only transaction markers): nothing is waiting, 0.
-- a record without a timestamp, or one from the future (producer clock): no exact value;
-  the estimate is used if there is one, and a future timestamp counts as 0 rather than
-  a negative lag.
+- a record without a timestamp: no exact value; an interpolated or extrapolated
+  estimate is used if there is one (a mere lower bound from a short history would be
+  near 0 for any lag, so then no value is reported).
+- a timestamp from the future (producer clock): 0, never a negative lag.
+- a partition the cycle's read budget or time did not reach: as for no timestamp, and
+  the shortfall is counted in mqwatch_collect_errors_total{reason="time_lag"}.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.timelag import CAUGHT_UP, INTERPOLATED, OffsetTimeline
+from agent.timelag import CAUGHT_UP, INTERPOLATED, LOWER_BOUND, OffsetTimeline
 
 NOTHING_TO_READ = object()  # only transaction markers (or nothing) at or after the offset
 NO_TIMESTAMP = object()  # the record has no usable timestamp
@@ -44,6 +47,7 @@ class TimeLag:
         self.timeline = OffsetTimeline(history_points)
         self._exact: dict = {}  # (topic, partition, committed) -> timestamp | NOTHING_TO_READ
         self._ends: dict = {}  # (topic, partition) -> last end offset, to notice a recreated topic
+        self.last_reads = 0  # partitions read in the last cycle (tests, debugging)
 
     def observe_ends(self, end_offsets: dict, at: float) -> None:
         for tp, end in end_offsets.items():
@@ -73,11 +77,14 @@ class TimeLag:
             if self.mode == "estimate" and est is not None and est.method in (INTERPOLATED, CAUGHT_UP):
                 result.seconds[key] = est.seconds
                 continue
-            if est is not None:
+            if est is not None and est.method != LOWER_BOUND:
+                # Used if the read does not answer. A lower bound from a short history is
+                # near 0 for any lag, so it is worse than no value.
                 fallback[key] = est.seconds
             needed[(topic, p, c)] = max(needed.get((topic, p, c), 0), end - c)
 
         self._read_missing(needed, end_offsets, reader, time_left, result)
+        self.last_reads = result.read
         for key, c in committed.items():
             if key in result.seconds:
                 continue

@@ -79,3 +79,27 @@ def test_offsets_past_the_end_and_future_timestamps_give_zero_not_negative_secon
     assert snap.value("mqwatch_consumer_lag_messages", queue=topic, consumer=future) == 3
     assert _lag_seconds(snap, topic, future) == 0
     assert snap.errors == ()
+
+
+def test_exact_reads_are_bounded_per_cycle_and_cached_until_the_group_commits(kafka_check, kafka_bootstrap):
+    prefix = unique("tl-bound")
+    topic, group = f"{prefix}-orders", f"{prefix}-batch"
+    kafka_create_topics(kafka_bootstrap, {topic: 9})
+    now_ms = int(time.time() * 1000)
+    kafka_produce(kafka_bootstrap, topic, {p: 2 for p in range(9)}, timestamp_ms=now_ms - 60_000)
+    kafka_commit(kafka_bootstrap, group, {(topic, p): 0 for p in range(9)})
+    run = kafka_check(prefix, time_lag="exact", time_lag_fetches=4, granularity="partition")
+
+    def dated(snap):
+        return {l["partition"] for l, _ in snap.samples("mqwatch_partition_lag_seconds")}
+
+    first = run.collect()
+    assert len(dated(first)) == 4
+    assert [r for r, _ in first.errors] == ["time_lag"]  # the budget left partitions undated: said so
+    assert 59 <= first.value("mqwatch_consumer_lag_seconds", queue=topic, consumer=group) <= 70
+    second, third = run.collect(), run.collect()
+    assert len(dated(second)) == 8 and len(dated(third)) == 9  # cached dates stay, 4 new per cycle
+    assert third.errors == ()
+    fourth = run.collect()  # nothing new to read: every date comes from the cache
+    assert len(dated(fourth)) == 9 and fourth.errors == ()
+    assert run.check.time_lag.last_reads == 0
