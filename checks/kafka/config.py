@@ -61,7 +61,7 @@ REASONS_SCHEMA = Schema(
         "enabled": Field(Bool(), True, "sample new dead letters each cycle and count them by failure reason"),
         "sample": Field(Int(min=1, max=10_000), 100, "at most this many new dead letters are read per cycle, newest first"),
         "headers": Field(ListOf(Str()), (), "header names tried first for the reason, before Spring's and Kafka Connect's"),
-        "json_field": Field(Str(r"[^.\s]+(\.[^.\s]+)*", "expected a dotted path like error.reason"), "",
+        "json_field": Field(Str(r"([^.\s]+(\.[^.\s]+)*)?", "expected a dotted path like error.reason"), "",
                             "dotted path of a reason field in a JSON payload, used when no header has one"),
         "top": Field(Int(min=1, max=1000), 20, "reasons exported per DLQ; the rest are summed as `other`"),
         "max_payload_bytes": Field(Int(min=0), 65536, "payloads larger than this are not parsed for json_field"),
