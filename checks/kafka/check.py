@@ -92,11 +92,11 @@ class KafkaCheck(Check):
             out.add("mqwatch_kafka_under_replicated_partitions", sum(p.in_sync < p.replicas for p in parts.values()), queue=topic)
             out.add("mqwatch_kafka_offline_partitions", sum(p.leader < 0 for p in parts.values()), queue=topic)
             ends = [view.end_offsets.get((topic, p)) for p in parts]
-            starts = [view.start_offsets.get((topic, p)) for p in parts]
             if parts and all(e is not None for e in ends):
                 out.add("mqwatch_queue_produced_total", sum(ends), queue=topic)
-                if all(s is not None for s in starts):
-                    out.add("mqwatch_queue_messages", sum(max(0, e - s) for e, s in zip(ends, starts)), queue=topic)
+                size = retained(view, topic)
+                if size is not None:
+                    out.add("mqwatch_queue_messages", size, queue=topic)
 
     def emit_groups(self, out: SnapshotBuilder, view: ClusterView) -> None:
         for gid, g in view.groups.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.helpers import wait_until
+from tests.helpers import unique, wait_until
 from tests.kafka.support import CheckRun
 
 CANARY = {"enabled": True, "interval": "200ms", "timeout": "1s", "replication_factor": 1}
@@ -64,14 +64,15 @@ def test_canary_fails_when_the_broker_stops_and_close_still_returns_promptly(fre
     assert _canary_threads() == []
 
 
-def test_missing_canary_topic_without_create_counts_produce_failures(fresh_tansu):
-    run = CheckRun({"bootstrap_servers": fresh_tansu.address,
-                    "canary": {**CANARY, "topic": "not-there", "create_topic": False}})
+def test_missing_canary_topic_without_create_counts_produce_failures(kafka_bootstrap):
+    missing = unique("canary-missing")
+    run = CheckRun({"bootstrap_servers": kafka_bootstrap, "topics": {"include": ["^canary-missing"]},
+                    "canary": {**CANARY, "topic": missing, "create_topic": False}})
     try:
         snap = wait_until(lambda: (s := run.collect()) and _failures(s)["produce"] >= 1 and s, timeout=20,
                           message="a produce failure")
         assert _roundtrips(snap) == 0
-        assert snap.value("mqwatch_kafka_topic_partitions", queue="not-there") is None
+        assert snap.value("mqwatch_kafka_topic_partitions", queue=missing) is None  # not auto-created either
     finally:
         run.close()
 
