@@ -51,7 +51,8 @@ DLQ_SCHEMA = Schema(
         ),
         "topics": Field(
             ScalarMap(), {},
-            "explicit DLQ topic -> source topic (Kafka Connect's errors.deadletterqueue.topic.name); wins over patterns",
+            "explicit DLQ topic -> source topic (Kafka Connect's errors.deadletterqueue.topic.name); wins over "
+            "patterns; an empty source is read from the dead letters' original-topic headers",
         ),
     }
 )

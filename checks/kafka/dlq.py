@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.dlq import ArrivalCounter, ReasonCounts
-from checks.kafka.reasons import reason_of
+from agent.dlq import UNKNOWN, ArrivalCounter, ReasonCounts, normalize_reason
+from checks.kafka.reasons import original_topic, reason_of
 
 DLQ, RETRY = "dlq", "retry"
 
@@ -24,15 +24,19 @@ class DlqCycle:
     """What one cycle found, for the check to emit."""
 
     dlqs: dict = field(default_factory=dict)  # dlq topic -> source
+    learn_source: set = field(default_factory=set)  # DLQs whose source comes from headers
     retries: dict = field(default_factory=dict)  # retry topic -> source
     sampled: int = 0
     problems: list = field(default_factory=list)  # (reason, message)
 
 
 def classify(topic: str, options) -> tuple[str, str] | None:
-    """(DLQ or RETRY, source topic) for a dead-letter or retry topic name, else None."""
+    """(DLQ or RETRY, source topic) for a dead-letter or retry topic name, else None.
+
+    A DLQ mapped to an empty source gets its source from its dead letters' headers.
+    """
     mapped = options.topics.get(topic)
-    if mapped not in (None, ""):
+    if mapped is not None:
         return DLQ, str(mapped)
     for pattern in options.retry_patterns:
         m = pattern.search(topic)
@@ -51,6 +55,7 @@ class DlqTracker:
         self.arrivals = ArrivalCounter()
         self.reasons = ReasonCounts(reason_options.top)
         self.last_timestamp: dict = {}  # dlq -> unix time of its newest record seen
+        self.learned_source: dict = {}  # dlq -> source topic named by its newest dead letter's headers
         self._read_upto: dict = {}  # (topic, partition) -> next offset not yet sampled
 
     def find(self, topics) -> DlqCycle:
@@ -59,6 +64,8 @@ class DlqTracker:
             kind = classify(topic, self.dlq_options)
             if kind is not None:
                 (cycle.dlqs if kind[0] == DLQ else cycle.retries)[topic] = kind[1]
+                if kind == (DLQ, ""):
+                    cycle.learn_source.add(topic)
         return cycle
 
     def update(self, cycle: DlqCycle, view, reader, time_left: float) -> None:
@@ -68,10 +75,13 @@ class DlqTracker:
             if ends and None not in ends:
                 self.arrivals.observe_counter(dlq, sum(ends))
         self._sample(cycle, view, dlq_parts, reader, time_left)
+        for dlq in cycle.learn_source:
+            cycle.dlqs[dlq] = self.learned_source.get(dlq, UNKNOWN)
         # State of DLQs that vanished (deleted, filtered out) goes with them.
         self.arrivals.retain(cycle.dlqs)
         self.reasons.retain(cycle.dlqs)
         self.last_timestamp = {k: v for k, v in self.last_timestamp.items() if k in cycle.dlqs}
+        self.learned_source = {k: v for k, v in self.learned_source.items() if k in cycle.learn_source}
         self._read_upto = {tp: o for tp, o in self._read_upto.items() if tp in dlq_parts}
 
     def _sample(self, cycle: DlqCycle, view, dlq_parts, reader, time_left: float) -> None:
@@ -118,6 +128,10 @@ class DlqTracker:
         for rec in records:
             if rec.timestamp is not None:
                 self.last_timestamp[dlq] = max(rec.timestamp, self.last_timestamp.get(dlq, 0.0))
+            if dlq in cycle.learn_source:
+                source = original_topic(rec.headers)
+                if source and source.strip():
+                    self.learned_source[dlq] = normalize_reason(source)  # a label: short and printable
             if not opts.enabled:
                 continue
             reason, problems = reason_of(rec.headers, rec.value, opts.headers, opts.json_field, opts.max_payload_bytes)

@@ -80,13 +80,15 @@ def reason_of(headers, payload, extra_headers=(), json_field: str = "", max_payl
 
 
 def original_topic(headers) -> str | None:
+    """The topic a dead letter came from, per Spring's or Kafka Connect's header."""
+    found = None
     for name, value in headers or ():
         if name in ORIGINAL_TOPIC_HEADERS:
             try:
-                return header_text(value)
+                found = header_text(value) or found
             except ValueError:
-                return None
-    return None
+                continue
+    return found
 
 
 def _json_reason(payload, path: str, max_bytes: int):

@@ -83,14 +83,17 @@ def test_arrivals_count_across_cycles_and_reasons_count_only_new_dead_letters(ka
 
 def test_kafka_connect_headers_configured_headers_and_json_payload_reasons(kafka_check, kafka_bootstrap):
     p = unique("dl-connect")
-    connect, custom = f"{p}-sink.dlq", f"{p}-billing.DLQ"
-    kafka_create_topics(kafka_bootstrap, {connect: 1, custom: 1})
+    connect, custom, unnamed = f"{p}-sink.dlq", f"{p}-billing.DLQ", f"{p}-s3-sink-errors"
+    kafka_create_topics(kafka_bootstrap, {connect: 1, custom: 1, unnamed: 1})
     kafka_produce(kafka_bootstrap, connect, {0: 2}, headers=CONNECT)
+    kafka_produce(kafka_bootstrap, unnamed, {0: 1}, headers=CONNECT)
     kafka_produce(kafka_bootstrap, custom, {0: 1}, headers=[("x-error-kind", b"PaymentDeclined")])
     kafka_produce(kafka_bootstrap, custom, {0: 2}, value=b'{"error": {"code": "CardExpired"}, "id": 7}')
     kafka_produce(kafka_bootstrap, custom, {0: 1}, value=b'{"id": 8}')
-    run = kafka_check(p, reasons={"headers": ["x-error-kind"], "json_field": "error.code"})
+    run = kafka_check(p, reasons={"headers": ["x-error-kind"], "json_field": "error.code"},
+                      dlq={"topics": {unnamed: ""}})  # "": the source comes from the dead letters' headers
     snap = run.collect()
+    assert snap.value("mqwatch_dlq_messages", dlq=unnamed, source="payments") == 1
     assert _series(snap, "mqwatch_dlq_reason_messages", dlq=connect) == {
         ("org.apache.kafka.connect.errors.DataException",): 2}
     assert _series(snap, "mqwatch_dlq_reason_messages", dlq=custom) == {
