@@ -10,6 +10,7 @@ assignment can't be mistaken for an answer.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -50,6 +51,11 @@ class RecordReader:
             "enable.partition.eof": True,
         }
         self._consumer: Consumer | None = None
+        # close() may come from another thread while an abandoned (timed-out) collection is
+        # still reading; closing a librdkafka consumer under a running consume() can crash
+        # the process, so the reading thread closes it when it is done instead.
+        self._busy = threading.Lock()
+        self._closed = False
 
     def consumer(self) -> Consumer:
         if self._consumer is None:
@@ -57,6 +63,14 @@ class RecordReader:
         return self._consumer
 
     def close(self) -> None:
+        self._closed = True
+        if self._busy.acquire(blocking=False):
+            try:
+                self._close_consumer()
+            finally:
+                self._busy.release()
+
+    def _close_consumer(self) -> None:
         if self._consumer is not None:
             try:
                 self._consumer.close()
@@ -67,8 +81,17 @@ class RecordReader:
     def read(self, ranges: dict, timeout: float, max_records_per_partition: int = 1000) -> ReadResult:
         """ranges: (topic, partition) -> (first offset, end offset exclusive). Waits at most timeout."""
         result = ReadResult({tp: [] for tp in ranges}, set(), [])
-        if not ranges:
+        if not ranges or self._closed:
             return result
+        with self._busy:
+            try:
+                self._read(ranges, timeout, max_records_per_partition, result)
+            finally:
+                if self._closed:
+                    self._close_consumer()
+        return result
+
+    def _read(self, ranges: dict, timeout: float, max_records_per_partition: int, result: ReadResult) -> None:
         c = self.consumer()
         deadline = time.monotonic() + timeout
         pending = dict(ranges)
@@ -103,7 +126,6 @@ class RecordReader:
                 c.unassign()
             except KafkaException as e:
                 log.debug("unassign_failed error=%s", e)
-        return result
 
 
 def _record(msg) -> Record:
