@@ -2,9 +2,13 @@
 
 One assign() covers every partition, so librdkafka sends one Fetch per leader broker for
 all of them: the cost of a read is a constant number of round trips however many
-partitions ask. The consumer is kept across cycles (connections stay open) and never
-commits. Records outside the asked ranges are ignored, so a late reply from an earlier
-assignment can't be mistaken for an answer.
+partitions ask. The consumer never commits.
+
+The consumer lives for one read only. A consumer kept across cycles remembers every topic
+it was ever assigned and keeps refreshing their metadata; when such a topic is deleted,
+librdkafka 2.16 crashed the whole process in its metadata cache (seen against tansu, in
+tests/kafka/test_dlq.py's deleted-DLQ case). A new consumer per read costs one connection
+setup per cycle and can't outlive a topic.
 """
 
 from __future__ import annotations
@@ -52,15 +56,9 @@ class RecordReader:
         }
         self._consumer: Consumer | None = None
         # close() may come from another thread while an abandoned (timed-out) collection is
-        # still reading; closing a librdkafka consumer under a running consume() can crash
-        # the process, so the reading thread closes it when it is done instead.
+        # still reading; the reading thread closes its consumer itself when it is done.
         self._busy = threading.Lock()
         self._closed = False
-
-    def consumer(self) -> Consumer:
-        if self._consumer is None:
-            self._consumer = Consumer(self._conf)
-        return self._consumer
 
     def close(self) -> None:
         self._closed = True
@@ -84,48 +82,43 @@ class RecordReader:
         if not ranges or self._closed:
             return result
         with self._busy:
+            deadline = time.monotonic() + timeout
             try:
-                self._read(ranges, timeout, max_records_per_partition, result)
+                self._consumer = Consumer(self._conf)
+                self._read(self._consumer, ranges, deadline, max_records_per_partition, result)
+            except KafkaException as e:
+                result.errors.extend((t, p, str(e)) for (t, p) in ranges if (t, p) not in result.complete)
             finally:
-                if self._closed:
-                    self._close_consumer()
+                self._close_consumer()
         return result
 
-    def _read(self, ranges: dict, timeout: float, max_records_per_partition: int, result: ReadResult) -> None:
-        c = self.consumer()
-        deadline = time.monotonic() + timeout
+    def _read(self, c: Consumer, ranges: dict, deadline: float, max_records_per_partition: int, result: ReadResult) -> None:
         pending = dict(ranges)
         c.assign([TopicPartition(t, p, first) for (t, p), (first, _) in ranges.items()])
-        try:
-            while pending and time.monotonic() < deadline:
-                batch = c.consume(num_messages=500, timeout=min(0.2, max(0.01, deadline - time.monotonic())))
-                for msg in batch:
-                    tp = (msg.topic(), msg.partition())
-                    if tp not in pending:
-                        continue
-                    first, stop = pending[tp]
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            # Nothing more to read: whatever we were asked for past here does not exist.
-                            result.complete.add(tp)
-                            del pending[tp]
-                        elif err.code() != KafkaError._NO_OFFSET:
-                            result.errors.append((tp[0], tp[1], err.str()))
-                            del pending[tp]
-                        continue
-                    if msg.offset() < first:
-                        continue
-                    if msg.offset() < stop and len(result.records[tp]) < max_records_per_partition:
-                        result.records[tp].append(_record(msg))
-                    if msg.offset() >= stop - 1 or len(result.records[tp]) >= max_records_per_partition:
+        while pending and time.monotonic() < deadline:
+            batch = c.consume(num_messages=500, timeout=min(0.2, max(0.01, deadline - time.monotonic())))
+            for msg in batch:
+                tp = (msg.topic(), msg.partition())
+                if tp not in pending:
+                    continue
+                first, stop = pending[tp]
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        # Nothing more to read: whatever we were asked for past here does not exist.
                         result.complete.add(tp)
                         del pending[tp]
-        finally:
-            try:
-                c.unassign()
-            except KafkaException as e:
-                log.debug("unassign_failed error=%s", e)
+                    elif err.code() != KafkaError._NO_OFFSET:
+                        result.errors.append((tp[0], tp[1], err.str()))
+                        del pending[tp]
+                    continue
+                if msg.offset() < first:
+                    continue
+                if msg.offset() < stop and len(result.records[tp]) < max_records_per_partition:
+                    result.records[tp].append(_record(msg))
+                if msg.offset() >= stop - 1 or len(result.records[tp]) >= max_records_per_partition:
+                    result.complete.add(tp)
+                    del pending[tp]
 
 
 def _record(msg) -> Record:
