@@ -1,0 +1,397 @@
+"""Generate mqwatch's Grafana dashboards (dashboards/*.json) with grafana-foundation-sdk.
+
+    python -m dashboards.generate            # rewrite the committed JSON
+    python -m dashboards.generate --check    # exit 1 if the committed JSON is out of date
+
+One overview of every cluster (worst consumers by lag in seconds, DLQ arrivals, overdue delayed
+queues, broker and collection health) links to one dashboard per system and one for dead-letter
+queues. Every dashboard has `datasource`, `cluster`, `queue` and `consumer` variables. Panels are
+described by the small `Panel` records below; the builders turn them into Grafana's JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import units
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync, DashboardLinkType, DataSourceRef, VariableRefresh, VariableSort,
+)
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+OUT_DIR = Path(__file__).resolve().parent
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+TAG = "mqwatch"
+SYSTEMS = ("kafka", "redis", "pulsar")
+UID = {"overview": "mqwatch-overview", "kafka": "mqwatch-kafka", "redis": "mqwatch-redis",
+       "pulsar": "mqwatch-pulsar", "dlq": "mqwatch-dlq"}
+MSG_PER_S = units.CountsPerSecond
+
+
+def link_to(uid: str, title: str, **labels: str) -> db.DashboardLink:
+    """A data link to another mqwatch dashboard, carrying the clicked series' labels and the time range."""
+    vars_ = "".join(f"&var-{var}=${{__field.labels.{label}}}" for var, label in labels.items())
+    return db.DashboardLink(title).url(f"/d/{uid}?${{__url_time_range}}&var-datasource=${{datasource}}{vars_}")
+
+
+def system_link(**labels: str) -> db.DashboardLink:
+    # The overview mixes systems; the clicked series' `system` picks the detail dashboard.
+    vars_ = "".join(f"&var-{var}=${{__field.labels.{label}}}" for var, label in labels.items())
+    return (db.DashboardLink("Open the ${__field.labels.system} dashboard")
+            .url(f"/d/mqwatch-${{__field.labels.system}}?${{__url_time_range}}&var-datasource=${{datasource}}{vars_}"))
+
+
+@dataclass
+class Panel:
+    title: str
+    description: str
+    exprs: tuple[tuple[str, str], ...]  # (PromQL, legend)
+    unit: str = units.Short
+    kind: str = "timeseries"  # timeseries | stat | table
+    width: int = 12
+    height: int = 8
+    links: list = field(default_factory=list)
+    min: float | None = 0
+
+
+@dataclass
+class Row:
+    title: str
+    panels: list[Panel]
+
+
+def S(system: str | None, *, queue_label: str | None = "queue", consumer: bool = False, extra: str = "") -> str:
+    """The label matchers of a panel query: fixed system, then the dashboard's variables."""
+    parts = [f'system="{system}"'] if system else []
+    parts.append('cluster=~"$cluster"')
+    if queue_label:
+        parts.append(f'{queue_label}=~"$queue"')
+    if consumer:
+        parts.append('consumer=~"$consumer"')
+    if extra:
+        parts.append(extra)
+    return "{" + ", ".join(parts) + "}"
+
+
+def _build_panel(p: Panel, panel_id: int):
+    if p.kind == "stat":
+        builder = stat.Panel()
+    elif p.kind == "table":
+        builder = table.Panel()
+    else:
+        builder = timeseries.Panel().fill_opacity(10).line_width(1)
+    builder = (builder.id(panel_id).title(p.title).description(p.description).datasource(DATASOURCE)
+               .unit(p.unit).span(p.width).height(p.height))
+    if p.min is not None:
+        builder = builder.min(p.min)
+    for i, (expr, legend) in enumerate(p.exprs):
+        query = prometheus.Dataquery().expr(expr).ref_id(chr(ord("A") + i)).datasource(DATASOURCE)
+        if p.kind == "table":
+            query = query.instant().format(PromQueryFormat.TABLE)
+        elif legend:
+            query = query.legend_format(legend)
+        builder = builder.with_target(query)
+    if p.links:
+        builder = builder.data_links(p.links)
+    return builder
+
+
+def _variables(system: str | None, queue_metric: str, queue_label: str = "queue"):
+    sys_match = f'system="{system}", ' if system else ""
+
+    def query_var(name, label, query, description):
+        return (db.QueryVariable(name).label(label).description(description).datasource(DATASOURCE)
+                .query(query).multi(True).include_all(True).all_value(".*")
+                .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC))
+
+    return [
+        db.DatasourceVariable("datasource").label("Data source").type("prometheus")
+        .description("The Prometheus that scrapes the mqwatch agents."),
+        query_var("cluster", "Cluster", f"label_values(mqwatch_up{{{sys_match.rstrip(', ')}}}, cluster)"
+                  if system else "label_values(mqwatch_up, cluster)",
+                  "The `cluster` label: the `name` of an mqwatch check."),
+        query_var("queue", "Queue", f'label_values({queue_metric}{{{sys_match}cluster=~"$cluster"}}, {queue_label})',
+                  "Topic, stream, list or job queue."),
+        query_var("consumer", "Consumer",
+                  f'label_values(mqwatch_consumer_lag_messages{{{sys_match}cluster=~"$cluster"}}, consumer)',
+                  "Consumer group (Kafka, Redis streams) or subscription (Pulsar)."),
+    ]
+
+
+def build_dashboard(key: str, title: str, description: str, system: str | None, rows: list[Row],
+                    queue_metric: str = "mqwatch_queue_messages", queue_label: str = "queue"):
+    builder = (db.Dashboard(title).uid(UID[key]).description(description).tags([TAG] + ([system] if system else []))
+               .editable().tooltip(DashboardCursorSync.CROSSHAIR).refresh("30s").time("now-3h", "now")
+               .timezone("browser").variables(_variables(system, queue_metric, queue_label))
+               .link(db.DashboardLink("mqwatch dashboards").type(DashboardLinkType.DASHBOARDS).tags([TAG])
+                     .as_dropdown(True).include_vars(True).keep_time(True)))
+    panel_id = 1
+    for row in rows:
+        builder = builder.with_row(db.Row(row.title).id(panel_id))
+        panel_id += 1
+        for p in row.panels:
+            builder = builder.with_panel(_build_panel(p, panel_id))
+            panel_id += 1
+    return builder.build()
+
+
+# ---- the dashboards ----------------------------------------------------------------------------
+
+def overview():
+    lag = f"max by (system, cluster, queue, consumer) (mqwatch_consumer_lag_seconds{S(None, consumer=True)})"
+    return build_dashboard("overview", "mqwatch / Overview",
+                           "Every cluster mqwatch watches: who is behind, what is dead-lettered or overdue, and "
+                           "whether brokers and collection are healthy. Click a series to open its detail dashboard.",
+                           None, [
+        Row("Consumers", [
+            Panel("Worst consumers by lag (seconds)",
+                  "The 10 consumers whose oldest unconsumed message is oldest, across all systems. "
+                  "Click a row to open the system's dashboard for that consumer.",
+                  ((f"topk(10, {lag})", ""),), units.Seconds, kind="table",
+                  links=[system_link(cluster="cluster", queue="queue", consumer="consumer")]),
+            Panel("Lag in seconds, worst 10 over time", "Age of the oldest unconsumed message per consumer and queue.",
+                  ((f"topk(10, {lag})", "{{system}} {{cluster}} {{queue}} / {{consumer}}"),), units.Seconds,
+                  links=[system_link(cluster="cluster", queue="queue", consumer="consumer")]),
+            Panel("Consumers by status", "How many consumer/queue pairs mqwatch evaluates as ok, lagging, stalled, "
+                  "stopped or rewound (see the consumer status rules in docs).",
+                  ((f'count by (status) (mqwatch_consumer_status{S(None, consumer=True)} == 1)', "{{status}}"),),
+                  units.Short),
+            Panel("Lag in messages by system", "Messages waiting for their consumers, summed per system and cluster.",
+                  ((f"sum by (system, cluster) (mqwatch_consumer_lag_messages{S(None, consumer=True)})",
+                    "{{system}} {{cluster}}"),), units.Short,
+                  links=[system_link(cluster="cluster")]),
+        ]),
+        Row("Dead letters and delayed work", [
+            Panel("DLQ arrivals", "Messages that arrived in each dead-letter queue per interval (from the monotonic "
+                  "`mqwatch_dlq_messages_total`). Click to open the dead-letter dashboard.",
+                  (("sum by (system, cluster, dlq, source) (increase(mqwatch_dlq_messages_total"
+                    f"{S(None, queue_label='source')}[$__rate_interval]))", "{{cluster}} {{dlq}}"),), units.Short,
+                  links=[link_to(UID["dlq"], "Open the dead-letter dashboard", cluster="cluster", queue="source")]),
+            Panel("Overdue delayed queues", "How late the most overdue entry of each delayed queue is; above zero "
+                  "means the poller that moves due work is not keeping up or died.",
+                  ((f"max by (system, cluster, queue) (mqwatch_delayed_overdue_seconds{S(None)})",
+                    "{{system}} {{cluster}} {{queue}}"),), units.Seconds,
+                  links=[system_link(cluster="cluster", queue="queue")]),
+        ]),
+        Row("Brokers and collection", [
+            Panel("Brokers", "Brokers each cluster reports (Kafka metadata, Pulsar active brokers).",
+                  ((f"sum by (system, cluster) (mqwatch_brokers{S(None, queue_label=None)})", "{{system}} {{cluster}}"),),
+                  units.Short, kind="stat", width=8, links=[system_link(cluster="cluster")]),
+            Panel("Checks collecting", "1 when the last collection of a check succeeded; 0 means mqwatch cannot "
+                  "reach that cluster (see the agent's /status page for the error).",
+                  ((f"min by (system, cluster) (mqwatch_up{S(None, queue_label=None)})", "{{system}} {{cluster}}"),),
+                  units.BoolOnOff, kind="stat", width=8, links=[system_link(cluster="cluster")]),
+            Panel("Collection errors", "Collection errors per check and reason per interval (timeouts, connection, "
+                  "auth, broker errors; partial errors count too).",
+                  ((f"sum by (system, cluster, reason) (increase(mqwatch_collect_errors_total{S(None, queue_label=None)}"
+                    "[$__rate_interval]))", "{{system}} {{cluster}} {{reason}}"),), units.Short, width=8),
+            Panel("Collection duration", "How long each check's last collection took; compare with its interval.",
+                  ((f"max by (system, cluster) (mqwatch_collect_duration_seconds{S(None, queue_label=None)})",
+                    "{{system}} {{cluster}}"),), units.Seconds),
+            Panel("Seconds since last successful collection", "Staleness of each check's data.",
+                  ((f"time() - max by (system, cluster) (mqwatch_last_success_timestamp_seconds"
+                    f"{S(None, queue_label=None)})", "{{system}} {{cluster}}"),), units.Seconds),
+        ]),
+    ])
+
+
+def _consumer_rows(system: str, backlog_word: str) -> list[Panel]:
+    q = S(system, consumer=True)
+    return [
+        Panel(f"Lag in messages ({backlog_word})", "Messages produced but not yet consumed, per consumer and queue.",
+              ((f"sum by (cluster, queue, consumer) (mqwatch_consumer_lag_messages{q})",
+                "{{cluster}} {{queue}} / {{consumer}}"),), units.Short),
+        Panel("Lag in seconds", "Age of the oldest message each consumer has not consumed yet; 0 when caught up.",
+              ((f"max by (cluster, queue, consumer) (mqwatch_consumer_lag_seconds{q})",
+                "{{cluster}} {{queue}} / {{consumer}}"),), units.Seconds),
+    ]
+
+
+def kafka():
+    q = S("kafka", consumer=True)
+    t = S("kafka")
+    c = S("kafka", queue_label=None)
+    return build_dashboard("kafka", "mqwatch / Kafka", "Kafka consumer groups, topics and broker health.", "kafka", [
+        Row("Consumer groups", _consumer_rows("kafka", "summed over partitions") + [
+            Panel("Consumer status", "Evaluated status of each group on each topic (1 = current): ok, lagging, "
+                  "stalled (members but no progress), stopped (no members, no progress), rewound.",
+                  ((f'mqwatch_consumer_status{q} == 1', "{{queue}} / {{consumer}}: {{status}}"),), units.Short,
+                  kind="table"),
+            Panel("Members", "Consumers joined to each group.",
+                  ((f"sum by (cluster, consumer) (mqwatch_consumer_members{S('kafka', queue_label=None, consumer=True)})",
+                    "{{cluster}} {{consumer}}"),), units.Short),
+            Panel("Group state", "The state the broker reports for each group (Stable, Empty, rebalancing, Dead).",
+                  ((f'mqwatch_consumer_state{S("kafka", queue_label=None, consumer=True)} == 1',
+                    "{{consumer}}: {{state}}"),), units.Short, kind="table"),
+        ]),
+        Row("Topics", [
+            Panel("Produce rate", "Messages produced per second to each topic.",
+                  ((f"sum by (cluster, queue) (rate(mqwatch_queue_produced_total{t}[$__rate_interval]))",
+                    "{{cluster}} {{queue}}"),), MSG_PER_S),
+            Panel("Retained messages", "Messages currently retained per topic.",
+                  ((f"sum by (cluster, queue) (mqwatch_queue_messages{t})", "{{cluster}} {{queue}}"),), units.Short),
+        ]),
+        Row("Brokers", [
+            Panel("Brokers", "Brokers in the cluster metadata.",
+                  ((f"sum by (cluster) (mqwatch_brokers{c})", "{{cluster}}"),), units.Short, kind="stat", width=6),
+            Panel("Controller", "Broker id of the active controller; frequent changes mean an unstable cluster.",
+                  ((f"max by (cluster) (mqwatch_kafka_controller_id{c})", "{{cluster}}"),), units.NoUnit,
+                  kind="stat", width=6, min=None),
+            Panel("Under-replicated and offline partitions", "Partitions whose ISR is short of their replicas, and "
+                  "partitions without a leader.",
+                  ((f"sum by (cluster) (mqwatch_kafka_under_replicated_partitions{t})", "{{cluster}} under-replicated"),
+                   (f"sum by (cluster) (mqwatch_kafka_offline_partitions{t})", "{{cluster}} offline")), units.Short),
+            Panel("Partitions per topic", "Partition count of each topic.",
+                  ((f"sum by (cluster, queue) (mqwatch_kafka_topic_partitions{t})", "{{cluster}} {{queue}}"),),
+                  units.Short, kind="table"),
+        ]),
+    ])
+
+
+def redis():
+    q = S("redis")
+    qc = S("redis", consumer=True)
+    c = S("redis", queue_label=None)
+    return build_dashboard("redis", "mqwatch / Redis",
+                           "Redis lists, delayed sorted sets, streams, job frameworks and server health.", "redis", [
+        Row("Queues and delayed work", [
+            Panel("Queue length", "Messages waiting in each list, stream or job-framework queue.",
+                  ((f"sum by (cluster, queue) (mqwatch_queue_messages{q})", "{{cluster}} {{queue}}"),), units.Short),
+            Panel("Delayed queue: most overdue entry", "How late the most overdue entry of each due-time sorted set "
+                  "is (Sidekiq schedule/retry, BullMQ delayed, your own delay queues); 0 when none is overdue.",
+                  ((f"max by (cluster, queue) (mqwatch_delayed_overdue_seconds{q})", "{{cluster}} {{queue}}"),),
+                  units.Seconds),
+            Panel("Delayed and overdue entries", "Entries scheduled for later, and those whose due time passed.",
+                  ((f"sum by (cluster, queue) (mqwatch_delayed_messages{q})", "{{cluster}} {{queue}} scheduled"),
+                   (f"sum by (cluster, queue) (mqwatch_delayed_overdue_messages{q})", "{{cluster}} {{queue}} overdue")),
+                  units.Short),
+        ]),
+        Row("Streams and pending work", _consumer_rows("redis", "stream consumer groups") + [
+            Panel("Pending (unacknowledged) messages", "Delivered to a consumer but never acknowledged (XPENDING, "
+                  "processing lists, Celery unacked).",
+                  ((f"sum by (cluster, queue, consumer) (mqwatch_pending_messages{q})",
+                    "{{cluster}} {{queue}} {{consumer}}"),), units.Short),
+            Panel("Oldest pending message", "Age of the oldest delivered but unacknowledged message.",
+                  ((f"max by (cluster, queue, consumer) (mqwatch_pending_oldest_seconds{q})",
+                    "{{cluster}} {{queue}} {{consumer}}"),), units.Seconds),
+            Panel("Consumers per group", "Consumers of each stream consumer group.",
+                  ((f"sum by (cluster, consumer) (mqwatch_consumer_members{S('redis', queue_label=None, consumer=True)})",
+                    "{{cluster}} {{consumer}}"),), units.Short),
+            Panel("Least idle consumer", "Idle time of the most recently active consumer of each group.",
+                  ((f"min by (cluster, queue, consumer) (mqwatch_consumer_idle_seconds{qc})",
+                    "{{cluster}} {{queue}} {{consumer}}"),), units.Seconds),
+        ]),
+        Row("Server", [
+            Panel("Memory used of maxmemory", "Used memory as a share of maxmemory (instances without maxmemory are "
+                  "not shown).",
+                  ((f"mqwatch_redis_used_memory_bytes{c} / (mqwatch_redis_maxmemory_bytes{c} > 0)", "{{cluster}}"),),
+                  units.PercentUnit, min=0),
+            Panel("Memory used", "Bytes of memory Redis uses.",
+                  ((f"mqwatch_redis_used_memory_bytes{c}", "{{cluster}}"),), units.BytesIEC),
+            Panel("Evicted keys", "Keys evicted per interval because maxmemory was reached.",
+                  ((f"sum by (cluster) (increase(mqwatch_redis_evicted_keys_total{c}[$__rate_interval]))", "{{cluster}}"),),
+                  units.Short),
+        ]),
+    ])
+
+
+def pulsar():
+    q = S("pulsar")
+    qc = S("pulsar", consumer=True)
+    c = S("pulsar", queue_label=None)
+    return build_dashboard("pulsar", "mqwatch / Pulsar", "Pulsar subscriptions, topics and broker health.", "pulsar", [
+        Row("Subscriptions", _consumer_rows("pulsar", "backlog") + [
+            Panel("Unacknowledged messages", "Messages delivered to the subscription's consumers but not acked.",
+                  ((f"sum by (cluster, queue, consumer) (mqwatch_pending_messages{qc})",
+                    "{{cluster}} {{queue}} / {{consumer}}"),), units.Short),
+            Panel("Blocked subscriptions", "1 while the broker stops dispatching to a subscription because it holds "
+                  "too many unacknowledged messages.",
+                  ((f"max by (cluster, queue, consumer) (mqwatch_consumer_blocked{qc})",
+                    "{{cluster}} {{queue}} / {{consumer}}"),), units.Short),
+            Panel("Consumers", "Consumers connected to each subscription.",
+                  ((f"sum by (cluster, consumer) (mqwatch_consumer_members{S('pulsar', queue_label=None, consumer=True)})",
+                    "{{cluster}} {{consumer}}"),), units.Short),
+        ]),
+        Row("Topics", [
+            Panel("Publish rate", "Messages published per second to each topic (partitions summed).",
+                  ((f"sum by (cluster, queue) (rate(mqwatch_queue_produced_total{q}[$__rate_interval]))",
+                    "{{cluster}} {{queue}}"),), MSG_PER_S),
+            Panel("Storage", "Bytes stored per topic.",
+                  ((f"sum by (cluster, queue) (mqwatch_queue_bytes{q})", "{{cluster}} {{queue}}"),), units.BytesIEC),
+        ]),
+        Row("Brokers", [
+            Panel("Active brokers", "Brokers the cluster reports as active.",
+                  ((f"sum by (cluster) (mqwatch_brokers{c})", "{{cluster}}"),), units.Short, kind="stat"),
+            Panel("Broker health", "1 when a broker passes its health check (admin API or metrics reachability).",
+                  ((f"min by (cluster, broker) (mqwatch_pulsar_broker_healthy{c})", "{{cluster}} {{broker}}"),),
+                  units.BoolOnOff, kind="stat"),
+        ]),
+    ])
+
+
+def dlq():
+    d = S(None, queue_label="source")
+    r = S(None, queue_label=None)
+    return build_dashboard("dlq", "mqwatch / Dead-letter queues",
+                           "Dead-letter and retry queues of every system: arrivals, size, age and failure reasons. "
+                           "The queue variable selects the source queue the dead letters came from.", None, [
+        Row("Arrivals", [
+            Panel("Dead letters arriving", "Messages that arrived in each DLQ per interval; survives retention and "
+                  "removal of dead letters.",
+                  ((f"sum by (system, cluster, dlq, source) (increase(mqwatch_dlq_messages_total{d}[$__rate_interval]))",
+                    "{{system}} {{cluster}} {{dlq}}"),), units.Short,
+                  links=[system_link(cluster="cluster", queue="source")]),
+            Panel("Messages in DLQs", "Dead letters currently held.",
+                  ((f"sum by (system, cluster, dlq, source) (mqwatch_dlq_messages{d})", "{{system}} {{cluster}} {{dlq}}"),),
+                  units.Short),
+        ]),
+        Row("Why and since when", [
+            Panel("Top failure reasons", "Sampled dead letters by failure reason read from headers or job data "
+                  "(top reasons per DLQ; the rest as `other`).",
+                  ((f"topk(20, sum by (system, cluster, dlq, reason) (mqwatch_dlq_reason_messages{r}))", ""),),
+                  units.Short, kind="table"),
+            Panel("Newest dead letter age", "Time since the newest message arrived in each DLQ.",
+                  ((f"time() - max by (system, cluster, dlq, source) (mqwatch_dlq_last_message_timestamp_seconds{d})",
+                    "{{system}} {{cluster}} {{dlq}}"),), units.Seconds),
+            Panel("Retry queues", "Messages waiting in retry queues or topics, by source queue.",
+                  ((f"sum by (system, cluster, queue, source) (mqwatch_retry_messages{S(None)})",
+                    "{{system}} {{cluster}} {{queue}}"),), units.Short),
+        ]),
+    ], queue_metric="mqwatch_dlq_messages", queue_label="source")
+
+
+DASHBOARDS = {"overview": overview, "kafka": kafka, "redis": redis, "pulsar": pulsar, "dlq": dlq}
+
+
+def render(name: str) -> str:
+    return JSONEncoder(sort_keys=True, indent=2).encode(DASHBOARDS[name]()) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dashboards.generate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when a committed dashboard differs from the output")
+    ap.add_argument("--out-dir", type=Path, default=OUT_DIR)
+    args = ap.parse_args(argv)
+    stale = []
+    for name in DASHBOARDS:
+        path = args.out_dir / f"{name}.json"
+        text = render(name)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run `python -m dashboards.generate`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
