@@ -88,24 +88,28 @@ class Canary:
     # ---- the canary thread ------------------------------------------------------------
     def _run(self) -> None:
         opts = self.options
-        producer = consumer = None
+        clients = None
         try:
             while not self._stop.is_set():
                 try:
-                    if consumer is None:
-                        partitions = self._prepare()
-                        producer, consumer = self._clients(partitions)
-                    self._round(producer, consumer)
+                    if clients is None:
+                        clients = self._clients(self._prepare())
+                    self._round(*clients)
                 except _Failed as e:
-                    self.last_error = str(e)
-                    log.warning("canary_failed stage=%s error=%s", e.stage, e)
-                    self.stats.fail(e.stage)
-                    self._stop.wait(opts.interval)
+                    self._failed(e.stage, str(e))
+                except Exception as e:  # never let the canary die silently: count it, start over
+                    log.exception("canary_crashed topic=%s", opts.topic)
+                    self._failed("produce", f"{type(e).__name__}: {e}")
+                    _close(clients)
+                    clients = None
         finally:
-            if consumer is not None:
-                consumer.close()
-            if producer is not None:
-                producer.flush(1)
+            _close(clients)
+
+    def _failed(self, stage: str, message: str) -> None:
+        self.last_error = message
+        log.warning("canary_failed stage=%s error=%s", stage, message)
+        self.stats.fail(stage)
+        self._stop.wait(self.options.interval)
 
     def _prepare(self) -> list[int]:
         opts = self.options
@@ -133,10 +137,6 @@ class Canary:
     def _clients(self, partitions):
         opts = self.options
         timeout_ms = int(opts.timeout * 1000)
-        producer = Producer({
-            **self.client_config, "linger.ms": 0, "batch.num.messages": 1, "acks": "all",
-            "message.timeout.ms": timeout_ms, "socket.connection.setup.timeout.ms": timeout_ms,
-        })
         consumer = Consumer({
             **self.client_config, "group.id": "mqwatch-canary", "enable.auto.commit": False,
             "fetch.wait.max.ms": 50, "socket.connection.setup.timeout.ms": timeout_ms,
@@ -152,6 +152,10 @@ class Canary:
                 raise _Failed("consume", f"cannot read the end offset of canary topic {opts.topic}[{p}]: {e}") from None
             start.append(TopicPartition(opts.topic, p, high))
         consumer.assign(start)
+        producer = Producer({
+            **self.client_config, "linger.ms": 0, "batch.num.messages": 1, "acks": "all",
+            "message.timeout.ms": timeout_ms, "socket.connection.setup.timeout.ms": timeout_ms,
+        })
         self._partitions = partitions
         self._seq = 0
         return producer, consumer
@@ -199,3 +203,14 @@ class _Failed(Exception):
     def __init__(self, stage: str, message: str):
         self.stage = stage
         super().__init__(message)
+
+
+def _close(clients) -> None:
+    if clients is None:
+        return
+    producer, consumer = clients
+    try:
+        consumer.close()
+    except (KafkaException, RuntimeError):
+        pass
+    producer.flush(1)
