@@ -25,7 +25,7 @@ What is reported where the log does not hold the committed record:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.timelag import CAUGHT_UP, INTERPOLATED, LOWER_BOUND, OffsetTimeline
 
@@ -38,7 +38,7 @@ class TimeLagResult:
     seconds: dict  # (group, topic, partition) -> seconds
     read: int = 0  # partitions read this cycle
     unread: int = 0  # partitions that needed a read but did not get one (budget or time)
-    errors: list = None  # messages of failed reads
+    errors: list = field(default_factory=list)  # messages of failed reads
 
 
 class TimeLag:
@@ -60,7 +60,7 @@ class TimeLag:
 
     def compute(self, committed: dict, end_offsets: dict, now: float, reader, time_left: float) -> TimeLagResult:
         """committed: (group, topic, partition) -> committed offset. reader: a RecordReader."""
-        result = TimeLagResult({}, errors=[])
+        result = TimeLagResult({})
         if self.mode == "off":
             return result
         needed: dict = {}  # (topic, partition, committed) -> lag in messages
