@@ -144,9 +144,9 @@ class KafkaCheck(Check):
             out.error("time_lag", f"reading records to date committed offsets failed for {len(result.errors)} "
                                   f"partition(s), e.g. {result.errors[0]}")
         elif result.unread:
-            out.error("time_lag", f"{result.unread} partition(s) could not be read within the cycle's budget "
-                                  f"(time_lag_fetches {self.options.time_lag_fetches}, fetch_timeout "
-                                  f"{self.options.fetch_timeout:g}s); their lag in seconds is an estimate or missing")
+            out.error("time_lag", f"{result.unread} partition(s) did not answer within fetch_timeout "
+                                  f"{self.options.fetch_timeout:g}s (or the check's timeout); their lag in seconds "
+                                  f"is an estimate or missing this cycle")
         for (gid, topic), seconds in worst_per_topic(result.seconds, lags).items():
             out.add("mqwatch_consumer_lag_seconds", seconds, queue=topic, consumer=gid)
         if self.options.granularity == "partition":
