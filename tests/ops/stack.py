@@ -1,0 +1,103 @@
+"""Helpers for the end-to-end alerting tests: a webhook receiver standing in for a pager, an
+mqwatch agent process, and Alertmanager's example config pointed at the receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+from agent.embedded import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTMANAGER_EXAMPLE = ROOT / "alerts" / "alertmanager.example.yml"
+
+
+class WebhookReceiver:
+    """Collects Alertmanager webhook notifications, by receiver (the URL path)."""
+
+    def __init__(self):
+        self.notifications: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    receiver.notifications.append((self.path.strip("/"), json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self, receiver: str | None = None, status: str = "firing") -> list[dict]:
+        with self._lock:
+            return [a for path, n in self.notifications if receiver in (None, path)
+                    for a in n["alerts"] if a["status"] == status]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def alertmanager_config_for_tests(webhook_url: str) -> dict:
+    """The shipped example (routes, grouping, inhibitions) with every receiver replaced by the
+    test's webhook at /<receiver name>, and waits shortened from minutes to a second."""
+    config = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text())
+    config["receivers"] = [{"name": r["name"], "webhook_configs": [{"url": f"{webhook_url}/{r['name']}",
+                                                                    "send_resolved": True}]}
+                           for r in config["receivers"]]
+    config["route"].update({"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"})
+    return config
+
+
+class AgentProcess:
+    """`mqwatch run` as a child process on a free loopback port."""
+
+    def __init__(self, config_path: Path, env: dict | None = None):
+        self.port = free_port()
+        self.log_path = config_path.with_suffix(".log")
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config_path), "--listen",
+                                      f"127.0.0.1:{self.port}"], cwd=ROOT, env={**os.environ, **(env or {})},
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        wait_for_port(self.port, 30, self.proc)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def post_json(url: str, doc) -> None:
+    req = urllib.request.Request(url, json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        r.read()

@@ -1,0 +1,106 @@
+"""End to end: the shipped alert rules (with short `for:` from the generator's --max-for) in a
+real Prometheus scraping a real agent on a real broker, the shipped Alertmanager example routing
+them in a real Alertmanager, delivered to a webhook receiver standing in for the pager."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import pytest
+import yaml
+
+from agent.promstack import prometheus_available, start_alertmanager, start_prometheus
+from alerts import generate
+from tests.helpers import unique, wait_until
+from tests.ops.stack import AgentProcess, WebhookReceiver, alertmanager_config_for_tests, get_json, post_json
+
+pytestmark = pytest.mark.skipif(not prometheus_available(), reason="Debian prometheus/prometheus-alertmanager missing")
+
+
+@pytest.fixture
+def webhook():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def alertmanager(webhook):
+    am = start_alertmanager(alertmanager_config_for_tests(webhook.url))
+    yield am
+    am.stop()
+
+
+@pytest.fixture
+def fast_rules(tmp_path):
+    path = tmp_path / "fast.rules.yml"
+    path.write_text(generate.render_rules(generate.load_config(), max_for="2s"))
+    return path
+
+
+def _labels(alert):
+    return {k: v for k, v in alert["labels"].items()}
+
+
+def test_check_failing_then_agent_down_reach_the_pager_with_cluster_labels(tmp_path, fresh_tansu, alertmanager,
+                                                                             webhook, fast_rules):
+    cluster = unique("shop")
+    config = tmp_path / "mqwatch.yaml"
+    config.write_text(yaml.safe_dump({
+        "agent": {"interval": "1s", "timeout": "2s"},
+        "checks": [{"kind": "kafka", "name": cluster, "bootstrap_servers": fresh_tansu.address}],
+    }))
+    agent = AgentProcess(config)
+    prometheus = start_prometheus([agent.address], [str(fast_rules)], alertmanager=alertmanager.address)
+    try:
+        up = f'{prometheus.extra["url"]}/api/v1/query?query=mqwatch_up%7Bcluster%3D%22{cluster}%22%7D'
+        wait_until(lambda: [r["value"][1] for r in get_json(up)["data"]["result"]] == ["1"], 30,
+                   message="Prometheus scraped mqwatch_up 1")
+        assert webhook.alerts() == []
+
+        fresh_tansu.stop()  # the broker dies: the check fails, the agent keeps serving
+        failing = wait_until(lambda: [a for a in webhook.alerts("pager")
+                                      if a["labels"]["alertname"] == "MqwatchCheckFailing"], 60,
+                             message="MqwatchCheckFailing delivered to the pager")
+        labels = _labels(failing[0])
+        assert labels | {"cluster": cluster} == labels
+        assert {labels["system"], labels["severity"], labels["job"]} == {"kafka", "critical", "mqwatch"}
+        assert cluster in failing[0]["annotations"]["description"]
+        assert failing[0]["annotations"]["runbook_url"].endswith("docs/runbooks/MqwatchCheckFailing.md")
+
+        agent.stop()  # now the agent itself is gone
+        down = wait_until(lambda: [a for a in webhook.alerts("pager")
+                                   if a["labels"]["alertname"] == "MqwatchTargetDown"], 60,
+                          message="MqwatchTargetDown delivered to the pager")
+        assert down[0]["labels"]["instance"] == agent.address
+        assert not webhook.alerts("chat") and not webhook.alerts("default")
+    finally:
+        agent.stop()
+        prometheus.stop()
+
+
+def _alert(name, severity, **labels):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {"labels": {"alertname": name, "severity": severity, **labels},
+            "annotations": {"summary": name}, "startsAt": now.isoformat(),
+            "endsAt": (now + datetime.timedelta(minutes=5)).isoformat()}
+
+
+def test_example_alertmanager_config_inhibits_lag_alerts_of_a_failing_cluster_only(alertmanager, webhook):
+    api = f"{alertmanager.extra['url']}/api/v2/alerts"
+    lag = dict(system="kafka", queue="orders", consumer="billing", job="mqwatch", instance="a:9325")
+    post_json(api, [
+        _alert("MqwatchCheckFailing", "critical", system="kafka", cluster="shop", job="mqwatch", instance="a:9325"),
+        _alert("MqwatchConsumerLagHigh", "warning", cluster="shop", **lag),
+        _alert("MqwatchConsumerLagHigh", "warning", cluster="other", **lag),
+    ])
+    wait_until(lambda: webhook.alerts("chat"), 20, message="the lag alert of the healthy cluster")
+    wait_until(lambda: webhook.alerts("pager"), 20, message="the check failure")
+    states = {(a["labels"]["alertname"], a["labels"]["cluster"]): a["status"] for a in get_json(api)}
+    assert states[("MqwatchConsumerLagHigh", "shop")]["state"] == "suppressed"
+    assert states[("MqwatchConsumerLagHigh", "shop")]["inhibitedBy"]
+    assert states[("MqwatchConsumerLagHigh", "other")]["state"] == "active"
+    time.sleep(2.5)  # more than group_wait + group_interval: a suppressed alert would have been sent by now
+    assert {a["labels"]["cluster"] for a in webhook.alerts("chat")} == {"other"}
+    assert [a["labels"]["alertname"] for a in webhook.alerts("pager")] == ["MqwatchCheckFailing"]
