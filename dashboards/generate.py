@@ -188,9 +188,12 @@ def overview():
                   ((f"min by (system, cluster) (mqwatch_up{S(None, queue_label=None)})", "{{system}} {{cluster}}"),),
                   units.BoolOnOff, kind="stat", width=8, links=[system_link(cluster="cluster")]),
             Panel("Collection errors", "Collection errors per check and reason per interval (timeouts, connection, "
-                  "auth, broker errors; partial errors count too).",
+                  "auth, broker errors; partial errors count too). A check that never failed shows 0.",
+                  # The counter only exists once a check has failed; `or` shows healthy checks as 0.
                   ((f"sum by (system, cluster, reason) (increase(mqwatch_collect_errors_total{S(None, queue_label=None)}"
-                    "[$__rate_interval]))", "{{system}} {{cluster}} {{reason}}"),), units.Short, width=8),
+                    "[$__rate_interval])) or on (system, cluster) "
+                    f"(0 * min by (system, cluster) (mqwatch_up{S(None, queue_label=None)}))",
+                    "{{system}} {{cluster}} {{reason}}"),), units.Short, width=8),
             Panel("Collection duration", "How long each check's last collection took; compare with its interval.",
                   ((f"max by (system, cluster) (mqwatch_collect_duration_seconds{S(None, queue_label=None)})",
                     "{{system}} {{cluster}}"),), units.Seconds),
@@ -367,6 +370,30 @@ def dlq():
 
 
 DASHBOARDS = {"overview": overview, "kafka": kafka, "redis": redis, "pulsar": pulsar, "dlq": dlq}
+
+# What Grafana sends in place of the variables when "All" is selected (and a typical interval).
+ALL_SELECTED = {"$cluster": ".*", "$queue": ".*", "$consumer": ".*", "$__rate_interval": "1m", "$__interval": "15s"}
+
+
+def substitute(expr: str, values: dict | None = None) -> str:
+    for var, value in (values or ALL_SELECTED).items():
+        expr = expr.replace(var, value)
+    if "$" in expr:
+        raise ValueError(f"unsubstituted variable in {expr}")
+    return expr
+
+
+def panel_queries(names=None) -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, PromQL with variables substituted) for every panel target."""
+    import json
+
+    out = []
+    for name in names or DASHBOARDS:
+        doc = json.loads(render(name))
+        for panel in doc["panels"]:
+            for target in panel.get("targets") or []:
+                out.append((name, panel["title"], substitute(target["expr"])))
+    return out
 
 
 def render(name: str) -> str:
