@@ -61,6 +61,7 @@ _SYS = "{{ $labels.system }}"
 # Pulsar DLQs and Redis pending lists carry `consumer`, Kafka DLQs and Celery lists do not.
 _OPT_C = "{{ with $labels.consumer }} (consumer {{ . }}){{ end }}"
 _STALLED, _STOPPED = 'status="stalled"', 'status="stopped"'
+_ACTIVE_STATES = 'state=~"Stable|PreparingRebalance|CompletingRebalance"'
 
 ALERTS: tuple[Alert, ...] = (
     Alert(
@@ -103,6 +104,9 @@ ALERTS: tuple[Alert, ...] = (
         lambda p, s: (
             f"(delta({s('mqwatch_consumer_lag_messages')}[{p.window}]) > 0)"
             f" and ignoring (queue) (max without (queue) ({s('mqwatch_consumer_members')}) == 0)"
+            # A group the broker reports active is consuming, whatever its member list says
+            # (tansu, and brokers that hide members from describe without permission).
+            f" unless on (system, cluster, consumer) ({s('mqwatch_consumer_state', _ACTIVE_STATES)} == 1)"
         ),
         "Consumer " + _C + " has no members while its lag on " + _Q + " grows (" + _CQ + ")",
         "Consumer " + _C + " in cluster " + _CQ + " has no members and its lag on queue " + _Q + " grew by "
