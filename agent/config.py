@@ -14,7 +14,7 @@ import yaml
 from agent.registry import get_check_class, known_kinds
 from agent.schema import (
     ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, _Ctx, _Invalid, Choice,
-    _did_you_mean, expand_env, format_path,
+    _did_you_mean, expand_env, format_path, UNRESOLVED,
 )
 
 DEFAULT_PORT = 9325
@@ -170,6 +170,7 @@ def _to_python(node, path: tuple, lines: dict, errors: list, file: str, environ)
             value = expand_env(value, environ)
         except _Invalid as e:
             errors.append(ConfigError(str(e), _path_str(path), node.start_mark.line + 1, file))
+            return UNRESOLVED
     return value
 
 

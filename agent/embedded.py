@@ -148,3 +148,44 @@ def start_pulsar_lite(port: int | None = None, metrics_port: int | None = None, 
     broker.extra["metrics_url"] = f"http://127.0.0.1:{metrics_port}/metrics"
     broker.extra["service_url"] = f"pulsar://127.0.0.1:{port}"
     return broker
+
+
+def _debian_binary(name: str) -> str:
+    path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+    if path is None:
+        raise BrokerUnavailable(f"{name} is not installed (apt-get install prometheus prometheus-alertmanager)")
+    return path
+
+
+def start_alertmanager(config_yaml: str, port: int | None = None) -> Broker:
+    """Debian's prometheus-alertmanager on loopback, clustering off, with the given config."""
+    port = port or free_port()
+    workdir = tempfile.mkdtemp(prefix="mqwatch-alertmanager-")
+    config = os.path.join(workdir, "alertmanager.yml")
+    with open(config, "w") as fh:
+        fh.write(config_yaml)
+    broker = _spawn("alertmanager", [
+        _debian_binary("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={workdir}/data",
+        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
+    ], port, workdir)
+    broker.extra["url"] = f"http://127.0.0.1:{port}"
+    return broker
+
+
+def start_prometheus(config_yaml: str, rule_files: dict[str, str] | None = None, port: int | None = None) -> Broker:
+    """Debian's prometheus on loopback. `rule_files` maps file names to rule YAML, written
+    beside the config so `rule_files: [name]` in the config finds them."""
+    port = port or free_port()
+    workdir = tempfile.mkdtemp(prefix="mqwatch-prometheus-")
+    for name, text in (rule_files or {}).items():
+        with open(os.path.join(workdir, name), "w") as fh:
+            fh.write(text)
+    config = os.path.join(workdir, "prometheus.yml")
+    with open(config, "w") as fh:
+        fh.write(config_yaml)
+    broker = _spawn("prometheus", [
+        _debian_binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={workdir}/data",
+        f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn",
+    ], port, workdir, timeout=30)
+    broker.extra["url"] = f"http://127.0.0.1:{port}"
+    return broker

@@ -20,7 +20,7 @@ from prometheus_client.exposition import generate_latest
 
 from agent import __version__
 from agent.metrics import (
-    BUILD_INFO, COLLECT_DURATION, COLLECT_ERRORS, COUNTER, HISTOGRAM, LAST_SUCCESS, SELF_METRICS, SERIES, UP,
+    BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER, HISTOGRAM, LAST_SUCCESS, SELF_METRICS, SERIES, UP,
     catalog,
 )
 from agent.snapshot import Snapshot
@@ -66,7 +66,10 @@ class Exporter:
     def __init__(self, metric_defs=None, process_metrics: bool = True):
         self._lock = threading.Lock()
         self._states: dict[str, CheckState] = {}
-        self._defs = {e.metric.name: e.metric for e in catalog()} if metric_defs is None else metric_defs
+        if metric_defs is None:
+            metric_defs = {m.name: m for m in CONTRACT_METRICS}
+            metric_defs.update({e.metric.name: e.metric for e in catalog()})
+        self._defs = metric_defs
         self._process = ProcessCollector(registry=None) if process_metrics else None
         self._body = b""
         self._gzip = b""
@@ -146,7 +149,7 @@ class Exporter:
             for name, series in st.snapshot.families.items():
                 merged[name].extend(series)
         for name in sorted(merged):
-            d = self._defs[name]
+            d = self._defs.get(name) or MetricDef(name, GAUGE, "Undocumented metric.")  # never fail a render
             fam = _family(name, d.type, d.help)
             for labels, value in merged[name]:
                 lbl = dict(labels)

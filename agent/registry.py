@@ -9,6 +9,7 @@ ENTRY_POINT_GROUP = "mqwatch.checks"
 
 _BUILTIN = {
     "kafka": "checks.kafka.check:KafkaCheck",
+    "redis": "checks.redis.check:RedisCheck",
 }
 
 _log = logging.getLogger("mqwatch.registry")

@@ -17,6 +17,16 @@ from agent.durations import parse_duration
 REQUIRED = object()
 
 
+class _UnresolvedType:
+    """A value whose ${VAR} could not be expanded: already reported, so not validated again."""
+
+    def __repr__(self):
+        return "<unresolved>"
+
+
+UNRESOLVED = _UnresolvedType()
+
+
 class ConfigError(Exception):
     """One problem in a config file, located by file, line and key path."""
 
@@ -228,6 +238,8 @@ class ListOf(Type):
             raise _Invalid(f"needs at least {self.min_items} item(s)")
         out = []
         for i, v in enumerate(value):
+            if v is UNRESOLVED:
+                continue
             try:
                 out.append(self.item.convert(v, ctx, path + (i,)))
             except _Invalid as e:
@@ -248,6 +260,8 @@ class ScalarMap(Type):
         value = _resolve_file_fields(value, None, ctx, path)
         out = {}
         for k, v in value.items():
+            if v is UNRESOLVED:
+                continue
             if isinstance(v, (dict, list)) or v is None:
                 ctx.error(path + (str(k),), f"expected a scalar value, got {_describe(v)}")
                 continue
@@ -283,11 +297,16 @@ class Schema(Type):
             if key not in self.fields:
                 ctx.error(path + (key,), f"unknown key{_did_you_mean(str(key), self.fields)}")
         for key, f in self.fields.items():
-            if key in value:
+            if key in value and value[key] is not UNRESOLVED:
                 try:
                     out[key] = f.type.convert(value[key], ctx, path + (key,))
                 except _Invalid as e:
                     ctx.error(path + (key,), str(e))
+                    if f.default is not REQUIRED:  # keep the section usable for checks that follow
+                        out[key] = f.default
+            elif key in value:
+                if f.default is not REQUIRED:
+                    out[key] = f.default
             elif f.default is REQUIRED:
                 ctx.error(path + (key,) if path else (key,), "required key is missing")
             elif isinstance(f.type, Schema) and f.default is None:

@@ -1,58 +1,179 @@
-"""The HTML status page at `/`: each check's health at a glance."""
+"""The HTML status page at `/`: what an on-call engineer needs at a glance.
+
+Each check's health, the worst consumers by lag in seconds, growing DLQs with their top
+reasons, overdue delayed queues; each with a sparkline of its recent history, refreshing
+by itself. Built from the snapshots the exporter already holds: no collection here.
+"""
 
 from __future__ import annotations
 
 import html
 import time
 
+REFRESH_SECONDS = 10
+TOP_ROWS = 15
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def sparkline(points, width: int = 120, height: int = 24) -> str:
+    """An inline SVG polyline of (time, value) points; empty when there is nothing to draw."""
+    values = [v for _, v in points]
+    if len(values) < 2:
+        return "<svg class='spark' width='%d' height='%d'></svg>" % (width, height)
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    step = width / (len(values) - 1)
+    coords = " ".join(f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in enumerate(values))
+    return (f"<svg class='spark' width='{width}' height='{height}' viewBox='0 0 {width} {height}'>"
+            f"<polyline fill='none' stroke='currentColor' stroke-width='1.5' points='{coords}'/></svg>")
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.1f}m"
+    if s < 172800:
+        return f"{s / 3600:.1f}h"
+    return f"{s / 86400:.1f}d"
+
+
+def _series(st, name):
+    if not st.up:
+        return []
+    return [(dict(labels), value) for labels, value in st.snapshot.families.get(name, ())]
+
+
+def _history(st, name, labels: dict):
+    key = (name, tuple(sorted(labels.items())))
+    return list(st.history.get(key, ()))
+
+
+def _checks_table(states, now) -> str:
+    rows = []
+    for st in states:
+        if st.snapshot is None:
+            health = "pending"
+        else:
+            health = "up" if st.up else "down"
+        age = "never" if st.last_success is None else f"{_fmt_seconds(now - st.last_success)} ago"
+        duration = "" if st.last_duration is None else f"{st.last_duration:.3f}s"
+        rows.append(
+            f"<tr class='check {health}' data-check='{_e(st.key)}'><td>{_e(st.kind)}</td><td>{_e(st.name)}</td>"
+            f"<td class='health'>{health}</td><td>{age}</td><td>{duration}</td>"
+            f"<td>{st.snapshot.series if st.snapshot else 0}</td><td class='error'>{_e(st.last_error)}</td></tr>")
+    return ("<table id='checks'><tr><th>system</th><th>cluster</th><th>health</th><th>last success</th>"
+            "<th>duration</th><th>series</th><th>last error</th></tr>" + "".join(rows) + "</table>")
+
+
+def _consumers_table(states) -> str:
+    rows = []
+    for st in states:
+        statuses = {}
+        for labels, value in _series(st, "mqwatch_consumer_status"):
+            if value == 1:
+                statuses[(labels.get("queue"), labels.get("consumer"))] = labels.get("status")
+        seconds = {(l.get("queue"), l.get("consumer")): v for l, v in _series(st, "mqwatch_consumer_lag_seconds")}
+        for labels, messages in _series(st, "mqwatch_consumer_lag_messages"):
+            key = (labels.get("queue"), labels.get("consumer"))
+            secs = seconds.get(key)
+            hist_name, hist_labels = ("mqwatch_consumer_lag_seconds", labels) if secs is not None else ("mqwatch_consumer_lag_messages", labels)
+            rows.append((secs if secs is not None else -1.0, messages, st, labels, statuses.get(key, ""),
+                         _history(st, hist_name, hist_labels)))
+    rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    html_rows = "".join(
+        f"<tr class='consumer status-{_e(status or 'unknown')}'><td>{_e(st.kind)}/{_e(st.name)}</td>"
+        f"<td>{_e(l.get('queue', ''))}</td><td>{_e(l.get('consumer', ''))}</td>"
+        f"<td class='lag-seconds'>{_fmt_seconds(secs) if secs >= 0 else '–'}</td><td class='lag-messages'>{msgs:.0f}</td>"
+        f"<td class='status'>{_e(status)}</td><td>{sparkline(hist)}</td></tr>"
+        for secs, msgs, st, l, status, hist in rows[:TOP_ROWS])
+    return ("<table id='consumers'><tr><th>check</th><th>queue</th><th>consumer</th><th>lag</th>"
+            "<th>messages</th><th>status</th><th>history</th></tr>" + html_rows + "</table>")
+
+
+def _dlq_table(states) -> str:
+    rows = []
+    for st in states:
+        reasons: dict = {}
+        for labels, value in _series(st, "mqwatch_dlq_reason_messages"):
+            reasons.setdefault(labels.get("dlq"), []).append((value, labels.get("reason", "")))
+        for labels, messages in _series(st, "mqwatch_dlq_messages"):
+            hist = _history(st, "mqwatch_dlq_messages", labels)
+            growth = (hist[-1][1] - hist[0][1]) if len(hist) >= 2 else 0.0
+            top = sorted(reasons.get(labels.get("dlq"), []), reverse=True)[:3]
+            rows.append((growth, messages, st, labels, top, hist))
+    rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    html_rows = "".join(
+        f"<tr class='dlq{' growing' if growth > 0 else ''}'><td>{_e(st.kind)}/{_e(st.name)}</td>"
+        f"<td>{_e(l.get('dlq', ''))}</td><td>{_e(l.get('source', ''))}</td><td class='dlq-messages'>{msgs:.0f}</td>"
+        f"<td>{'+' if growth > 0 else ''}{growth:.0f}</td>"
+        f"<td class='reasons'>{'<br>'.join(f'{_e(r)} ({n:.0f})' for n, r in top)}</td><td>{sparkline(hist)}</td></tr>"
+        for growth, msgs, st, l, top, hist in rows[:TOP_ROWS])
+    return ("<table id='dlqs'><tr><th>check</th><th>dead-letter queue</th><th>source</th><th>messages</th>"
+            "<th>recent growth</th><th>top reasons</th><th>history</th></tr>" + html_rows + "</table>")
+
+
+def _delayed_table(states) -> str:
+    rows = []
+    for st in states:
+        overdue_msgs = {l.get("queue"): v for l, v in _series(st, "mqwatch_delayed_overdue_messages")}
+        for labels, seconds in _series(st, "mqwatch_delayed_overdue_seconds"):
+            if seconds <= 0:
+                continue
+            rows.append((seconds, overdue_msgs.get(labels.get("queue"), 0.0), st, labels,
+                         _history(st, "mqwatch_delayed_overdue_seconds", labels)))
+    rows.sort(key=lambda r: r[0], reverse=True)
+    html_rows = "".join(
+        f"<tr class='delayed'><td>{_e(st.kind)}/{_e(st.name)}</td><td>{_e(l.get('queue', ''))}</td>"
+        f"<td class='overdue-messages'>{n:.0f}</td><td class='overdue-seconds'>{_fmt_seconds(s)}</td><td>{sparkline(hist)}</td></tr>"
+        for s, n, st, l, hist in rows[:TOP_ROWS])
+    return ("<table id='delayed'><tr><th>check</th><th>delayed queue</th><th>overdue messages</th>"
+            "<th>most overdue by</th><th>history</th></tr>" + html_rows + "</table>")
+
 
 def render_status_page(agent) -> str:
     now = time.time()
-    rows = []
-    for st in sorted(agent.exporter.states(), key=lambda s: s.key):
-        if st.snapshot is None:
-            health, cls = "pending", "pending"
-        else:
-            health, cls = ("up", "up") if st.up else ("down", "down")
-        age = "never" if st.last_success is None else f"{now - st.last_success:.0f}s ago"
-        rows.append(
-            f"<tr class='{cls}'><td>{html.escape(st.kind)}</td><td>{html.escape(st.name)}</td>"
-            f"<td class='health'>{health}</td><td>{age}</td>"
-            f"<td>{'' if st.last_duration is None else f'{st.last_duration:.3f}s'}</td>"
-            f"<td>{st.snapshot.series if st.snapshot else 0}</td><td>{html.escape(st.last_error)}</td></tr>"
-        )
-    lag_rows = []
-    for st in agent.exporter.states():
-        if not st.up:
-            continue
-        for labels, value in st.snapshot.families.get("mqwatch_consumer_lag_messages", ()):
-            d = dict(labels)
-            secs = st.snapshot.value("mqwatch_consumer_lag_seconds", queue=d.get("queue", ""), consumer=d.get("consumer", ""))
-            lag_rows.append((secs if secs is not None else -1, value, st.kind, st.name, d.get("queue", ""), d.get("consumer", "")))
-    lag_rows.sort(reverse=True)
-    lag_html = "".join(
-        f"<tr><td>{html.escape(k)}/{html.escape(n)}</td><td>{html.escape(q)}</td><td>{html.escape(c)}</td>"
-        f"<td>{m:.0f}</td><td>{'' if s < 0 else f'{s:.1f}s'}</td></tr>"
-        for s, m, k, n, q, c in lag_rows[:20]
-    )
+    states = sorted(agent.exporter.states(), key=lambda s: s.key)
+    down = sum(1 for s in states if s.snapshot is not None and not s.up)
+    banner = (f"<p class='banner down'>{down} check(s) failing</p>" if down
+              else "<p class='banner up'>all checks collecting</p>" if states else "")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>mqwatch</title>
-<meta http-equiv="refresh" content="10">
+<meta http-equiv="refresh" content="{REFRESH_SECONDS}">
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 2em; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: .3em .8em; text-align: left; }}
-tr.up .health {{ color: #1a7f37; font-weight: bold; }}
-tr.down .health {{ color: #cf222e; font-weight: bold; }}
+body {{ font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #1f2328; }}
+h2 {{ margin-top: 1.6em; font-size: 1.1em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border-bottom: 1px solid #d0d7de; padding: .3em .8em; text-align: left; vertical-align: middle; }}
+th {{ background: #f6f8fa; }}
+.health {{ font-weight: bold; }}
+tr.up .health {{ color: #1a7f37; }}
+tr.down .health, tr.down .error {{ color: #cf222e; }}
 tr.pending .health {{ color: #9a6700; }}
+tr.status-stalled .status, tr.status-stopped .status, tr.status-rewound .status {{ color: #cf222e; font-weight: bold; }}
+tr.status-lagging .status {{ color: #9a6700; font-weight: bold; }}
+tr.growing {{ background: #fff8f0; }}
+.spark {{ color: #0969da; }}
+.banner {{ padding: .5em 1em; display: inline-block; border-radius: 4px; }}
+.banner.up {{ background: #dafbe1; }} .banner.down {{ background: #ffebe9; }}
+.muted {{ color: #656d76; font-size: .9em; }}
 </style></head>
 <body><h1>mqwatch</h1>
-<p><a href="/metrics">/metrics</a> · <a href="/status">/status</a> · ready: {agent.ready()}</p>
+{banner}
+<p class="muted"><a href="/metrics">/metrics</a> · <a href="/status">/status</a> · ready: {agent.ready()} ·
+refreshes every {REFRESH_SECONDS}s · {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(now))}</p>
 <h2>Checks</h2>
-<table><tr><th>system</th><th>cluster</th><th>health</th><th>last success</th><th>duration</th><th>series</th><th>last error</th></tr>
-{''.join(rows)}</table>
-<h2>Worst consumers</h2>
-<table><tr><th>check</th><th>queue</th><th>consumer</th><th>lag (messages)</th><th>lag (seconds)</th></tr>
-{lag_html}</table>
+{_checks_table(states, now)}
+<h2>Worst consumers by lag</h2>
+{_consumers_table(states)}
+<h2>Dead-letter queues</h2>
+{_dlq_table(states)}
+<h2>Overdue delayed queues</h2>
+{_delayed_table(states)}
 </body></html>
 """

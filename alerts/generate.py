@@ -177,7 +177,7 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchRedisMemoryNearLimit", "mqwatch-brokers",
         lambda p, s: (
-            f"{s('mqwatch_redis_memory_used_bytes')} / ({s('mqwatch_redis_memory_max_bytes')} > 0)"
+            f"{s('mqwatch_redis_used_memory_bytes')} / ({s('mqwatch_redis_maxmemory_bytes')} > 0)"
             f" > {p.threshold_ratio}"
         ),
         "Redis " + _CQ + " uses {{ $value | humanizePercentage }} of maxmemory",

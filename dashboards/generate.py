@@ -293,10 +293,10 @@ def redis():
         Row("Server", [
             Panel("Memory used of maxmemory", "Used memory as a share of maxmemory (instances without maxmemory are "
                   "not shown).",
-                  ((f"mqwatch_redis_memory_used_bytes{c} / (mqwatch_redis_memory_max_bytes{c} > 0)", "{{cluster}}"),),
+                  ((f"mqwatch_redis_used_memory_bytes{c} / (mqwatch_redis_maxmemory_bytes{c} > 0)", "{{cluster}}"),),
                   units.PercentUnit, min=0),
             Panel("Memory used", "Bytes of memory Redis uses.",
-                  ((f"mqwatch_redis_memory_used_bytes{c}", "{{cluster}}"),), units.BytesIEC),
+                  ((f"mqwatch_redis_used_memory_bytes{c}", "{{cluster}}"),), units.BytesIEC),
             Panel("Evicted keys", "Keys evicted per interval because maxmemory was reached.",
                   ((f"sum by (cluster) (increase(mqwatch_redis_evicted_keys_total{c}[$__rate_interval]))", "{{cluster}}"),),
                   units.Short),

@@ -12,12 +12,6 @@ from agent.metrics import BASE_LABELS, CONTRACT_METRICS, HISTOGRAM, catalog
 PENDING_CHECK_METRICS = {
     # issue 6 (Pulsar): "mqwatch_pulsar_broker_healthy{broker}"
     "mqwatch_pulsar_broker_healthy": ("broker",),
-    # issue 5 (Redis): server health from INFO, "used memory and its ratio to maxmemory, evicted
-    # keys, replication link status" as mqwatch_redis_* (names follow redis_exporter's).
-    "mqwatch_redis_memory_used_bytes": (),
-    "mqwatch_redis_memory_max_bytes": (),
-    "mqwatch_redis_evicted_keys_total": (),
-    "mqwatch_redis_master_link_up": (),
 }
 
 

@@ -1,0 +1,93 @@
+"""Kafka part of `mqwatch demo`: a tansu broker with an order pipeline in three states.
+
+- `inventory` consumes orders as fast as they come (lag stays near zero),
+- `analytics` commits slower than orders arrive (lag grows),
+- `fraud-check` committed once and stopped (no members, lag grows with every order).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from agent.demo import DemoPart, Workload
+from agent.embedded import start_tansu
+
+ORDERS, PAYMENTS = "orders", "payments"
+ORDERS_PER_SECOND = 5
+
+log = logging.getLogger("mqwatch.demo.kafka")
+
+
+def start_demo() -> DemoPart:
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    broker = start_tansu()
+    bootstrap = broker.address
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": log})
+    for f in admin.create_topics([NewTopic(ORDERS, 3, 1), NewTopic(PAYMENTS, 1, 1)]).values():
+        f.result(timeout=10)
+    workload = Workload("kafka")
+    stop = workload.stopping
+    # tansu counts one offset per record batch: one record per batch keeps counts honest.
+    producer = Producer({"bootstrap.servers": bootstrap, "batch.num.messages": 1, "linger.ms": 0, "logger": log})
+
+    def produce():
+        n = 0
+        while not stop.is_set():
+            producer.produce(ORDERS, key=f"order-{n}", value=f'{{"order_id": {n}, "sku": "SKU-{n % 17}"}}', partition=n % 3)
+            if n % 2 == 0:
+                producer.produce(PAYMENTS, key=f"order-{n}", value=b"paid", partition=0)
+            producer.poll(0)
+            n += 1
+            stop.wait(1.0 / ORDERS_PER_SECOND)
+        producer.flush(5)
+
+    def committer(group: str, per_second: float):
+        """An assign()-style consumer that commits `per_second` records per second on every partition."""
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, "logger": log})
+        positions = {p: 0 for p in range(3)}
+        try:
+            while not stop.wait(1.0):
+                for p in positions:
+                    low, high = consumer.get_watermark_offsets(TopicPartition(ORDERS, p), timeout=2)
+                    positions[p] = min(high, positions[p] + per_second)
+                consumer.commit(offsets=[TopicPartition(ORDERS, p, int(o)) for p, o in positions.items()], asynchronous=False)
+        except Exception as e:
+            log.warning("demo_committer_failed group=%s error=%r", group, e)
+        finally:
+            consumer.close()
+
+    def fast_consumer():
+        consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": "inventory", "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000, "max.poll.interval.ms": 10000, "logger": log,
+        })
+        consumer.subscribe([ORDERS])
+        try:
+            while not stop.is_set():
+                consumer.poll(0.5)
+        finally:
+            consumer.close()
+
+    # fraud-check committed its position at the start, then its service died.
+    Consumer({"bootstrap.servers": bootstrap, "group.id": "fraud-check", "logger": log}).commit(
+        offsets=[TopicPartition(ORDERS, p, 0) for p in range(3)], asynchronous=False)
+    def analytics():
+        committer("analytics", 1)
+
+    workload.start(produce, fast_consumer, analytics)
+
+    def stop_all():
+        workload.stop()
+        broker.stop()
+
+    return DemoPart(
+        name=f"kafka (tansu at {bootstrap})",
+        checks=[{"kind": "kafka", "name": "shop", "bootstrap_servers": bootstrap, "granularity": "partition"}],
+        describe=[
+            f"{ORDERS_PER_SECOND} orders/s into `{ORDERS}` (3 partitions) and payments into `{PAYMENTS}`",
+            "group `inventory` keeps up, `analytics` falls behind, `fraud-check` has stopped",
+        ],
+        stop=stop_all,
+    )

@@ -1,0 +1,75 @@
+"""Pulsar part of `mqwatch demo`: deliveries with a dead-letter policy and a subscription left behind.
+
+- `delivery-service` (Shared, dead-letter policy: one redelivery) rejects some deliveries;
+  after the redelivery they land in `deliveries-delivery-service-DLQ` with their reason.
+- `notifications` subscribed once and went away: its backlog grows with every delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from agent.demo import DemoPart, Workload
+from agent.embedded import start_pulsar_lite
+
+TOPIC = "persistent://public/default/deliveries"
+log = logging.getLogger("mqwatch.demo.pulsar")
+
+
+def start_demo() -> DemoPart:
+    import pulsar
+
+    broker = start_pulsar_lite()
+    client = pulsar.Client(broker.extra["service_url"], logger=log, operation_timeout_seconds=10)
+    workload = Workload("pulsar")
+    stop = workload.stopping
+    rng = random.Random(11)
+    try:
+        client.subscribe(TOPIC, "notifications", consumer_type=pulsar.ConsumerType.Shared).close()
+        consumer = client.subscribe(
+            TOPIC, "delivery-service", consumer_type=pulsar.ConsumerType.Shared,
+            negative_ack_redelivery_delay_ms=500,
+            dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(max_redeliver_count=1))
+        producer = client.create_producer(TOPIC)
+    except Exception:
+        client.close()
+        broker.stop()
+        raise
+
+    def dispatch():
+        n = 0
+        while not stop.wait(0.5):
+            n += 1
+            reason = rng.choice(["AddressNotFound", "CourierTimeout"]) if n % 6 == 0 else ""
+            producer.send(f'{{"order_id": {n}, "courier": "C{n % 4}"}}'.encode(), properties={"reject_reason": reason} if reason else None)
+
+    def deliver():
+        while not stop.is_set():
+            try:
+                msg = consumer.receive(timeout_millis=500)
+            except Exception:
+                continue
+            if msg.properties().get("reject_reason"):
+                consumer.negative_acknowledge(msg)
+            else:
+                consumer.acknowledge(msg)
+
+    workload.start(dispatch, deliver)
+
+    def stop_all():
+        workload.stop()
+        client.close()
+        broker.stop()
+
+    return DemoPart(
+        name=f"pulsar (pulsar-lite at {broker.extra['service_url']})",
+        checks=[{"kind": "pulsar", "name": "events", "metrics_url": broker.extra["metrics_url"],
+                 "service_url": broker.extra["service_url"]}],
+        describe=[
+            f"2 deliveries/s into `{TOPIC}`",
+            "`delivery-service` dead-letters rejected deliveries; `notifications` stopped consuming",
+        ],
+        stop=stop_all,
+        urls={"broker metrics": broker.extra["metrics_url"]},
+    )

@@ -1,0 +1,230 @@
+"""The Redis check: scans the configured keys and the job frameworks' layouts, then maps
+one cycle's View onto the metric contract, keeping DLQ arrival counts across cycles."""
+
+from __future__ import annotations
+
+import time
+
+from agent.check import Check
+from agent.dlq import UNKNOWN, ArrivalCounter, ReasonCounts
+from agent.snapshot import SnapshotBuilder
+from agent.status import STATUSES, StatusTracker
+from checks.redis import bullmq, celery, rq, sidekiq
+from checks.redis.client import RedisClient, Rounds
+from checks.redis.config import SCHEMA
+from checks.redis.keyspace import DlqPatterns, read_keys
+from checks.redis.metrics import METRICS
+from checks.redis.model import View
+
+# The types that carry queue meaning; SCAN filters by them so no per-key TYPE is needed.
+TYPES = ("list", "zset", "stream")
+# A stream consumer idle longer than this is not consuming: Redis never removes dead consumers
+# from a group, so membership alone cannot tell "stuck" (stalled) from "gone" (stopped).
+ACTIVE_IDLE_SECONDS = 300.0
+
+
+class RedisCheck(Check):
+    kind = "redis"
+    config_schema = SCHEMA
+    metrics = METRICS
+
+    def __init__(self, name, options, timeout):
+        super().__init__(name, options, timeout)
+        self._client: RedisClient | None = None
+        self._dlq_patterns = DlqPatterns(options.dlq_keys)
+        self._arrivals = ArrivalCounter()
+        self._reasons = ReasonCounts()
+        self._cursors: dict = {}  # dlq -> last score / stream id / list length seen
+        self._produced: dict = {}  # dlq -> last entries-added of a stream DLQ
+        self._newest: dict = {}  # dlq -> last known newest dead-letter time
+        self._arrival_keys: dict = {}  # dlq -> {source label}
+        self._status = StatusTracker()
+
+    def client(self) -> RedisClient:
+        if self._client is None:
+            o = self.options
+            self._client = RedisClient(o.url, o.username, o.password, self.timeout)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def collect(self, out: SnapshotBuilder) -> None:
+        client = self.client()
+        emit_server(out, client.info())
+        view = self.read(client, out)
+        for reason, message in view.errors:
+            out.error(reason, message)
+        self.emit(out, view)
+
+    # ---- reading ------------------------------------------------------------------------
+    def read(self, client: RedisClient, out: SnapshotBuilder) -> View:
+        o, now = self.options, time.time()
+        frameworks = set(o.frameworks)
+        patterns = list(o["keys"]) + list(o.dlq_keys)
+        discovery = []
+        if "bullmq" in frameworks:
+            discovery += bullmq.discovery_patterns(o.bullmq_prefix)
+        if "celery" in frameworks:
+            discovery.append(celery.BINDING_PATTERN)
+        scan = client.scan(patterns, o.scan_count, o.max_keys, types=TYPES)
+        if not scan.exceeded and discovery:
+            more = client.scan(discovery, o.scan_count, o.max_keys - len(scan.keys))
+            scan = type(scan)({**more.keys, **scan.keys}, more.exceeded)
+        patterns += discovery
+        out.add("mqwatch_redis_keys_scanned", len(scan.keys))
+        out.add("mqwatch_redis_key_budget_exceeded", 1 if scan.exceeded else 0)
+        if scan.exceeded:
+            out.error("key_budget", f"more than max_keys={o.max_keys} keys match {patterns}; "
+                                    "the rest were not looked at this cycle (narrow the patterns or raise max_keys)")
+
+        view = View()
+        rounds = Rounds(client, view.error)
+        found: dict = {}
+        if "sidekiq" in frameworks:
+            sidekiq.discover(rounds, lambda qs: found.__setitem__("sidekiq", qs))
+        if "rq" in frameworks:
+            rq.discover(rounds, lambda qs: found.__setitem__("rq", qs))
+        binding_keys = [k for k in scan.keys if k.startswith(b"_kombu.binding.")]
+        if "celery" in frameworks:
+            celery.discover(rounds, binding_keys, lambda qs: found.__setitem__("celery", qs))
+        client.guard(rounds.run)
+        bull_queues = bullmq.queues_from_keys(o.bullmq_prefix, scan.keys) if "bullmq" in frameworks else []
+
+        owned = set(binding_keys)
+        owned |= sidekiq.owned_keys(found.get("sidekiq") or [])
+        owned |= rq.owned_keys(found.get("rq") or [])
+        owned |= celery.owned_keys(found.get("celery") or [])
+        bull_owns = bullmq.owns(o.bullmq_prefix, bull_queues)
+        generic = [(k, t) for k, t in scan.keys.items() if t is not None and k not in owned and not bull_owns(k)]
+
+        read_keys(rounds, generic, o, self._dlq_patterns, self._cursors, now, view)
+        if found.get("sidekiq"):
+            sidekiq.read(rounds, found["sidekiq"], self._cursors, o.dlq_sample, now, view)
+        if found.get("rq"):
+            rq.read(rounds, found["rq"], self._cursors, o.dlq_sample, now, view)
+        if bull_queues:
+            bullmq.read(rounds, o.bullmq_prefix, bull_queues, self._cursors, o.dlq_sample, now, view)
+        if found.get("celery"):
+            celery.read(rounds, found["celery"], now, view)
+        client.guard(rounds.run)
+        return view
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def emit(self, out: SnapshotBuilder, view: View) -> None:
+        for q, s in view.queues.items():
+            out.add("mqwatch_queue_messages", s.messages, queue=q)
+            if s.latency is not None:
+                out.add("mqwatch_redis_queue_latency_seconds", s.latency if s.messages else 0.0, queue=q)
+            if s.framework:
+                out.add("mqwatch_redis_queue_framework", 1, queue=q, framework=s.framework)
+        for (q, consumer), p in view.pending.items():
+            out.add("mqwatch_pending_messages", p.messages, queue=q, consumer=consumer)
+            if p.oldest_seconds is not None:
+                out.add("mqwatch_pending_oldest_seconds", p.oldest_seconds, queue=q, consumer=consumer)
+        for q, d in view.delayed.items():
+            out.add("mqwatch_delayed_messages", d.messages, queue=q)
+            out.add("mqwatch_delayed_overdue_messages", d.overdue, queue=q)
+            out.add("mqwatch_delayed_overdue_seconds", d.overdue_seconds, queue=q)
+        for q, s in view.streams.items():
+            out.add("mqwatch_queue_messages", s.length, queue=q)
+            if s.entries_added is not None:
+                out.add("mqwatch_queue_produced_total", s.entries_added, queue=q)
+        for g in view.groups:
+            labels = {"queue": g.stream, "consumer": g.group}
+            if g.lag is not None:
+                out.add("mqwatch_consumer_lag_messages", g.lag, **labels)
+            if g.lag_seconds is not None:
+                out.add("mqwatch_consumer_lag_seconds", g.lag_seconds, **labels)
+            out.add("mqwatch_pending_messages", g.pending, **labels)
+            if g.pending_oldest_seconds is not None:
+                out.add("mqwatch_pending_oldest_seconds", g.pending_oldest_seconds, **labels)
+            out.add("mqwatch_consumer_members", g.members, **labels)
+            if g.least_idle_seconds is not None:
+                out.add("mqwatch_consumer_idle_seconds", g.least_idle_seconds, **labels)
+            if g.lag is not None:
+                active = g.members > 0 and g.least_idle_seconds is not None and g.least_idle_seconds < ACTIVE_IDLE_SECONDS
+                status = self._status.observe((g.stream, g.group), (g.delivered,), g.lag, active)
+                for s in STATUSES:
+                    out.add("mqwatch_consumer_status", 1 if s == status else 0, **labels, status=s)
+        self._status.retain({(g.stream, g.group) for g in view.groups})
+        self.emit_dlqs(out, view)
+
+    def emit_dlqs(self, out: SnapshotBuilder, view: View) -> None:
+        for dlq, stat in view.dlqs.items():
+            new = self._new_arrivals(dlq, stat)
+            sources = self._arrival_keys.setdefault(dlq, set())
+            if stat.source:  # one source for the whole DLQ
+                sources.add(stat.source)
+                self._arrivals.add((dlq, stat.source), new, level=stat.size)
+            else:  # Sidekiq's dead set mixes queues: each job names its own
+                attributed = 0
+                for src, _ in stat.sampled[:new]:
+                    src = src or UNKNOWN
+                    sources.add(src)
+                    self._arrivals.add((dlq, src), 1)
+                    attributed += 1
+                if new > attributed:
+                    sources.add(UNKNOWN)
+                    self._arrivals.add((dlq, UNKNOWN), new - attributed)
+            for src in sources:
+                total = self._arrivals.total((dlq, src))
+                if total is not None:
+                    out.add("mqwatch_dlq_messages_total", total, dlq=dlq, source=src)
+            for _, reason in stat.sampled:
+                self._reasons.add(dlq, reason or UNKNOWN)
+            for reason, n in self._reasons.top(dlq).items():
+                out.add("mqwatch_dlq_reason_messages", n, dlq=dlq, reason=reason)
+            out.add("mqwatch_dlq_messages", stat.size, dlq=dlq, source=stat.source)
+            newest = stat.newest_timestamp if stat.newest_timestamp is not None else self._newest.get(dlq)
+            if stat.size and newest is not None:
+                self._newest[dlq] = newest
+                out.add("mqwatch_dlq_last_message_timestamp_seconds", newest, dlq=dlq, source=stat.source)
+            self._cursors[dlq] = stat.cursor
+        live = set(view.dlqs)
+        for state in (self._cursors, self._produced, self._newest, self._arrival_keys):
+            for k in [k for k in state if k not in live]:
+                del state[k]
+        self._arrivals.retain({(d, s) for d, srcs in self._arrival_keys.items() for s in srcs})
+        self._reasons.retain(live)
+
+    def _new_arrivals(self, dlq: str, stat) -> int:
+        if stat.arrivals is not None:
+            return stat.arrivals
+        if stat.produced is not None:  # a stream's entries-added: a drop means it was recreated
+            last = self._produced.get(dlq)
+            self._produced[dlq] = stat.produced
+            return stat.produced if last is None or stat.produced < last else stat.produced - last
+        last = self._cursors.get(dlq)  # a list: only its length is known; growth is arrivals
+        return stat.size if not isinstance(last, int) else max(0, stat.size - last)
+
+
+def emit_server(out: SnapshotBuilder, info: dict) -> None:
+    def num(key):
+        v = info.get(key)
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    simple = {
+        "mqwatch_redis_used_memory_bytes": "used_memory", "mqwatch_redis_maxmemory_bytes": "maxmemory",
+        "mqwatch_redis_evicted_keys_total": "evicted_keys", "mqwatch_redis_expired_keys_total": "expired_keys",
+        "mqwatch_redis_rejected_connections_total": "rejected_connections",
+        "mqwatch_redis_connected_clients": "connected_clients", "mqwatch_redis_blocked_clients": "blocked_clients",
+        "mqwatch_redis_connected_replicas": "connected_slaves", "mqwatch_redis_uptime_seconds": "uptime_in_seconds",
+    }
+    for metric, key in simple.items():
+        if num(key) is not None:
+            out.add(metric, num(key))
+    used, limit = num("used_memory"), num("maxmemory")
+    if used is not None and limit:
+        out.add("mqwatch_redis_memory_used_ratio", used / limit)
+    role = "replica" if info.get("role") == "slave" else info.get("role")
+    for r in ("master", "replica"):
+        out.add("mqwatch_redis_replication_role", 1 if role == r else 0, role=r)
+    if role == "replica":
+        out.add("mqwatch_redis_master_link_up", 1 if info.get("master_link_status") == "up" else 0)
+    if "rdb_last_bgsave_status" in info:
+        out.add("mqwatch_redis_rdb_last_bgsave_ok", 1 if info["rdb_last_bgsave_status"] == "ok" else 0)
+    if num("aof_enabled"):
+        out.add("mqwatch_redis_aof_last_write_ok", 1 if info.get("aof_last_write_status") == "ok" else 0)

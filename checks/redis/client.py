@@ -1,0 +1,165 @@
+"""Redis I/O: one connection, pipelined batches, budgeted SCAN, INFO. No evaluation here.
+
+Every batch is a non-transactional pipeline: one round trip whatever its size, and a
+command that fails (a key that changed type, vanished, or a module that refuses) comes
+back as an exception object in its slot instead of failing the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
+
+from agent.check import CheckError
+
+
+def label(value) -> str:
+    """A printable label value from a key or member that may not be UTF-8."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="backslashreplace")
+    return str(value)
+
+
+def as_float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_missing_key(result) -> bool:
+    """XINFO and friends answer 'no such key' when the key vanished between SCAN and the read."""
+    return isinstance(result, ResponseError) and "no such key" in str(result).lower()
+
+
+def is_error(result) -> bool:
+    return isinstance(result, Exception)
+
+
+class RedisClient:
+    def __init__(self, url: str, username: str, password: str, timeout: float):
+        # Below the check's timeout so a hung server fails this collection with a clear
+        # error instead of being abandoned by the scheduler.
+        io_timeout = max(0.2, timeout * 0.8)
+        kwargs = {"socket_timeout": io_timeout, "socket_connect_timeout": io_timeout, "decode_responses": False,
+                  "retry_on_timeout": False, "client_name": "mqwatch"}
+        if username:
+            kwargs["username"] = username
+        if password:
+            kwargs["password"] = password
+        try:
+            self.redis = redis.Redis.from_url(url, **kwargs)
+        except ValueError as e:
+            raise CheckError("config", f"invalid redis url: {e}") from None
+        self._url_for_errors = _without_credentials(url)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def batch(self, calls) -> list:
+        """Run (method, *args) calls in one pipelined round trip; failures come back in place."""
+        if not calls:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for method, *args in calls:
+            getattr(pipe, method)(*args)
+        return self.guard(lambda: pipe.execute(raise_on_error=False))
+
+    def guard(self, fn):
+        """Turn a whole-server failure into a CheckError with a short reason, never a secret."""
+        try:
+            return fn()
+        except (AuthenticationError, AuthorizationError) as e:
+            raise CheckError("auth", f"{self._url_for_errors}: authentication failed: {e}") from None
+        except ResponseError as e:
+            if "NOAUTH" in str(e) or "WRONGPASS" in str(e):
+                raise CheckError("auth", f"{self._url_for_errors}: authentication failed: {e}") from None
+            raise
+        except redis.exceptions.TimeoutError:
+            raise CheckError("timeout", f"{self._url_for_errors}: no reply in time") from None
+        except redis.exceptions.ConnectionError as e:
+            raise CheckError("connection", f"{self._url_for_errors}: {e}") from None
+
+    def info(self) -> dict:
+        return self.guard(lambda: self.redis.info())
+
+    def scan(self, patterns, count: int, budget: int, types=(None,)) -> "ScanResult":
+        """Keys matching any pattern, with their type, at most `budget` of them (never KEYS).
+
+        With types, each pattern is scanned once per type with SCAN's TYPE filter (Redis 6+),
+        so the server says what each key is and no TYPE round trip per key is needed.
+        """
+        seen: dict = {}
+        exceeded = False
+        for pattern in patterns:
+            for kind in types:
+                if not _has_glob(pattern):  # a literal name needs no scan: the reads tell if it exists
+                    key = pattern.encode()
+                    if kind is None or self.guard(lambda: self.redis.type(key)).decode() == kind:
+                        seen.setdefault(key, kind)
+                else:
+                    cursor = 0
+                    while True:
+                        cursor, keys = self.guard(
+                            lambda: self.redis.scan(cursor, match=pattern, count=count, _type=kind))
+                        for k in keys:
+                            seen.setdefault(k, kind)
+                        if len(seen) > budget:
+                            exceeded = True
+                            break
+                        if cursor == 0:
+                            break
+                if exceeded:
+                    break
+            if exceeded:
+                break
+        return ScanResult(dict(list(seen.items())[:budget]), exceeded)
+
+
+@dataclass
+class ScanResult:
+    keys: dict  # key -> type (None when scanned without a type filter)
+    exceeded: bool
+
+
+def _has_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _without_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    hostpart, slash, path = rest.partition("/")
+    return f"{scheme}://{hostpart.rpartition('@')[2]}{slash}{path}"
+
+
+class Rounds:
+    """Reads queued with a callback each, sent as one pipelined round trip per round.
+
+    A callback may queue follow-up reads (the job hash behind a dead job id, the first
+    undelivered entry of a stream group); they go out together in the next round, so a
+    cycle costs as many round trips as its longest chain of dependent reads, not one per key.
+    """
+
+    def __init__(self, client: RedisClient, on_error):
+        self.client, self.on_error = client, on_error
+        self._queued: list = []
+        self.round_trips = 0
+
+    def add(self, callback, method: str, *args) -> None:
+        self._queued.append(((method, *args), callback))
+
+    def run(self) -> None:
+        while self._queued:
+            todo, self._queued = self._queued, []
+            results = self.client.batch([call for call, _ in todo])
+            self.round_trips += 1
+            for (call, callback), result in zip(todo, results):
+                try:
+                    callback(result)
+                except Exception as e:  # one odd reply must not end the collection
+                    self.on_error("bad_reply", f"{call[0].upper()} {label(call[1]) if len(call) > 1 else ''}: "
+                                               f"unexpected reply ({type(e).__name__}: {e})")

@@ -1,0 +1,42 @@
+"""The `kind: redis` config section."""
+
+from agent.schema import Choice, Field, Int, ListOf, Schema, Str
+
+FRAMEWORKS = ("sidekiq", "rq", "bullmq", "celery")
+
+_GLOB = Str(r"\S+", "expected a glob pattern such as 'jobs:*'")
+
+
+def _check(section):
+    problems = []
+    if section.password and "@" in section.url.split("//", 1)[-1].split("/", 1)[0]:
+        problems.append(("password", "the url already carries credentials; give them in one place only"))
+    return problems
+
+
+SCHEMA = Schema(
+    {
+        "url": Field(
+            Str(r"(rediss?|unix)://\S+", "expected redis://host:port/db, rediss:// for TLS, or unix:///path"),
+            "redis://127.0.0.1:6379/0", "the server and database to watch",
+        ),
+        "username": Field(Str(), "", "ACL user name (Redis 6+); empty for the default user"),
+        "password": Field(Str(), "", "password; prefer password_file", secret=True),
+        "keys": Field(ListOf(_GLOB), ("jobs:*", "delay:*", "stream:*"),
+                      "glob patterns scanned every cycle; each key's type decides what it is reported as"),
+        "dlq_keys": Field(ListOf(_GLOB), ("*:dead", "*:dlq"), "keys matched here are reported as dead-letter queues"),
+        "processing_suffix": Field(Str(r"\S+"), ":processing",
+                                   "a LIST whose name ends in this is the in-flight list of a reliable queue"),
+        "delayed_score": Field(Choice("seconds", "milliseconds", "auto"), "auto",
+                               "unit of the due times stored as ZSET scores (auto: by magnitude)"),
+        "frameworks": Field(ListOf(Choice(*FRAMEWORKS)), FRAMEWORKS, "job frameworks to detect by their key layouts"),
+        "bullmq_prefix": Field(Str(r"[^\s*?\[\]]+", "expected a key prefix without glob characters"), "bull",
+                               "BullMQ key prefix"),
+        "max_keys": Field(Int(min=1), 10000, "scan budget: most keys looked at per cycle"),
+        "scan_count": Field(Int(min=10, max=100000), 1000, "COUNT hint of each SCAN call"),
+        "dlq_sample": Field(Int(min=0, max=10000), 100, "newest dead jobs read per cycle for reasons and sources"),
+        "stream_lag_max_scan": Field(Int(min=0), 100000,
+                                     "most stream entries read to count a group's lag when Redis cannot report it"),
+    },
+    check=_check,
+)

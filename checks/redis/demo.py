@@ -1,0 +1,111 @@
+"""Redis part of `mqwatch demo`: job queues, a delayed queue whose poller dies, a stream with slow acks.
+
+- `jobs:inventory`: orders waiting for inventory deduction; a worker drains it, a bit slower
+  than orders arrive; failed deductions go to the dead-letter list `jobs:inventory:dead`.
+- `delay:order-timeouts`: every order schedules a time-out check 15 s later; the poller that
+  moves due entries to `jobs:order-timeouts` stops after 40 s, so entries go overdue.
+- `stream:payments`: `payment-service` acknowledges only some entries (pending grows old),
+  `ledger` reads slower than entries arrive (lag grows).
+- a Sidekiq layout (`queues`, `queue:mailers`, `dead`) with dead jobs carrying their error class.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+
+from agent.demo import DemoPart, Workload
+from agent.embedded import start_redis
+
+POLLER_LIFETIME_SECONDS = 40
+log = logging.getLogger("mqwatch.demo.redis")
+
+
+def start_demo() -> DemoPart:
+    import redis
+
+    broker = start_redis()
+    r = redis.Redis(host="127.0.0.1", port=broker.port, decode_responses=True)
+    r.xgroup_create("stream:payments", "payment-service", id="0", mkstream=True)
+    r.xgroup_create("stream:payments", "ledger", id="0")
+    r.sadd("queues", "mailers")
+    workload = Workload("redis")
+    stop = workload.stopping
+    rng = random.Random(7)
+    started = time.time()
+
+    def shop():
+        n = 0
+        while not stop.wait(0.25):
+            n += 1
+            order = json.dumps({"order_id": n, "sku": f"SKU-{n % 17}", "qty": 1 + n % 3})
+            pipe = r.pipeline(transaction=False)
+            pipe.lpush("jobs:inventory", order)
+            pipe.zadd("delay:order-timeouts", {json.dumps({"order_id": n, "action": "cancel-if-unpaid"}): time.time() + 15})
+            pipe.xadd("stream:payments", {"order_id": n, "amount_cents": 1000 + n})
+            if n % 4 == 0:
+                pipe.lpush("queue:mailers", json.dumps({"class": "OrderMailer", "queue": "mailers", "jid": f"jid{n}",
+                                                        "args": [n], "enqueued_at": time.time()}))
+            if n % 9 == 0:
+                err = rng.choice(["Net::SMTPAuthenticationError", "Net::ReadTimeout"])
+                job = {"class": "OrderMailer", "queue": "mailers", "jid": f"dead{n}", "args": [n], "error_class": err,
+                       "error_message": "mail server said no", "failed_at": time.time(), "retry_count": 25}
+                pipe.zadd("dead", {json.dumps(job): time.time()})
+            pipe.execute()
+
+    def inventory_worker():
+        n = 0
+        while not stop.is_set():
+            item = r.brpoplpush("jobs:inventory", "jobs:inventory:processing", timeout=1)
+            if item is None:
+                continue
+            n += 1
+            stop.wait(0.3)
+            if n % 7 == 0:
+                failed = json.loads(item)
+                failed["error"] = rng.choice(["OutOfStock", "WarehouseUnavailable"])
+                r.lpush("jobs:inventory:dead", json.dumps(failed))
+            r.lrem("jobs:inventory:processing", 1, item)
+
+    def timeout_poller():
+        while not stop.wait(1.0) and time.time() - started < POLLER_LIFETIME_SECONDS:
+            for member in r.zrangebyscore("delay:order-timeouts", "-inf", time.time(), start=0, num=100):
+                if r.zrem("delay:order-timeouts", member):
+                    r.lpush("jobs:order-timeouts", member)
+        log.info("demo_poller_stopped queue=delay:order-timeouts")
+
+    def payment_service():
+        n = 0
+        while not stop.is_set():
+            got = r.xreadgroup("payment-service", "pay-1", {"stream:payments": ">"}, count=5, block=1000)
+            for _, entries in got or ():
+                for entry_id, _ in entries:
+                    n += 1
+                    if n % 3:  # a third of the payments hang waiting for the bank, never acknowledged
+                        r.xack("stream:payments", "payment-service", entry_id)
+
+    def ledger():
+        while not stop.wait(2.0):
+            got = r.xreadgroup("ledger", "ledger-1", {"stream:payments": ">"}, count=3)
+            for _, entries in got or ():
+                r.xack("stream:payments", "ledger", *[e for e, _ in entries])
+
+    workload.start(shop, inventory_worker, timeout_poller, payment_service, ledger)
+
+    def stop_all():
+        workload.stop()
+        broker.stop()
+
+    return DemoPart(
+        name=f"redis (redis-server at {broker.address})",
+        checks=[{"kind": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{broker.port}/0",
+                 "keys": ["jobs:*", "delay:*", "stream:*"], "dlq_keys": ["*:dead"]}],
+        describe=[
+            "4 orders/s into `jobs:inventory`, `delay:order-timeouts` and `stream:payments`; failures to `jobs:inventory:dead`",
+            f"the order-timeout poller stops after {POLLER_LIFETIME_SECONDS}s, so `delay:order-timeouts` goes overdue",
+            "`payment-service` leaves a third of payments unacknowledged; `ledger` falls behind; Sidekiq jobs die into `dead`",
+        ],
+        stop=stop_all,
+    )

@@ -1,0 +1,164 @@
+"""Keys matched by the `keys` and `dlq_keys` patterns: each key's type (from SCAN TYPE) decides its meaning.
+
+LIST -> queue (or in-flight list of a reliable queue), ZSET -> due-time delayed queue,
+STREAM -> stream with consumer groups; any of them matched by `dlq_keys` -> a DLQ.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+
+from checks.redis.client import is_error, is_missing_key, label
+from checks.redis.model import DeadLetterStat, PendingStat, QueueStat
+from checks.redis.streams import after, parse_id, read_stream
+from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
+
+# Fields a dead letter written by hand commonly names its failure with (first one present wins).
+REASON_FIELDS = ("error_class", "exception", "exc_type", "error_type", "failedReason", "reason", "error")
+
+
+class DlqPatterns:
+    """`dlq_keys` globs; the part a single `*` matched names the source queue (`orders:dead` -> `orders`)."""
+
+    def __init__(self, patterns):
+        self._compiled = [(re.compile(_glob_to_regex(p), re.S), p.count("*") == 1) for p in patterns]
+
+    def source(self, name: str) -> str | None:
+        """The source queue if `name` is a DLQ, else None."""
+        for regex, one_star in self._compiled:
+            m = regex.fullmatch(name)
+            if m:
+                return m.group(1) if one_star and m.groups() else name
+        return None
+
+
+def _glob_to_regex(pattern: str) -> str:
+    out = []
+    for part in re.split(r"(\*)", pattern):
+        if part == "*":
+            out.append("(.*)")
+        elif part:
+            out.append(fnmatch.translate(part)[4:-3])  # fnmatch wraps in (?s:...)\Z
+    return "".join(out)
+
+
+def reason_of(payload) -> str | None:
+    """The failure reason recorded in a dead letter's JSON payload, or None."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    for f in REASON_FIELDS:
+        v = doc.get(f)
+        if isinstance(v, dict):
+            v = v.get("type") or v.get("class") or v.get("name")
+        if v not in (None, ""):
+            return str(v)
+    return None
+
+
+def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, now: float, view) -> None:
+    clock = ScoreClock(options.delayed_score)
+    suffix = options.processing_suffix.encode()
+
+    for key, kind in keys:  # kind is what SCAN's TYPE filter found
+        name = label(key)
+        source = dlq_patterns.source(name)
+        if source is not None:
+            _read_dlq(rounds, key, name, kind, source, cursors.get(name), options, clock, now, view)
+        elif kind == "list":
+            if key.endswith(suffix) and len(key) > len(suffix):
+                _llen(rounds, key, view, lambda n, q=label(key[: -len(suffix)]): view.pending.__setitem__(
+                    (q, None), PendingStat(n)))
+            else:
+                _llen(rounds, key, view, lambda n, q=name: view.queues.__setitem__(q, QueueStat(n)))
+        elif kind == "zset":
+            read_delayed(rounds, key, clock, now, lambda stat, q=name: view.delayed.__setitem__(q, stat))
+        elif kind == "stream":
+            read_stream(rounds, key, now, options.stream_lag_max_scan, view)
+
+
+def _llen(rounds, key, view, store) -> None:
+    def cb(result):
+        if is_error(result):
+            view.error("key_changed", f"LLEN {label(key)!r}: {result}")
+        else:
+            store(int(result))
+    rounds.add(cb, "llen", key)
+
+
+def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view) -> None:
+    sample = options.dlq_sample
+    if kind == "zset":
+        def store(stat, new_members):
+            stat.source = source
+            stat.sampled = [(None, reason_of(m)) for m, _ in new_members[:sample]]
+            view.dlqs[name] = stat
+        read_dead_set(rounds, key, cursor, sample, store, clock=clock, source=source)
+    elif kind == "list":
+        def on_len(result):
+            if is_error(result):
+                view.error("key_changed", f"LLEN {name!r}: {result}")
+                return
+            stat = DeadLetterStat(source=source, size=int(result), cursor=int(result))
+            view.dlqs[name] = stat
+            grown = int(result) - (cursor if isinstance(cursor, int) else 0)
+            if grown > 0 and sample:
+                # Dead letters are LPUSHed by convention, so the newest are at the head.
+                def on_head(items):
+                    if not is_error(items):
+                        stat.sampled = [(None, reason_of(i)) for i in items]
+                rounds.add(on_head, "lrange", key, 0, min(grown, sample) - 1)
+        rounds.add(on_len, "llen", key)
+    elif kind == "stream":
+        def on_info(result):
+            if is_missing_key(result):
+                return
+            if is_error(result):
+                view.error("key_changed", f"stream {name!r}: {result}")
+                return
+            last = result.get("last-entry")
+            newest = parse_id(last[0]) if last else None
+            added = result.get("entries-added")
+            stat = DeadLetterStat(source=source, size=int(result.get("length") or 0),
+                                  newest_timestamp=newest[0] / 1000.0 if newest else None,
+                                  produced=int(added) if added is not None else None, cursor=cursor,
+                                  arrivals=0 if added is None else None)
+            view.dlqs[name] = stat
+            if newest is None:
+                return
+            start = cursor if isinstance(cursor, tuple) else None
+            if start is not None and newest <= start:
+                return
+            stat.cursor = newest
+            if sample:
+                def on_new(entries):
+                    if is_error(entries):
+                        return
+                    stat.sampled = [(None, _stream_reason(fields)) for _, fields in entries]
+                    if added is None:  # Redis 6: count what arrived by reading it
+                        stat.arrivals = len(entries)
+                rounds.add(on_new, "xrevrange", key, "+", after(start) if start else "-", sample)
+        rounds.add(on_info, "xinfo_stream", key)
+    else:
+        view.error("dlq_type", f"dlq key {name!r} is a {kind}, not a list, sorted set or stream")
+
+
+def _stream_reason(fields: dict) -> str | None:
+    decoded = {label(k): v for k, v in fields.items()}
+    for f in REASON_FIELDS:
+        if f in decoded:
+            return label(decoded[f])
+    for f in ("payload", "data", "body", "message"):
+        if f in decoded:
+            r = reason_of(decoded[f])
+            if r:
+                return r
+    return None
+
+
+__all__ = ["DlqPatterns", "read_keys", "reason_of"]

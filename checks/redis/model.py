@@ -1,0 +1,69 @@
+"""What one cycle read from Redis, in the terms of the metric contract (no I/O, no labels yet)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class QueueStat:
+    messages: int
+    latency: float | None = None  # age of the oldest waiting job, when the framework records it
+    framework: str | None = None
+
+
+@dataclass
+class PendingStat:
+    messages: int
+    oldest_seconds: float | None = None
+
+
+@dataclass
+class DelayedStat:
+    messages: int
+    overdue: int
+    overdue_seconds: float  # how late the most overdue entry is; 0 when none is
+
+
+@dataclass
+class GroupStat:
+    stream: str
+    group: str
+    members: int
+    lag: int | None
+    lag_seconds: float | None
+    pending: int
+    pending_oldest_seconds: float | None
+    least_idle_seconds: float | None
+    delivered: int = 0  # last-delivered-id as one comparable number, for the status window
+
+
+@dataclass
+class StreamStat:
+    length: int
+    entries_added: int | None  # Redis 7+; Redis 6 does not count additions
+
+
+@dataclass
+class DeadLetterStat:
+    source: str  # "" when the entries of one DLQ come from several queues (Sidekiq's dead set)
+    size: int
+    newest_timestamp: float | None = None
+    arrivals: int | None = None  # entries newer than the last one seen; None: only the size is known
+    produced: int | None = None  # a stream's entries-added counter
+    cursor: object = None  # where to continue counting arrivals next cycle
+    sampled: list = field(default_factory=list)  # (source or None, reason) of arrivals read this cycle
+
+
+@dataclass
+class View:
+    queues: dict = field(default_factory=dict)  # name -> QueueStat
+    pending: dict = field(default_factory=dict)  # (queue, consumer or None) -> PendingStat
+    delayed: dict = field(default_factory=dict)  # name -> DelayedStat
+    streams: dict = field(default_factory=dict)  # name -> StreamStat
+    groups: list = field(default_factory=list)  # GroupStat
+    dlqs: dict = field(default_factory=dict)  # dlq name -> DeadLetterStat
+    errors: list = field(default_factory=list)  # (reason, message)
+
+    def error(self, reason: str, message: str) -> None:
+        self.errors.append((reason, message))

@@ -1,0 +1,154 @@
+"""RQ's key layout (rq/rq rq/queue.py, rq/registry.py, rq/job.py, rq/results.py):
+
+- `rq:queues`: SET of queue keys `rq:queue:<name>`; each a LIST of job ids, RPUSHed, so the
+  oldest is at index 0. `rq:job:<id>` is a HASH with `enqueued_at` ('%Y-%m-%dT%H:%M:%S.%fZ', UTC).
+- Registries are ZSETs: `rq:wip:<name>` (started), `rq:scheduled:<name>` (scored by the due time,
+  seconds), `rq:failed:<name>` (scored by EXPIRY: failure time + failure_ttl, so not a failure time).
+- A failed job's `exc_info` in its hash is the zlib-compressed traceback text (plain text in old
+  RQ); RQ 1.12+ also writes results to the stream `rq:results:<id>`, whose `exc_string` is
+  base64 of the zlib-compressed traceback. The exception class ends the traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import zlib
+
+from checks.redis.client import is_error, label
+from checks.redis.model import PendingStat, QueueStat
+from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
+
+NAME = "rq"
+QUEUE_PREFIX = b"rq:queue:"
+SECONDS = ScoreClock("seconds")
+_REGISTRIES = (b"rq:wip:", b"rq:scheduled:", b"rq:failed:", b"rq:finished:", b"rq:deferred:", b"rq:canceled:")
+
+
+def discover(rounds, found) -> None:
+    def on_members(keys):
+        found([] if is_error(keys) else sorted(k[len(QUEUE_PREFIX):] for k in keys if k.startswith(QUEUE_PREFIX)))
+    rounds.add(on_members, "smembers", "rq:queues")
+
+
+def owned_keys(queues) -> set:
+    keys = {b"rq:queues"}
+    for q in queues:
+        keys.add(QUEUE_PREFIX + q)
+        keys.update(prefix + q for prefix in _REGISTRIES)
+    return keys
+
+
+def failed_key(q: bytes) -> str:
+    return label(b"rq:failed:" + q)
+
+
+def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
+    for q in queues:
+        name = label(q)
+        stat = QueueStat(0, 0.0, NAME)
+        view.queues[name] = stat
+
+        def on_len(result, stat=stat, name=name):
+            if is_error(result):
+                view.error("key_changed", f"rq queue {name!r}: {result}")
+            else:
+                stat.messages = int(result)
+
+        def on_oldest(job_id, stat=stat, name=name):
+            if job_id is None or is_error(job_id):
+                return
+
+            def on_enqueued(value):
+                at = parse_time(value)
+                if at is None:
+                    view.error("bad_payload", f"rq queue {name!r}: job {label(job_id)!r} has no readable enqueued_at")
+                else:
+                    stat.latency = max(0.0, now - at)
+            rounds.add(on_enqueued, "hget", b"rq:job:" + job_id, "enqueued_at")
+
+        rounds.add(on_len, "llen", QUEUE_PREFIX + q)
+        rounds.add(on_oldest, "lindex", QUEUE_PREFIX + q, 0)
+
+        def on_wip(result, name=name):
+            if not is_error(result):
+                view.pending[(name, None)] = PendingStat(int(result))
+        rounds.add(on_wip, "zcard", b"rq:wip:" + q)
+
+        def on_scheduled_type(result, q=q, name=name):
+            if result == b"zset":
+                read_delayed(rounds, b"rq:scheduled:" + q, SECONDS, now,
+                             lambda s, n=name: view.delayed.__setitem__(n, s))
+        rounds.add(on_scheduled_type, "type", b"rq:scheduled:" + q)
+
+        dlq = failed_key(q)
+
+        def on_failed(stat, new_members, dlq=dlq, name=name):
+            stat.source = name
+            view.dlqs[dlq] = stat
+            newest_id = new_members[0][0] if new_members else None
+            for job_id, _ in new_members[:sample]:
+                entry = [None, None]
+                stat.sampled.append(entry)  # filled in by the reads below, before the check evaluates
+
+                def on_job(fields, entry=entry, job_id=job_id):
+                    if is_error(fields):
+                        return
+                    exc_info, ended_at = fields
+                    entry[1] = exception_class(exc_info)
+                    if job_id == newest_id:
+                        stat.newest_timestamp = parse_time(ended_at)
+                    if entry[1] is None:
+                        def on_result(items, entry=entry):
+                            if not is_error(items) and items:
+                                entry[1] = exception_class(result_exc_string(items[0][1]))
+                        rounds.add(on_result, "xrevrange", b"rq:results:" + job_id, "+", "-", 1)
+                rounds.add(on_job, "hmget", b"rq:job:" + job_id, "exc_info", "ended_at")
+        # The failed registry's scores are expiry times: with one failure_ttl they still rise
+        # with failure time, so "newer than the last score seen" still means "arrived since".
+        read_dead_set(rounds, b"rq:failed:" + q, cursors.get(dlq), sample, on_failed, clock=None, source=name)
+
+
+def parse_time(value) -> float | None:
+    if value is None or is_error(value):
+        return None
+    text = label(value)
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.timezone.utc).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+def exc_text(raw) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return zlib.decompress(raw).decode("utf-8", errors="replace")
+    except zlib.error:
+        return label(raw)  # RQ before 0.13 stored it uncompressed
+
+
+def result_exc_string(fields: dict) -> str | None:
+    raw = fields.get(b"exc_string")
+    if raw is None:
+        return None
+    try:
+        return zlib.decompress(base64.b64decode(raw)).decode("utf-8", errors="replace")
+    except (binascii.Error, zlib.error, ValueError):
+        return None
+
+
+def exception_class(raw_or_text) -> str | None:
+    """`ZeroDivisionError` from a traceback ending in `ZeroDivisionError: division by zero`."""
+    text = exc_text(raw_or_text) if isinstance(raw_or_text, (bytes, bytearray)) else raw_or_text
+    if not text:
+        return None
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return None
+    last = lines[-1]
+    head = last.split(":", 1)[0].strip()
+    return head if head and " " not in head else last

@@ -1,0 +1,117 @@
+"""Sorted sets whose scores are times: due-time (delayed) queues and dead-letter sets.
+
+Only the head, a count below "now" and the newest few entries are read, never the set.
+"""
+
+from __future__ import annotations
+
+import math
+
+from checks.redis.client import as_float
+from checks.redis.model import DeadLetterStat, DelayedStat
+
+# Scores at or above this are milliseconds: as seconds they would be past the year 5000.
+_MS_THRESHOLD = 1e11
+# BullMQ bakes a 12-bit job counter under the millisecond due time: score = due_ms * 4096 + n.
+BULLMQ_FACTOR = 0x1000
+
+
+class ScoreClock:
+    """How a set's scores map to Unix seconds: seconds, milliseconds, auto, or BullMQ's encoding."""
+
+    def __init__(self, unit: str):
+        self.unit = unit
+
+    def thresholds(self, now: float) -> list:
+        """Score bounds meaning "due by now", one per candidate unit."""
+        if self.unit == "seconds":
+            return [now]
+        if self.unit == "milliseconds":
+            return [now * 1000]
+        if self.unit == "bullmq":
+            return [(math.floor(now * 1000) + 1) * BULLMQ_FACTOR - 1]
+        return [now, now * 1000]
+
+    def resolve(self, head_score: float | None) -> int:
+        """Index into thresholds() for this set (auto picks by the head's magnitude)."""
+        if self.unit == "auto" and head_score is not None and abs(head_score) >= _MS_THRESHOLD:
+            return 1
+        return 0
+
+    def to_seconds(self, score: float, index: int) -> float:
+        if self.unit == "bullmq":
+            return math.floor(score / BULLMQ_FACTOR) / 1000.0
+        if self.unit == "milliseconds" or (self.unit == "auto" and index == 1):
+            return score / 1000.0
+        return score
+
+
+def read_delayed(rounds, key, clock: ScoreClock, now: float, store) -> None:
+    """ZCARD and the head; ZCOUNT up to now only when the head is overdue (most sets are not)."""
+    replies: dict = {}
+
+    def finish():
+        card, head = replies["card"], replies["head"]
+        for v in (card, head):
+            if isinstance(v, Exception):
+                raise ValueError(str(v))
+        if not head:
+            store(DelayedStat(int(card), 0, 0.0))
+            return
+        index = clock.resolve(head[0][1])
+        due = clock.to_seconds(head[0][1], index)
+        if due > now:
+            store(DelayedStat(int(card), 0, 0.0))
+            return
+
+        def on_count(overdue):
+            if isinstance(overdue, Exception):
+                raise ValueError(str(overdue))
+            store(DelayedStat(int(card), int(overdue), max(0.0, now - due)))
+        rounds.add(on_count, "zcount", key, "-inf", repr(float(clock.thresholds(now)[index])))
+
+    def keep(name):
+        def cb(result):
+            replies[name] = result
+            if len(replies) == 2:
+                finish()
+        return cb
+
+    rounds.add(keep("card"), "zcard", key)
+    rounds.add(keep("head"), "zrange", key, 0, 0, False, True)
+
+
+def read_dead_set(rounds, key, since, sample: int, store, clock: ScoreClock | None = None, source: str = "") -> None:
+    """A dead-letter ZSET: size, arrivals since the last score seen, and the newest arrivals.
+
+    store(stat, new_members) gets the stat and the (member, score) pairs that arrived, newest
+    first, at most `sample`; the caller turns members into sources and reasons.
+    """
+    lower = "-inf" if since is None else f"({float(since)!r}"
+    replies: dict = {}
+
+    def keep(name):
+        def cb(result):
+            replies[name] = result
+            if len(replies) == 4:
+                _finish_dead(replies, since, clock, source, store)
+        return cb
+
+    rounds.add(keep("card"), "zcard", key)
+    rounds.add(keep("new"), "zcount", key, lower, "+inf")
+    rounds.add(keep("newest"), "zrevrangebyscore", key, "+inf", lower, 0, max(sample, 1), True)
+    rounds.add(keep("top"), "zrevrange", key, 0, 0, True)
+
+
+def _finish_dead(replies, since, clock, source, store) -> None:
+    for v in replies.values():
+        if isinstance(v, Exception):
+            raise ValueError(str(v))
+    top = replies["top"][0][1] if replies["top"] else None
+    newest = None
+    if top is not None and clock is not None:
+        newest = clock.to_seconds(top, clock.resolve(top))
+    cursor = since if top is None or (since is not None and top <= since) else top
+    stat = DeadLetterStat(source=source, size=int(replies["card"]), newest_timestamp=newest,
+                          arrivals=int(replies["new"]), cursor=cursor)
+    store(stat, [(m, as_float(s)) for m, s in replies["newest"]])

@@ -1,0 +1,31 @@
+"""Redis test helpers: each test gets its own logical database on the shared server, flushed."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import redis
+
+_dbs = itertools.count(1)
+
+
+class Db:
+    def __init__(self, server, number: int):
+        self.number = number
+        self.url = f"redis://127.0.0.1:{server.port}/{number}"
+        self.r = redis.Redis(host="127.0.0.1", port=server.port, db=number)
+        self.r.flushdb()
+
+    def check(self, **options) -> dict:
+        return {"kind": "redis", "name": "cache", "url": self.url, "timeout": "5s", **options}
+
+
+@pytest.fixture
+def db(redis_server):
+    """A flushed database of this test's own (16 per server: tests cycle through 1..15)."""
+    number = next(_dbs) % 15 + 1
+    d = Db(redis_server, number)
+    yield d
+    d.r.flushdb()
+    d.r.close()
