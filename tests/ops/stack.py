@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from agent.embedded import free_port, wait_for_port
+from agent.embedded import free_port, start_alertmanager, start_prometheus, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTMANAGER_EXAMPLE = ROOT / "alerts" / "alertmanager.example.yml"
@@ -63,6 +64,28 @@ def alertmanager_config_for_tests(webhook_url: str) -> dict:
                            for r in config["receivers"]]
     config["route"].update({"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"})
     return config
+
+
+def prometheus_available() -> bool:
+    return all(shutil.which(n) or os.path.exists(f"/usr/bin/{n}") for n in ("prometheus", "prometheus-alertmanager"))
+
+
+def start_alertmanager_for(webhook_url: str):
+    return start_alertmanager(yaml.safe_dump(alertmanager_config_for_tests(webhook_url), sort_keys=False))
+
+
+def start_prometheus_for(targets: list[str], rules_text: str | None = None, alertmanager: str | None = None,
+                         interval: str = "1s"):
+    """Prometheus scraping mqwatch agents as job `mqwatch` every `interval`, evaluating the rules."""
+    config = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
+        "scrape_configs": [{"job_name": "mqwatch", "static_configs": [{"targets": list(targets)}]}],
+    }
+    if rules_text:
+        config["rule_files"] = ["mqwatch.rules.yml"]
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return start_prometheus(yaml.safe_dump(config, sort_keys=False), {"mqwatch.rules.yml": rules_text} if rules_text else None)
 
 
 class AgentProcess:

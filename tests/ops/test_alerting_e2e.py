@@ -10,10 +10,10 @@ import time
 import pytest
 import yaml
 
-from agent.promstack import prometheus_available, start_alertmanager, start_prometheus
 from alerts import generate
 from tests.helpers import unique, wait_until
-from tests.ops.stack import AgentProcess, WebhookReceiver, alertmanager_config_for_tests, get_json, post_json
+from tests.ops.stack import (AgentProcess, WebhookReceiver, get_json, post_json, prometheus_available,
+                             start_alertmanager_for, start_prometheus_for)
 
 pytestmark = pytest.mark.skipif(not prometheus_available(), reason="Debian prometheus/prometheus-alertmanager missing")
 
@@ -27,16 +27,14 @@ def webhook():
 
 @pytest.fixture
 def alertmanager(webhook):
-    am = start_alertmanager(alertmanager_config_for_tests(webhook.url))
+    am = start_alertmanager_for(webhook.url)
     yield am
     am.stop()
 
 
 @pytest.fixture
-def fast_rules(tmp_path):
-    path = tmp_path / "fast.rules.yml"
-    path.write_text(generate.render_rules(generate.load_config(), max_for="2s"))
-    return path
+def fast_rules():
+    return generate.render_rules(generate.load_config(), max_for="2s")
 
 
 def _labels(alert):
@@ -52,7 +50,7 @@ def test_check_failing_then_agent_down_reach_the_pager_with_cluster_labels(tmp_p
         "checks": [{"kind": "kafka", "name": cluster, "bootstrap_servers": fresh_tansu.address}],
     }))
     agent = AgentProcess(config)
-    prometheus = start_prometheus([agent.address], [str(fast_rules)], alertmanager=alertmanager.address)
+    prometheus = start_prometheus_for([agent.address], fast_rules, alertmanager=alertmanager.address)
     try:
         up = f'{prometheus.extra["url"]}/api/v1/query?query=mqwatch_up%7Bcluster%3D%22{cluster}%22%7D'
         wait_until(lambda: [r["value"][1] for r in get_json(up)["data"]["result"]] == ["1"], 30,
