@@ -124,3 +124,18 @@ def post_json(url: str, doc) -> None:
     req = urllib.request.Request(url, json.dumps(doc).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=5) as r:
         r.read()
+
+
+def prometheus_query(prometheus_url: str, expr: str) -> list | None:
+    """The instant-query result, or None while Prometheus is still starting (503)."""
+    import urllib.error
+    import urllib.parse
+
+    try:
+        doc = get_json(f"{prometheus_url}/api/v1/query?query={urllib.parse.quote(expr)}")
+    except urllib.error.HTTPError as e:
+        if e.code == 503:
+            return None
+        raise AssertionError(f"{expr}: HTTP {e.code}: {e.read()[:500]!r}") from None
+    assert doc["status"] == "success", (expr, doc)
+    return doc["data"]["result"]

@@ -13,7 +13,7 @@ import yaml
 from alerts import generate
 from tests.helpers import unique, wait_until
 from tests.ops.stack import (AgentProcess, WebhookReceiver, get_json, post_json, prometheus_available,
-                             start_alertmanager_for, start_prometheus_for)
+                             prometheus_query, start_alertmanager_for, start_prometheus_for)
 
 pytestmark = pytest.mark.skipif(not prometheus_available(), reason="Debian prometheus/prometheus-alertmanager missing")
 
@@ -52,9 +52,8 @@ def test_check_failing_then_agent_down_reach_the_pager_with_cluster_labels(tmp_p
     agent = AgentProcess(config)
     prometheus = start_prometheus_for([agent.address], fast_rules, alertmanager=alertmanager.address)
     try:
-        up = f'{prometheus.extra["url"]}/api/v1/query?query=mqwatch_up%7Bcluster%3D%22{cluster}%22%7D'
-        wait_until(lambda: [r["value"][1] for r in get_json(up)["data"]["result"]] == ["1"], 30,
-                   message="Prometheus scraped mqwatch_up 1")
+        wait_until(lambda: [r["value"][1] for r in prometheus_query(prometheus.extra["url"], f'mqwatch_up{{cluster="{cluster}"}}')
+                            or []] == ["1"], 30, message="Prometheus scraped mqwatch_up 1")
         assert webhook.alerts() == []
 
         fresh_tansu.stop()  # the broker dies: the check fails, the agent keeps serving
@@ -102,3 +101,56 @@ def test_example_alertmanager_config_inhibits_lag_alerts_of_a_failing_cluster_on
     time.sleep(2.5)  # more than group_wait + group_interval: a suppressed alert would have been sent by now
     assert {a["labels"]["cluster"] for a in webhook.alerts("chat")} == {"other"}
     assert [a["labels"]["alertname"] for a in webhook.alerts("pager")] == ["MqwatchCheckFailing"]
+
+
+def test_growing_dlq_and_overdue_delayed_queue_reach_chat_and_pager(tmp_path, alertmanager, webhook, fast_rules):
+    """Redis: dead letters arrive in `<queue>:dead` and a delayed queue's poller is gone, so its
+    due entries are ten minutes late. Both alerts leave Prometheus, pass the example routing and
+    arrive with the cluster, queue and DLQ labels an on-call engineer needs."""
+    import redis
+
+    from agent.embedded import start_redis
+
+    server = start_redis()
+    r = redis.Redis(host="127.0.0.1", port=server.port)
+    cluster = unique("jobs")
+    dlq, delayed = "jobs:email:dead", "delay:order-timeouts"
+    r.lpush(dlq, b'{"job": 1, "error": "SMTPError"}')
+    now = time.time()
+    r.zadd(delayed, {b"order-1:cancel": now - 600, b"order-2:cancel": now - 30, b"order-3:cancel": now + 3600})
+    config = tmp_path / "mqwatch.yaml"
+    config.write_text(yaml.safe_dump({
+        "agent": {"interval": "1s", "timeout": "3s"},
+        "checks": [{"kind": "redis", "name": cluster, "url": f"redis://127.0.0.1:{server.port}/0",
+                    "keys": ["jobs:*", "delay:*"], "dlq_keys": ["*:dead"], "frameworks": []}],
+    }))
+    agent = AgentProcess(config)
+    prometheus = start_prometheus_for([agent.address], fast_rules, alertmanager=alertmanager.address)
+    try:
+        wait_until(lambda: prometheus_query(prometheus.extra["url"], f'mqwatch_dlq_messages_total{{cluster="{cluster}"}}'),
+                   30, message="the DLQ scraped")
+        time.sleep(2)  # a few samples at the old level, so the growth is an increase, not a new series
+        assert not [a for a in webhook.alerts() if a["labels"]["alertname"] == "MqwatchDLQReceivingMessages"]
+        for i in range(3):
+            r.lpush(dlq, f'{{"job": {i + 2}, "error": "SMTPError"}}'.encode())
+
+        dead = wait_until(lambda: [a for a in webhook.alerts("chat")
+                                   if a["labels"]["alertname"] == "MqwatchDLQReceivingMessages"], 60,
+                          message="MqwatchDLQReceivingMessages delivered to chat")
+        labels = dead[0]["labels"]
+        assert (labels["cluster"], labels["system"], labels["dlq"], labels["source"], labels["severity"]) == (
+            cluster, "redis", dlq, "jobs:email", "warning")
+        assert f"dead-letter queue {dlq} of cluster {cluster}" in dead[0]["annotations"]["description"]
+
+        overdue = wait_until(lambda: [a for a in webhook.alerts("pager")
+                                      if a["labels"]["alertname"] == "MqwatchDelayedQueueOverdue"], 60,
+                             message="MqwatchDelayedQueueOverdue delivered to the pager")
+        labels = overdue[0]["labels"]
+        assert (labels["cluster"], labels["queue"], labels["severity"]) == (cluster, delayed, "critical")
+        assert overdue[0]["annotations"]["summary"].startswith(f"Delayed queue {delayed} is 10m")
+        assert overdue[0]["annotations"]["runbook_url"].endswith("docs/runbooks/MqwatchDelayedQueueOverdue.md")
+    finally:
+        agent.stop()
+        prometheus.stop()
+        r.close()
+        server.stop()
