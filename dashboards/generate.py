@@ -216,6 +216,22 @@ def _consumer_rows(system: str, backlog_word: str) -> list[Panel]:
     ]
 
 
+def _canary_row(system: str) -> Row:
+    c = S(system, queue_label=None)
+    return Row("End-to-end canary (when enabled)", [
+        Panel("Canary round trip", "Time from producing a canary message to consuming it back: what a real "
+              "producer/consumer pair experiences. Empty unless the check's canary is enabled.",
+              ((f"histogram_quantile(0.5, sum by (cluster, le) (rate(mqwatch_canary_roundtrip_seconds_bucket{c}"
+                "[$__rate_interval])))", "{{cluster}} p50"),
+               (f"histogram_quantile(0.99, sum by (cluster, le) (rate(mqwatch_canary_roundtrip_seconds_bucket{c}"
+                "[$__rate_interval])))", "{{cluster}} p99")), units.Seconds),
+        Panel("Canary failures", "Canary round trips that failed per interval, by stage (produce, consume, timeout).",
+              # The counter exists only after a first failure; `or` shows a healthy canary as 0.
+              ((f"sum by (cluster, stage) (increase(mqwatch_canary_failures_total{c}[$__rate_interval]))"
+                f" or on (cluster) (0 * min by (cluster) (mqwatch_up{c}))", "{{cluster}} {{stage}}"),), units.Short),
+    ])
+
+
 def kafka():
     q = S("kafka", consumer=True)
     t = S("kafka")
@@ -254,6 +270,7 @@ def kafka():
                   ((f"sum by (cluster, queue) (mqwatch_kafka_topic_partitions{t})", "{{cluster}} {{queue}}"),),
                   units.Short, kind="table"),
         ]),
+        _canary_row("kafka"),
     ])
 
 
@@ -335,6 +352,7 @@ def pulsar():
                   ((f"min by (cluster, broker) (mqwatch_pulsar_broker_healthy{c})", "{{cluster}} {{broker}}"),),
                   units.BoolOnOff, kind="stat"),
         ]),
+        _canary_row("pulsar"),
     ])
 
 
