@@ -84,23 +84,28 @@ def _alert(name, severity, **labels):
             "endsAt": (now + datetime.timedelta(minutes=5)).isoformat()}
 
 
-def test_example_alertmanager_config_inhibits_lag_alerts_of_a_failing_cluster_only(alertmanager, webhook):
+def test_example_alertmanager_config_inhibits_alerts_of_a_failing_cluster_or_a_down_agent_only(alertmanager, webhook):
     api = f"{alertmanager.extra['url']}/api/v2/alerts"
     lag = dict(system="kafka", queue="orders", consumer="billing", job="mqwatch", instance="a:9325")
     post_json(api, [
         _alert("MqwatchCheckFailing", "critical", system="kafka", cluster="shop", job="mqwatch", instance="a:9325"),
         _alert("MqwatchConsumerLagHigh", "warning", cluster="shop", **lag),
         _alert("MqwatchConsumerLagHigh", "warning", cluster="other", **lag),
+        # a second agent is down: what it reported last is not paged
+        _alert("MqwatchTargetDown", "critical", job="mqwatch", instance="b:9325"),
+        _alert("MqwatchDLQReceivingMessages", "warning", system="redis", cluster="jobs", dlq="q:dead", source="q",
+               job="mqwatch", instance="b:9325"),
     ])
     wait_until(lambda: webhook.alerts("chat"), 20, message="the lag alert of the healthy cluster")
     wait_until(lambda: webhook.alerts("pager"), 20, message="the check failure")
-    states = {(a["labels"]["alertname"], a["labels"]["cluster"]): a["status"] for a in get_json(api)}
+    states = {(a["labels"]["alertname"], a["labels"].get("cluster")): a["status"] for a in get_json(api)}
     assert states[("MqwatchConsumerLagHigh", "shop")]["state"] == "suppressed"
     assert states[("MqwatchConsumerLagHigh", "shop")]["inhibitedBy"]
     assert states[("MqwatchConsumerLagHigh", "other")]["state"] == "active"
+    assert states[("MqwatchDLQReceivingMessages", "jobs")]["state"] == "suppressed"
     time.sleep(2.5)  # more than group_wait + group_interval: a suppressed alert would have been sent by now
     assert {a["labels"]["cluster"] for a in webhook.alerts("chat")} == {"other"}
-    assert [a["labels"]["alertname"] for a in webhook.alerts("pager")] == ["MqwatchCheckFailing"]
+    assert sorted(a["labels"]["alertname"] for a in webhook.alerts("pager")) == ["MqwatchCheckFailing", "MqwatchTargetDown"]
 
 
 def test_growing_dlq_and_overdue_delayed_queue_reach_chat_and_pager(tmp_path, alertmanager, webhook, fast_rules):
