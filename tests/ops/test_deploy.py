@@ -225,3 +225,38 @@ def test_image_healthcheck_and_shipped_config_work_against_a_real_broker(tmp_pat
         log.close()
     check = subprocess.run(_healthcheck_command(), env=env, capture_output=True, timeout=10)
     assert check.returncode != 0
+
+
+def _docker_context(tmp_path) -> Path:
+    """The build context `docker build .` sends: the checkout minus .dockerignore's patterns
+    (all of them are names or **/names, matched on every path component)."""
+    import fnmatch
+    import shutil
+
+    patterns = [p.removeprefix("**/") for p in (ROOT / ".dockerignore").read_text().split() if not p.startswith("#")]
+
+    def ignore(directory, names):
+        return {n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns)}
+
+    context = tmp_path / "context"
+    shutil.copytree(ROOT, context, ignore=ignore)
+    return context
+
+
+@pytest.mark.timeout(180)
+def test_image_build_stage_makes_a_wheel_with_the_console_script_and_no_tests(tmp_path):
+    """What the Dockerfile's build stage runs, on the context docker would send."""
+    import zipfile
+
+    context = _docker_context(tmp_path)
+    assert not (context / "tests").exists() and not (context / ".venv").exists()
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", ".", "-w", str(tmp_path / "wheels")],
+                            cwd=context, capture_output=True, text=True, timeout=170)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    wheel, = (tmp_path / "wheels").glob("mqwatch-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "mqwatch = agent.cli:main" in entry_points  # the image's ENTRYPOINT
+    assert "kafka = checks.kafka.check:KafkaCheck" in entry_points
+    assert "agent/server.py" in names and not any(n.startswith("tests/") for n in names)
