@@ -134,12 +134,16 @@ def start_redis(port: int | None = None, password: str | None = None) -> Broker:
     return _spawn("redis", argv, port, workdir)
 
 
-def start_pulsar_lite(port: int | None = None, metrics_port: int | None = None, cluster: str = "local") -> Broker:
+def start_pulsar_lite(port: int | None = None, metrics_port: int | None = None, cluster: str = "local",
+                      default_partitions: int | None = None) -> Broker:
+    """default_partitions makes every auto-created topic a partitioned topic with that many partitions."""
     port = port or free_port()
     metrics_port = metrics_port or free_port()
     workdir = tempfile.mkdtemp(prefix="mqwatch-pulsar-")
     config = os.path.join(workdir, "pulsar-lite.toml")
     with open(config, "w") as fh:
+        if default_partitions:
+            fh.write(f"default_partitions = {int(default_partitions)}\n")
         fh.write(f'[metrics]\nenabled = true\naddr = "127.0.0.1:{metrics_port}"\ncluster = "{cluster}"\n')
     broker = _spawn("pulsar-lite", [pulsar_lite_binary(), "--config", config, "--addr", f"127.0.0.1:{port}",
                                     "--db-path", os.path.join(workdir, "db"), "--log-level", "warn"], port, workdir)

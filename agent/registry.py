@@ -10,6 +10,7 @@ ENTRY_POINT_GROUP = "mqwatch.checks"
 _BUILTIN = {
     "kafka": "checks.kafka.check:KafkaCheck",
     "redis": "checks.redis.check:RedisCheck",
+    "pulsar": "checks.pulsar.check:PulsarCheck",
 }
 
 _log = logging.getLogger("mqwatch.registry")

@@ -78,6 +78,10 @@ class StatusTracker:
         win.append(Observation(tuple(offsets), float(lag), bool(active)))
         return evaluate(list(win), self.size)
 
+    def forget(self, key) -> None:
+        """Start a key's window afresh, e.g. when its offsets were renumbered rather than rewound."""
+        self._windows.pop(key, None)
+
     def retain(self, keys) -> None:
         keys = set(keys)
         for k in list(self._windows):

@@ -1,0 +1,266 @@
+"""The Pulsar check: one cycle's ClusterState (from the admin API or /metrics) -> the metric contract."""
+
+from __future__ import annotations
+
+import time
+
+from agent.check import Check, CheckError
+from agent.dlq import ArrivalCounter
+from agent.schema import matches
+from agent.snapshot import SnapshotBuilder
+from agent.status import STATUSES, StatusTracker
+from agent.timelag import LOWER_BOUND, OffsetTimeline
+from checks.pulsar.admin import AdminClient, BadReply
+from checks.pulsar.config import SCHEMA
+from checks.pulsar.deadletters import DLQ, classify
+from checks.pulsar.http import HttpError
+from checks.pulsar.metrics import METRICS
+from checks.pulsar.model import ClusterState, TopicState
+from checks.pulsar.scrape import MetricsScraper
+
+# Network calls must end before the scheduler abandons the collection.
+_DEADLINE_SHARE = 0.85
+
+
+class PulsarCheck(Check):
+    kind = "pulsar"
+    config_schema = SCHEMA
+    metrics = METRICS
+
+    def __init__(self, name, options, timeout):
+        super().__init__(name, options, timeout)
+        self._admin: AdminClient | None = None
+        self._scraper: MetricsScraper | None = None
+        self._binary = None
+        self._canary = None
+        self._sampler = None
+        self.status = StatusTracker()
+        self.timeline = OffsetTimeline()
+        self.arrivals = ArrivalCounter()
+        self._dlq_last_arrival: dict[str, float] = {}
+        self._last_produced: dict[tuple, float] = {}
+
+    # ---- clients, created lazily so a bad setting fails a collection, not the agent ----
+
+    @property
+    def _token(self) -> str:
+        return self.options.auth.token
+
+    def _request_timeout(self) -> float:
+        return min(self.options.request_timeout, self.timeout * _DEADLINE_SHARE)
+
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient(self.options.admin_url, self._token, self._request_timeout(), self.options.max_concurrency)
+        return self._admin
+
+    def scraper(self) -> MetricsScraper:
+        if self._scraper is None:
+            self._scraper = MetricsScraper(list(self.options.metrics_url), self._token, self._request_timeout())
+        return self._scraper
+
+    def binary(self):
+        if self._binary is None:
+            from checks.pulsar.binary import connect
+
+            self._binary = connect(self.options.service_url, self._token, self._request_timeout())
+        return self._binary
+
+    def close(self) -> None:
+        for name in ("_admin", "_scraper"):
+            client = getattr(self, name)
+            if client is not None:
+                client.close()
+                setattr(self, name, None)
+        if self._canary is not None:
+            self._canary.reset()
+        if self._sampler is not None:
+            self._sampler.close()
+        if self._binary is not None:
+            try:
+                self._binary.close()
+            except Exception:
+                pass
+            self._binary = None
+
+    # ---- one collection ----------------------------------------------------------------
+
+    def collect(self, out: SnapshotBuilder) -> None:
+        started = time.monotonic()
+        deadline = started + self.timeout * _DEADLINE_SHARE
+        state = self.fetch_state(out, deadline)
+        now = time.time()
+        state.topics = {n: t for n, t in state.topics.items() if matches(self.options.topics, n)}
+        self.emit_brokers(out, state)
+        letters = classify(state.topics)
+        for name in sorted(state.topics):
+            self.emit_topic(out, state.topics[name], now)
+        self.emit_dead_letters(out, state, letters, now, deadline)
+        if self.options.canary.enabled:
+            self.run_canary(out, deadline)
+
+    def fetch_state(self, out: SnapshotBuilder, deadline: float) -> ClusterState:
+        """Admin API when configured (it knows more); /metrics otherwise or when the admin API is down."""
+        if self.options.admin_url:
+            try:
+                state, errors = self.admin().fetch(lambda t: matches(self.options.topics, t), deadline)
+                for reason, message in errors:
+                    out.error(reason, message)
+                return state
+            except (HttpError, BadReply) as e:
+                reason = e.reason if isinstance(e, HttpError) else "bad_reply"
+                if not self.options.metrics_url:
+                    raise CheckError(reason, f"admin API {self.options.admin_url}: {e}") from None
+                out.error(reason, f"admin API {self.options.admin_url}: {e}; using /metrics instead")
+        state, errors = self.scraper().fetch(deadline)
+        for reason, message in errors:
+            out.error(reason, message)
+        if state.brokers and not any(state.brokers.values()):
+            reason = errors[0][0] if errors else "connection"
+            raise CheckError(reason, "no broker /metrics endpoint could be read: " + "; ".join(m for _, m in errors))
+        return state
+
+    def emit_brokers(self, out: SnapshotBuilder, state: ClusterState) -> None:
+        if state.brokers:  # empty only when broker health could not be checked in time
+            out.add("mqwatch_brokers", len(state.brokers))
+        for broker, healthy in sorted(state.brokers.items()):
+            out.add("mqwatch_pulsar_broker_healthy", 1 if healthy else 0, broker=broker)
+
+    def emit_topic(self, out: SnapshotBuilder, topic: TopicState, now: float) -> None:
+        q = topic.name
+        parts = sorted(topic.partitions.items())
+        out.add("mqwatch_pulsar_topic_partitions", max(1, sum(1 for n, _ in parts if n >= 0)), queue=q)
+        produced = [p.produced for _, p in parts if p.produced is not None]
+        if produced:
+            out.add("mqwatch_queue_produced_total", sum(produced), queue=q)
+        stored = [p.storage_bytes for _, p in parts if p.storage_bytes is not None]
+        if stored:
+            out.add("mqwatch_queue_bytes", sum(stored), queue=q)
+        counter_reset = False
+        for n, p in parts:
+            if p.produced is not None:
+                last = self._last_produced.get((q, n))
+                counter_reset |= last is not None and p.produced < last
+                self._last_produced[(q, n)] = p.produced
+                self.timeline.observe((q, n), int(p.produced), now)
+
+        backlogs = []
+        for sub in sorted(topic.subscription_names()):
+            if not matches(self.options.subscriptions, sub):
+                continue
+            per_part = [(n, p.produced, p.subscriptions[sub]) for n, p in parts if sub in p.subscriptions]
+            backlog = sum(s.backlog for _, _, s in per_part)
+            consumers = max(s.consumers for _, _, s in per_part)  # one consumer attaches to every partition
+            backlogs.append(backlog)
+            out.add("mqwatch_consumer_lag_messages", backlog, queue=q, consumer=sub)
+            out.add("mqwatch_pending_messages", sum(s.unacked for _, _, s in per_part), queue=q, consumer=sub)
+            out.add("mqwatch_consumer_members", consumers, queue=q, consumer=sub)
+            out.add("mqwatch_consumer_blocked", 1 if any(s.blocked for _, _, s in per_part) else 0, queue=q, consumer=sub)
+            seconds = self.lag_seconds(q, per_part, now)
+            if seconds is not None:
+                out.add("mqwatch_consumer_lag_seconds", seconds, queue=q, consumer=sub)
+            # The consumed position (published - backlog) plays the committed offset's part.
+            positions = tuple((prod or 0.0) - s.backlog for _, prod, s in per_part)
+            if counter_reset:  # msgInCounter restarts when the topic moves to another broker: not a rewind
+                self.status.forget((q, sub))
+            status = self.status.observe((q, sub), positions, backlog, consumers > 0)
+            for st in STATUSES:
+                out.add("mqwatch_consumer_status", 1 if st == status else 0, queue=q, consumer=sub, status=st)
+        if backlogs:
+            # Pulsar keeps what the slowest subscription has not acknowledged.
+            out.add("mqwatch_queue_messages", max(backlogs), queue=q)
+
+    def lag_seconds(self, queue: str, per_part, now: float) -> float | None:
+        """Admin: now - earliest publish time in the backlog. /metrics: the msgIn history estimator."""
+        if all(s.backlog <= 0 for _, _, s in per_part):
+            return 0.0
+        earliest = [s.earliest_publish_ms for _, _, s in per_part if s.backlog > 0 and s.earliest_publish_ms]
+        if earliest:
+            return max(0.0, now - min(earliest) / 1000.0)
+        worst = None
+        for n, produced, s in per_part:
+            if s.backlog <= 0 or produced is None:
+                continue
+            est = self.timeline.estimate((queue, n), int(produced - s.backlog), now)
+            if est is not None and not (est.method == LOWER_BOUND and self.timeline.points((queue, n)) < 2):
+                worst = est.seconds if worst is None else max(worst, est.seconds)
+        return worst
+
+    def emit_dead_letters(self, out: SnapshotBuilder, state: ClusterState, letters: dict, now: float, deadline: float) -> None:
+        dlqs = sorted(n for n, info in letters.items() if info.kind == DLQ)
+        if self.options.dlq_sampling.enabled and dlqs:
+            self.sample_dead_letters(out, dlqs, deadline)
+        for name, info in sorted(letters.items()):
+            topic = state.topics[name]
+            parts = topic.partitions.values()
+            subs = [s for s in topic.subscription_names() if matches(self.options.subscriptions, s)]
+            backlogs = [sum(p.subscriptions[s].backlog for p in parts if s in p.subscriptions) for s in subs]
+            produced = [p.produced for p in parts if p.produced is not None]
+            # With no subscription nothing removes dead letters but retention: count what arrived.
+            waiting = max(backlogs) if backlogs else (sum(produced) if produced else None)
+            if info.kind != DLQ:
+                if waiting is not None:
+                    out.add("mqwatch_retry_messages", waiting, queue=name, source=info.source)
+                continue
+            labels = {"dlq": name, "source": info.source, "consumer": info.consumer or None}
+            if waiting is not None:
+                out.add("mqwatch_dlq_messages", waiting, **labels)
+            if produced:
+                before = self.arrivals.total(name)
+                total = self.arrivals.observe_counter(name, sum(produced))
+                if before is not None and total > before:
+                    self._dlq_last_arrival[name] = now  # within one interval of the real arrival
+                out.add("mqwatch_dlq_messages_total", total, **labels)
+            newest = max(self._dlq_last_arrival.get(name, 0.0),
+                         self._sampler.newest_publish.get(name, 0.0) if self._sampler else 0.0)
+            if newest:
+                out.add("mqwatch_dlq_last_message_timestamp_seconds", newest, **labels)
+            if self._sampler is not None:
+                for reason, n in self._sampler.reasons.top(name).items():
+                    out.add("mqwatch_dlq_reason_messages", n, dlq=name, reason=reason)
+        self._prune(state, dlqs)
+
+    def sample_dead_letters(self, out: SnapshotBuilder, dlqs: list[str], deadline: float) -> None:
+        from checks.pulsar.sampler import DeadLetterSampler
+
+        if self._sampler is None:
+            self._sampler = DeadLetterSampler(self.options.dlq_sampling.reason_property, self.options.dlq_sampling.max_messages)
+        for dlq in dlqs:
+            if time.monotonic() >= deadline:
+                out.error("timeout", "DLQ sampling stopped at the collection deadline")
+                return
+            try:
+                self._sampler.sample(self.binary(), dlq, deadline)
+            except Exception as e:
+                out.error("dlq_sampling", f"reading dead letters of {dlq}: {e}")
+
+    def run_canary(self, out: SnapshotBuilder, deadline: float) -> None:
+        from checks.pulsar.canary import STAGES, Canary
+
+        if self._canary is None:
+            self._canary = Canary(self.options.canary.topic)
+        left = deadline - time.monotonic()
+        try:
+            client = self.binary()
+            failure = self._canary.run(client, max(0.05, min(self.options.canary.timeout, left)))
+        except Exception as e:
+            failure = self._canary._fail("produce", f"canary cannot connect to {self.options.service_url}: {e}")
+        if failure is not None:
+            out.error("canary_" + failure[0], failure[1])
+        out.add("mqwatch_canary_roundtrip_seconds", self._canary.histogram())
+        for stage in STAGES:
+            out.add("mqwatch_canary_failures_total", self._canary.failures[stage], stage=stage)
+
+    def _prune(self, state: ClusterState, dlqs: list[str]) -> None:
+        """Forget vanished topics and subscriptions so state does not grow forever."""
+        self.status.retain((n, s) for n, t in state.topics.items() for s in t.subscription_names())
+        partitions = {(n, p) for n, t in state.topics.items() for p in t.partitions}
+        self.timeline.retain(partitions)
+        for key in [k for k in self._last_produced if k not in partitions]:
+            del self._last_produced[key]
+        self.arrivals.retain(dlqs)
+        for d in list(self._dlq_last_arrival):
+            if d not in dlqs:
+                del self._dlq_last_arrival[d]
+        if self._sampler is not None:
+            self._sampler.retain(dlqs)

@@ -1,0 +1,60 @@
+"""Which topics are dead-letter or retry topics, and whose.
+
+Pulsar clients name them `<topic>-<subscription>-DLQ` / `-RETRY` (Java client since 2.8,
+C++/Python clients), and older clients `<subscription>-DLQ` / `-RETRY` in the topic's
+namespace. The source topic and subscription are recovered from the topics and
+subscriptions seen in the same namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from checks.pulsar.model import TopicState, namespace_and_local
+
+DLQ, RETRY = "dlq", "retry"
+_SUFFIXES = (("-DLQ", DLQ), ("-RETRY", RETRY))
+
+
+@dataclass(frozen=True)
+class DeadLetterTopic:
+    kind: str  # dlq | retry
+    source: str  # full name of the original topic ("" when it cannot be told)
+    consumer: str  # the subscription whose failures land here ("" when unknown)
+
+
+def classify(topics: dict[str, TopicState]) -> dict[str, DeadLetterTopic]:
+    by_namespace: dict[str, dict[str, TopicState]] = {}
+    for name, t in topics.items():
+        ns, local = namespace_and_local(name)
+        by_namespace.setdefault(ns, {})[local] = t
+    found = {}
+    for name in topics:
+        ns, local = namespace_and_local(name)
+        for suffix, kind in _SUFFIXES:
+            if local.endswith(suffix) and len(local) > len(suffix):
+                found[name] = _resolve(kind, ns, local[: -len(suffix)], by_namespace[ns])
+                break
+    return found
+
+
+def _is_letter_topic(local: str) -> bool:
+    return any(local.endswith(s) for s, _ in _SUFFIXES)
+
+
+def _resolve(kind: str, ns: str, stem: str, siblings: dict[str, TopicState]) -> DeadLetterTopic:
+    # `<topic>-<subscription>`: the longest sibling topic name that prefixes the stem,
+    # preferring one that really has that subscription.
+    best = None
+    for local, t in siblings.items():
+        if _is_letter_topic(local) or not stem.startswith(local + "-"):
+            continue
+        sub = stem[len(local) + 1:]
+        rank = (sub in t.subscription_names(), len(local))
+        if best is None or rank > best[0]:
+            best = (rank, local, sub)
+    if best is not None:
+        return DeadLetterTopic(kind, f"{ns}/{best[1]}", best[2])
+    # Older naming: `<subscription>-DLQ`; the source is known when one topic has that subscription.
+    owners = [local for local, t in siblings.items() if not _is_letter_topic(local) and stem in t.subscription_names()]
+    return DeadLetterTopic(kind, f"{ns}/{owners[0]}" if len(owners) == 1 else "", stem)

@@ -1,0 +1,36 @@
+"""Every metric the Pulsar check emits: the shared contract plus Pulsar-only broker health."""
+
+from agent import metrics as m
+from agent.metrics import GAUGE, MetricDef
+
+BROKER_HEALTHY = MetricDef(
+    "mqwatch_pulsar_broker_healthy", GAUGE,
+    "1 if this Pulsar broker passed its admin health check (or, without admin_url, served its /metrics), else 0.",
+    ("broker",), example="mqwatch_pulsar_broker_healthy == 0",
+)
+TOPIC_PARTITIONS = MetricDef(
+    "mqwatch_pulsar_topic_partitions", GAUGE, "Partitions of this Pulsar topic seen in this collection (1 when not partitioned).",
+    ("queue",), example="mqwatch_pulsar_topic_partitions > 1",
+)
+
+METRICS = (
+    m.CONSUMER_LAG_MESSAGES,
+    m.CONSUMER_LAG_SECONDS,
+    m.CONSUMER_MEMBERS,
+    m.CONSUMER_STATUS,
+    m.CONSUMER_BLOCKED,
+    m.PENDING_MESSAGES,
+    m.QUEUE_MESSAGES,
+    m.QUEUE_PRODUCED,
+    m.QUEUE_BYTES,
+    m.RETRY_MESSAGES,
+    m.DLQ_MESSAGES,
+    m.DLQ_MESSAGES_TOTAL,
+    m.DLQ_LAST_MESSAGE_TIMESTAMP,
+    m.DLQ_REASON_MESSAGES,
+    m.BROKERS,
+    m.CANARY_ROUNDTRIP,
+    m.CANARY_FAILURES,
+    BROKER_HEALTHY,
+    TOPIC_PARTITIONS,
+)

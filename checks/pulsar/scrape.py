@@ -1,0 +1,54 @@
+"""Broker /metrics endpoints -> ClusterState. I/O only; parsing is in exposition.py."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+from checks.pulsar.exposition import ExpositionError, parse_exposition
+from checks.pulsar.http import HttpError, get, new_session, shown
+from checks.pulsar.model import ClusterState
+
+
+class MetricsScraper:
+    def __init__(self, urls: list[str], token: str, request_timeout: float):
+        self.urls = urls
+        self.request_timeout = request_timeout
+        self.session = new_session(token)
+        self._pool = ThreadPoolExecutor(min(8, max(1, len(urls))), thread_name_prefix="mqwatch-pulsar-scrape")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.session.close()
+
+    def fetch(self, deadline: float) -> tuple[ClusterState, list[tuple[str, str]]]:
+        """Union of every endpoint's topics; an endpoint that fails is unhealthy and reported."""
+        state = ClusterState(source="metrics")
+        errors: list[tuple[str, str]] = []
+
+        def one(url):
+            left = deadline - time.monotonic()
+            if left <= 0.01:
+                return HttpError("timeout", f"GET {shown(url)}: collection deadline reached before the scrape")
+            try:
+                resp = get(self.session, url, min(self.request_timeout, left), accept="text/plain")
+                # The exposition format is UTF-8 by definition; requests would guess the charset of megabytes.
+                return resp.content.decode("utf-8", errors="replace")
+            except HttpError as e:
+                return e
+
+        for url, result in zip(self.urls, self._pool.map(one, self.urls)):
+            broker = urlsplit(url).netloc.rsplit("@", 1)[-1]
+            if isinstance(result, HttpError):
+                errors.append((result.reason, str(result)))
+                state.brokers[broker] = False
+                continue
+            try:
+                parse_exposition(result, state)
+            except ExpositionError as e:
+                errors.append(("bad_reply", f"{shown(url)}: {e}"))
+                state.brokers[broker] = False
+                continue
+            state.brokers[broker] = True
+        return state, errors
