@@ -9,10 +9,7 @@ removed from here.
 from agent.metrics import BASE_LABELS, CONTRACT_METRICS, HISTOGRAM, catalog
 
 # name -> labels besides system/cluster
-PENDING_CHECK_METRICS = {
-    # issue 6 (Pulsar): "mqwatch_pulsar_broker_healthy{broker}"
-    "mqwatch_pulsar_broker_healthy": ("broker",),
-}
+PENDING_CHECK_METRICS: dict[str, tuple[str, ...]] = {}
 
 
 def _exposed(metric) -> dict[str, set[str]]:
