@@ -101,16 +101,23 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "MqwatchConsumerGroupEmptyLagGrowing", "mqwatch-consumers",
+        # Most of what was produced piled up as lag: nobody consumes. Flink/Spark-style groups
+        # commit without joining and keep consuming with no members; they must not page here.
+        # (A ratio, not "consumed == 0": backlog and produce counters are sampled apart.)
         lambda p, s: (
-            f"(delta({s('mqwatch_consumer_lag_messages')}[{p.window}]) > 0)"
+            f"((delta({s('mqwatch_consumer_lag_messages')}[{p.window}]) > 0)"
+            f" and ((delta({s('mqwatch_consumer_lag_messages')}[{p.window}])"
+            f" / on (system, cluster, queue, job, instance) group_left"
+            f" increase({s('mqwatch_queue_produced_total')}[{p.window}])) >= {p.unconsumed_ratio}))"
             f" and ignoring (queue) (max without (queue) ({s('mqwatch_consumer_members')}) == 0)"
             # A group the broker reports active is consuming, whatever its member list says
             # (tansu, and brokers that hide members from describe without permission).
             f" unless on (system, cluster, consumer) ({s('mqwatch_consumer_state', _ACTIVE_STATES)} == 1)"
         ),
         "Consumer " + _C + " has no members while its lag on " + _Q + " grows (" + _CQ + ")",
-        "Consumer " + _C + " in cluster " + _CQ + " has no members and its lag on queue " + _Q + " grew by "
-        "{{ $value }} messages over [[window]] (for [[for]]).",
+        "Consumer " + _C + " in cluster " + _CQ + " has no members, and of what was produced to queue " + _Q + " in "
+        "the last [[window]] at least [[unconsumed_ratio]] piled up unconsumed: its lag grew by {{ $value }} "
+        "messages (for [[for]]).",
     ),
     Alert(
         "MqwatchPendingTooOld", "mqwatch-consumers",

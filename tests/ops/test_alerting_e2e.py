@@ -159,3 +159,58 @@ def test_growing_dlq_and_overdue_delayed_queue_reach_chat_and_pager(tmp_path, al
         prometheus.stop()
         r.close()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_parts():
+    from agent.demo import start_parts, stop_parts
+
+    parts = start_parts()
+    yield parts
+    stop_parts(parts)
+
+
+@pytest.mark.timeout(150)
+def test_alerts_on_the_demo_page_the_broken_consumers_and_spare_the_healthy_ones(tmp_path, demo_parts, fast_rules):
+    """The shipped rules (short `for:`) on the demo's traffic: the stopped Kafka group and the
+    abandoned Pulsar subscription page, dead letters are reported; the group that keeps up and
+    the assign()-style group that commits without members do not page."""
+    checks = [c for part in demo_parts for c in part.checks]
+    config = tmp_path / "mqwatch.yaml"
+    config.write_text(yaml.safe_dump({"agent": {"interval": "1s", "timeout": "5s"}, "checks": checks}))
+    agent = AgentProcess(config)
+    prometheus = start_prometheus_for([agent.address], fast_rules)
+    kinds = {c["kind"] for c in checks}
+
+    def firing():
+        try:
+            alerts = get_json(f"{prometheus.extra['url']}/api/v1/alerts")["data"]["alerts"]
+        except OSError:
+            return set()
+        return {(a["labels"]["alertname"], a["labels"].get("system"), a["labels"].get("dlq") or
+                 a["labels"].get("consumer")) for a in alerts if a["state"] == "firing"}
+
+    required = {("MqwatchConsumerGroupEmptyLagGrowing", "kafka", "fraud-check")}
+    if "redis" in kinds:
+        required |= {("MqwatchDLQReceivingMessages", "redis", "jobs:inventory:dead")}
+    if "pulsar" in kinds:
+        required |= {("MqwatchConsumerGroupEmptyLagGrowing", "pulsar", "notifications"),
+                     ("MqwatchDLQReceivingMessages", "pulsar", "persistent://public/default/deliveries-delivery-service-DLQ")}
+    try:
+        seen = {}
+
+        def all_required():
+            seen["firing"] = firing()
+            return seen["firing"] if required <= seen["firing"] else None
+
+        try:
+            now_firing = wait_until(all_required, 60, interval=1, message="the required alerts")
+        except AssertionError:
+            raise AssertionError(f"missing {required - seen['firing']}; firing {seen['firing']}") from None
+        spared = {("inventory", "kafka"), ("analytics", "kafka"), ("payment-service", "redis"), ("ledger", "redis")}
+        wrongly = {a for a in now_firing if (a[2], a[1]) in spared and a[0].startswith("MqwatchConsumer")}
+        assert not wrongly, wrongly
+        assert not {a for a in now_firing if a[0] in {"MqwatchCheckFailing", "MqwatchTargetDown"}}, now_firing
+    finally:
+        agent.stop()
+        prometheus.stop()
