@@ -34,11 +34,12 @@ class PulsarCheck(Check):
         self._binary = None
         self._canary = None
         self._sampler = None
-        self.status = StatusTracker()
+        self.status = StatusTracker(options.status_window)
         self.timeline = OffsetTimeline()
         self.arrivals = ArrivalCounter()
         self._dlq_last_arrival: dict[str, float] = {}
         self._last_produced: dict[tuple, float] = {}
+        self._positions: dict[tuple, tuple] = {}  # (topic, subscription, partition) -> (published, backlog, position)
 
     # ---- clients, created lazily so a bad setting fails a collection, not the agent ----
 
@@ -159,8 +160,7 @@ class PulsarCheck(Check):
             seconds = self.lag_seconds(q, per_part, now)
             if seconds is not None:
                 out.add("mqwatch_consumer_lag_seconds", seconds, queue=q, consumer=sub)
-            # The consumed position (published - backlog) plays the committed offset's part.
-            positions = tuple((prod or 0.0) - s.backlog for _, prod, s in per_part)
+            positions = tuple(self._position((q, sub, n), prod, s.backlog) for n, prod, s in per_part)
             if counter_reset:  # msgInCounter restarts when the topic moves to another broker: not a rewind
                 self.status.forget((q, sub))
             status = self.status.observe((q, sub), positions, backlog, consumers > 0)
@@ -169,6 +169,31 @@ class PulsarCheck(Check):
         if backlogs:
             # Pulsar keeps what the slowest subscription has not acknowledged.
             out.add("mqwatch_queue_messages", max(backlogs), queue=q)
+
+    def _position(self, key, produced, backlog) -> float:
+        """The consumed position (published - backlog) plays the committed offset's part.
+
+        Pulsar refreshes backlogs on its stats interval while the published counter can be
+        fresher (pulsar-lite: a live counter, backlogs every 5 s), so published - backlog
+        runs ahead by what was published since the backlog's snapshot, then falls back: a
+        false "moved" followed by a false "rewound". So the position is re-read only when the
+        backlog changed (a fresh snapshot) or nothing was published (both agree at rest), and a
+        fall no larger than what was published since the previous reading is taken as that
+        staleness, not as a rewind. A cursor reset smaller than one interval's traffic is
+        therefore not reported as `rewound` on Pulsar.
+        """
+        produced = produced or 0.0
+        last = self._positions.get(key)  # (published, backlog, position)
+        if last is None:
+            position = produced - backlog
+        elif backlog == last[1] and produced != last[0]:
+            position = last[2]
+        else:
+            position = produced - backlog
+            if position < last[2] and last[2] - position <= max(0.0, produced - last[0]):
+                position = last[2]
+        self._positions[key] = (produced, backlog, position)
+        return position
 
     def lag_seconds(self, queue: str, per_part, now: float) -> float | None:
         """Admin: now - earliest publish time in the backlog. /metrics: the msgIn history estimator."""
@@ -258,6 +283,9 @@ class PulsarCheck(Check):
         self.timeline.retain(partitions)
         for key in [k for k in self._last_produced if k not in partitions]:
             del self._last_produced[key]
+        subscriptions = {(n, s) for n, t in state.topics.items() for s in t.subscription_names()}
+        for key in [k for k in self._positions if k[:2] not in subscriptions]:
+            del self._positions[key]
         self.arrivals.retain(dlqs)
         for d in list(self._dlq_last_arrival):
             if d not in dlqs:

@@ -149,3 +149,34 @@ def test_canary_against_dead_broker_counts_failure(pulsar_lite):
     assert snap.value("mqwatch_canary_failures_total", stage="consume") == 1
     assert sum(v for _, v in snap.samples("mqwatch_canary_failures_total")) == 1
     assert [m for r, m in snap.errors if r == "canary_consume" and "cannot subscribe" in m]
+
+
+def test_abandoned_subscription_is_stopped_not_rewound_while_traffic_flows(pulsar_lite, pulsar_client):
+    """pulsar-lite's published counter is live while backlogs refresh every ~5 s, as a real
+    broker's counters can be fresher than its last stats snapshot: published - backlog then
+    jumps ahead and falls back. That must read as a consumer that is not moving."""
+    import threading
+
+    topic = unique("shipments")
+    subscribe_and_leave(pulsar_client, topic, "tracking")
+    producer = pulsar_client.create_producer(NS + topic)
+    stop = threading.Event()
+
+    def publish():
+        while not stop.wait(0.25):
+            producer.send(b"shipment")
+
+    threading.Thread(target=publish, daemon=True).start()
+    _, check = make_check(pulsar_check(pulsar_lite, status_window=3))
+    seen = []
+    try:
+        for _ in range(14):
+            snap = collect_once(check)
+            seen += [l["status"] for l, v in snap.samples("mqwatch_consumer_status")
+                     if v == 1 and l["consumer"] == "tracking" and l["queue"] == NS + topic]
+            time.sleep(1.0)
+    finally:
+        stop.set()
+        producer.close()
+    assert "rewound" not in seen and "lagging" not in seen, seen
+    assert seen[-4:] == ["stopped"] * 4, seen
