@@ -6,7 +6,6 @@ exactly the declared labels, so the exported contract cannot drift silently.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from agent.metrics import HISTOGRAM, MetricDef
@@ -33,6 +32,9 @@ class Snapshot:
     families: dict = field(default_factory=dict)
     errors: tuple[tuple[str, str], ...] = ()  # (reason, message), partial or fatal
     error: str = ""  # the fatal error, when ok is False
+    # The emitting check's declared metrics, so the exporter can render any check's
+    # families without importing every check to build the catalog.
+    metric_defs: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def series(self) -> int:
@@ -60,30 +62,34 @@ class SnapshotBuilder:
         self.system, self.cluster = system, cluster
         self._defs = {m.name: m for m in metrics}
         self._families: dict[str, dict] = {}
+        self._checked: set[tuple] = set()  # (metric, label names) already validated: add() is hot
         self.errors: list[tuple[str, str]] = []
 
     def add(self, name: str, value, **labels) -> None:
         d = self._defs.get(name)
         if d is None:
             raise UndeclaredMetric(f"{self.system} check emitted {name}, which it does not declare in its metrics")
-        given = set(labels)
-        if not set(d.labels) <= given or not given <= set(d.labels) | set(d.optional_labels):
-            raise UndeclaredMetric(f"{name} takes labels {d.labels + d.optional_labels}, got {tuple(sorted(labels))}")
+        shape = (name, *labels)
+        if shape not in self._checked:
+            given = set(labels)
+            if not set(d.labels) <= given or not given <= set(d.labels) | set(d.optional_labels):
+                raise UndeclaredMetric(f"{name} takes labels {d.labels + d.optional_labels}, got {tuple(sorted(labels))}")
+            self._checked.add(shape)
         if d.type == HISTOGRAM:
             if not isinstance(value, Histogram):
                 raise TypeError(f"{name} is a histogram; pass a Histogram")
         else:
             value = float(value)
-            if math.isnan(value):
+            if value != value:
                 return  # a NaN is never an answer a user can act on; absence is honest
-        full = {"system": self.system, "cluster": self.cluster}
+        full = [("system", self.system), ("cluster", self.cluster)]
         for k, v in labels.items():
             if v is not None and v != "":
-                full[k] = str(v)
+                full.append((k, v if type(v) is str else str(v)))
             elif k in d.labels:
-                full[k] = ""
-        key = tuple(sorted(full.items()))
-        self._families.setdefault(name, {})[key] = value  # last write wins: no duplicate series
+                full.append((k, ""))
+        full.sort()
+        self._families.setdefault(name, {})[tuple(full)] = value  # last write wins: no duplicate series
 
     def error(self, reason: str, message: str) -> None:
         """A partial failure: counted in mqwatch_collect_errors_total{reason}, collection goes on."""
@@ -91,4 +97,4 @@ class SnapshotBuilder:
 
     def build(self, started: float, duration: float, ok: bool = True, error: str = "") -> Snapshot:
         families = {name: tuple(series.items()) for name, series in self._families.items()}
-        return Snapshot(self.system, self.cluster, started, duration, ok, families, tuple(self.errors), error)
+        return Snapshot(self.system, self.cluster, started, duration, ok, families, tuple(self.errors), error, self._defs)

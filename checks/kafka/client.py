@@ -3,14 +3,18 @@
 Per cycle: one metadata request, one ListGroups, one DescribeGroups batch (librdkafka
 groups it by coordinator), the committed offsets of every group issued concurrently
 (librdkafka's admin API takes one group per OffsetFetch, so they are pipelined rather
-than sent one after another), and one ListOffsets each for earliest and latest offsets of
-all partitions (librdkafka groups those by leader). Nothing here is per partition.
+than sent one after another), and ListOffsets for earliest and latest offsets of all
+partitions (librdkafka groups those by leader), in batches of OFFSETS_PER_REQUEST
+partitions. Everything after ListGroups is in flight at once: the broker answers the
+group offsets while the client handles the end offsets. Nothing here is per partition
+or per group in sequence.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from concurrent.futures import wait
 from dataclasses import dataclass, field
 
@@ -27,6 +31,16 @@ _STATE_NAMES = {
 }
 
 librdkafka_log = logging.getLogger("mqwatch.librdkafka")
+
+# Client CPU of one AdminClient.list_offsets call grows with the square of its partitions
+# (measured with confluent-kafka 2.16: 10k partitions 0.8 s, 30k 4.7 s; see
+# docs/benchmarks.md); batches of this size keep it linear (30k in 0.5 s) for a few more
+# pipelined requests.
+OFFSETS_PER_REQUEST = 1000
+# Batches in flight at once. list_offsets returns a Future per partition (~1.5 KB of Python
+# each); holding all of them (10k partitions, earliest and latest) cost 40 MB of peak
+# memory. A window keeps the requests pipelined while bounding what is held.
+OFFSET_BATCHES_IN_FLIGHT = 4
 
 
 @dataclass
@@ -122,23 +136,27 @@ class KafkaClient:
                 p.id: PartitionInfo(p.leader, len(p.replicas), len(p.isrs)) for p in t.partitions.values()
             }
 
-        groups = self._groups(group_filter, remaining, errors)
+        brokers, controller_id = len(md.brokers), md.controller_id if md.controller_id is not None else -1
+        del md  # 10k partitions' metadata objects are not needed past this point
+
+        pending_groups = self._request_groups(group_filter, remaining, errors)
         partitions = [TopicPartition(t, p) for t, parts in topics.items() for p in parts]
-        # Both offset lists are requested before either is awaited, so they travel together.
-        latest_f = self._list_offsets(partitions, OffsetSpec.latest(), remaining)
-        earliest_f = self._list_offsets(partitions, OffsetSpec.earliest(), remaining)
-        end = self._offsets_result(latest_f, remaining, errors, "end")
-        observed_at = time.time()
-        start = self._offsets_result(earliest_f, remaining, errors, "start")
+        # One (topic, partition) key object per partition, shared by every group's offsets and
+        # the end/start maps: 100k committed offsets then hold no key tuples or topic strings
+        # of their own (about 10 MB less at 10k partitions x 50 groups).
+        keys = {(t, p): (t, p) for t, parts in topics.items() for p in parts}
+        # The offset batches travel while the broker is still answering the group requests.
+        end, start, observed_at = self._read_offsets(partitions, keys, remaining, errors)
+        groups = self._group_results(pending_groups, keys, remaining, errors)
         self.admin.poll(0)  # deliver librdkafka's log lines to our logger
         return ClusterView(
-            brokers=len(md.brokers),
-            controller_id=md.controller_id if md.controller_id is not None else -1,
+            brokers=brokers, controller_id=controller_id,
             topics=topics, groups=groups, end_offsets=end, start_offsets=start,
             observed_at=observed_at, errors=errors,
         )
 
-    def _groups(self, group_filter, remaining, errors) -> dict:
+    def _request_groups(self, group_filter, remaining, errors) -> tuple:
+        """List groups and send every describe and offset request; _group_results awaits them."""
         try:
             listing = self.admin.list_consumer_groups(request_timeout=remaining()).result(timeout=remaining())
         except KafkaException as e:
@@ -147,14 +165,18 @@ class KafkaClient:
         for err in listing.errors or ():
             errors.append(("list_groups", f"listing groups: {err}"))
         ids = sorted({g.group_id for g in listing.valid if group_filter(g.group_id)})
-        groups = {gid: GroupInfo() for gid in ids}
         if not ids:
-            return groups
+            return ids, {}, {}
         describe = self.admin.describe_consumer_groups(ids, request_timeout=remaining())
         offsets = {
             gid: self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid)], request_timeout=remaining())[gid]
             for gid in ids
         }
+        return ids, describe, offsets
+
+    def _group_results(self, pending, keys, remaining, errors) -> dict:
+        ids, describe, offsets = pending
+        groups = {gid: GroupInfo() for gid in ids}
         wait(list(describe.values()) + list(offsets.values()), timeout=remaining())
         for gid in ids:
             info = groups[gid]
@@ -165,36 +187,43 @@ class KafkaClient:
             except Exception as e:
                 errors.append(("describe_group", f"group {gid}: {_describe_exc(e)}"))
             try:
-                res = offsets[gid].result(timeout=0)
+                res = offsets.pop(gid).result(timeout=0)  # popped: each reply is freed once read
                 for tp in res.topic_partitions or ():
                     if tp.error is None and tp.offset >= 0:
-                        info.offsets[(tp.topic, tp.partition)] = tp.offset
+                        key = (tp.topic, tp.partition)
+                        info.offsets[keys.get(key, key)] = tp.offset
             except Exception as e:
                 errors.append(("group_offsets", f"group {gid}: {_describe_exc(e)}"))
                 info.offsets = None  # unknown, not "no offsets": emit no lag for it this cycle
         return groups
 
-    def _list_offsets(self, partitions, spec, remaining):
-        if not partitions:
-            return {}
-        return self.admin.list_offsets({tp: spec for tp in partitions}, request_timeout=remaining())
+    def _read_offsets(self, partitions, keys, remaining, errors) -> tuple[dict, dict, float]:
+        """End and start offsets of every partition: (end, start, time the end offsets were read)."""
+        found: dict[str, dict] = {"end": {}, "start": {}}
+        failed: dict[tuple[str, str], list] = {}  # (which, topic) -> [partitions, first error]
+        in_flight: deque = deque()
 
-    def _offsets_result(self, futures: dict, remaining, errors, which: str) -> dict:
-        out = {}
-        if not futures:
-            return out
-        wait(list(futures.values()), timeout=remaining())
-        failed: dict[str, int] = {}
-        first_error: dict[str, str] = {}
-        for tp, f in futures.items():
-            try:
-                out[(tp.topic, tp.partition)] = f.result(timeout=0).offset
-            except Exception as e:
-                failed[tp.topic] = failed.get(tp.topic, 0) + 1
-                first_error.setdefault(tp.topic, _describe_exc(e))
-        for topic, n in failed.items():  # e.g. a topic deleted during collection
-            errors.append(("partition_offsets", f"topic {topic}: {which} offsets of {n} partition(s) unavailable: {first_error[topic]}"))
-        return out
+        def settle(which: str, futures: dict) -> None:
+            wait(list(futures.values()), timeout=remaining())
+            out = found[which]
+            for tp, f in futures.items():
+                try:
+                    out[keys[(tp.topic, tp.partition)]] = f.result(timeout=0).offset
+                except Exception as e:
+                    failed.setdefault((which, tp.topic), [0, _describe_exc(e)])[0] += 1
+
+        for i in range(0, len(partitions), OFFSETS_PER_REQUEST):
+            batch = partitions[i:i + OFFSETS_PER_REQUEST]
+            for which, spec in (("end", OffsetSpec.latest()), ("start", OffsetSpec.earliest())):
+                in_flight.append((which, self.admin.list_offsets({tp: spec for tp in batch}, request_timeout=remaining())))
+            while len(in_flight) > OFFSET_BATCHES_IN_FLIGHT:
+                settle(*in_flight.popleft())
+        while in_flight:
+            settle(*in_flight.popleft())
+        observed_at = time.time()
+        for (which, topic), (n, first_error) in failed.items():  # e.g. a topic deleted during collection
+            errors.append(("partition_offsets", f"topic {topic}: {which} offsets of {n} partition(s) unavailable: {first_error}"))
+        return found["end"], found["start"], observed_at
 
 
 def _describe_exc(e: BaseException) -> str:

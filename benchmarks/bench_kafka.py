@@ -1,0 +1,112 @@
+"""Benchmark 1: Kafka at scale on tansu, mqwatch's collection against the raw-client floor.
+
+For each size a fresh tansu broker gets the scenario (kafka_scenario.py); then the floor
+(kafka_floor.py, plain confluent-kafka) and mqwatch (kafka_probe.py, the `run` code path)
+each run ROUNDS times as fresh processes, alternating so drift hits both alike. Each
+reports the time from creating its client to holding the answer; the minimum counts.
+Both answers are checked against the lag the scenario created.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from agent.embedded import start_tansu
+from benchmarks.kafka_scenario import KafkaScenario, build, expected_lag
+from benchmarks.report import Result, at_most, info
+
+TITLE = "1. Kafka at scale (tansu): mqwatch collection vs plain confluent-kafka"
+TARGET_RATIO = 1.25
+ROUNDS = 3
+SIZES = (1_000, 10_000, 30_000)
+TARGET_SIZE = 10_000
+LINEAR_SLACK = 1.2  # cost per partition at the largest size may exceed the target size's by 20%
+
+
+def _run(module: str, bootstrap: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", module, bootstrap], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(scenario: KafkaScenario, rounds: int = ROUNDS, log=print) -> dict:
+    broker = start_tansu()
+    try:
+        build(broker.address, scenario, log=log)
+        want = expected_lag(scenario)
+        runs: dict[str, list[dict]] = {"floor": [], "mqwatch": []}
+        for i in range(rounds):
+            for side, module in (("floor", "benchmarks.kafka_floor"), ("mqwatch", "benchmarks.kafka_probe")):
+                r = _run(module, broker.address)
+                if r["total_lag"] != want or r["partitions"] != scenario.partitions or r.get("ok") is False:
+                    raise RuntimeError(f"{side} gave a wrong answer: {r} (expected total lag {want})")
+                runs[side].append(r)
+                log(f"  round {i + 1} {side:8s} collect {r['collect_seconds']:.3f}s  process {r['process_seconds']:.3f}s")
+        return {side: {"collect": min(r["collect_seconds"] for r in rs), "process": min(r["process_seconds"] for r in rs),
+                       "last": rs[-1]} for side, rs in runs.items()}
+    finally:
+        broker.stop()
+
+
+def run(smoke: bool = False) -> Result:
+    sizes = (200, 400) if smoke else SIZES
+    target_size = 200 if smoke else TARGET_SIZE
+    groups = 3 if smoke else 50
+    per_topic = 20 if smoke else 100
+    res = Result("kafka", TITLE)
+    measured = {}
+    for n in sizes:
+        scenario = KafkaScenario(n, groups=groups, partitions_per_topic=per_topic)
+        print(f" {n:,} partitions: {scenario.describe()}", flush=True)
+        measured[n] = (scenario, measure(scenario, rounds=2 if smoke else ROUNDS))
+    _, m = measured[target_size]
+    ratio = m["mqwatch"]["collect"] / m["floor"]["collect"]
+    res.rows.append(at_most(f"collection time vs floor, {target_size:,} partitions (min of {2 if smoke else ROUNDS})", ratio, TARGET_RATIO))
+    for n in sizes:
+        if n != target_size:
+            _, mm = measured[n]
+            res.rows.append(info(f"collection time vs floor, {n:,} partitions", mm["mqwatch"]["collect"] / mm["floor"]["collect"], "x"))
+    largest = max(sizes)
+    per_part = {n: measured[n][1]["mqwatch"]["collect"] / n for n in sizes}
+    growth = per_part[largest] / per_part[target_size]
+    res.rows.append(at_most(f"mqwatch time per partition, {largest:,} vs {target_size:,} (1.0 = linear)", growth, LINEAR_SLACK))
+    floor_growth = (measured[largest][1]["floor"]["collect"] / largest) / (measured[target_size][1]["floor"]["collect"] / target_size)
+    res.rows.append(info(f"floor time per partition, {largest:,} vs {target_size:,}", floor_growth, "x"))
+    res.details += [
+        f"Scenario per size: topics of {per_topic} partitions, one record each, {groups} groups each committing on a fifth "
+        "of the topics (offset 0 on even partitions, 1 on odd ones, so half the partitions lag by one). "
+        "Both sides must report exactly that lag. Times are from creating the client to holding the answer, "
+        f"minimum of {2 if smoke else ROUNDS} fresh processes each; process times include interpreter start and imports.",
+        "",
+        "| partitions | committed offsets | floor (s) | mqwatch (s) | ratio | floor process (s) | mqwatch process (s) | mqwatch ms per 1k partitions | series | exposition bytes |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        sc, mm = measured[n]
+        f, q = mm["floor"], mm["mqwatch"]
+        res.details.append(
+            f"| {n:,} | {sc.committed_offsets:,} | {f['collect']:.3f} | {q['collect']:.3f} | {q['collect'] / f['collect']:.2f} | "
+            f"{f['process']:.3f} | {q['process']:.3f} | {1000 * q['collect'] / n * 1000:.1f} | {q['last']['series']:,} | "
+            f"{q['last']['exposition_bytes']:,} |")
+    res.details += [
+        "",
+        "The floor issues one `list_offsets` for all partitions, as the issue defines it. In confluent-kafka 2.16 the client "
+        "CPU of one `list_offsets` call grows with the square of its partitions (measured here: 1k 0.02 s, 10k 0.8 s, "
+        "30k 4.7 s), so the floor itself grows faster than linearly. mqwatch sends ListOffsets in batches of 1,000 "
+        "partitions (`OFFSETS_PER_REQUEST` in checks/kafka/client.py), all pipelined, and sends them while the broker is "
+        "still answering the groups' OffsetFetch requests; that is why it can beat the floor although it also reads "
+        "earliest offsets (for `mqwatch_queue_messages`) and describes every group (state, members).",
+        "",
+        "What remains: the scenario grows the committed offsets per group with the partitions (2,000 per group at 10k, "
+        "6,000 at 30k), and the client's handling of one group's OffsetFetch reply grows faster than linearly with its "
+        "size (measured with one group: 2,000 offsets 0.011 s of client CPU, 6,000 offsets 0.077 s; tansu's own CPU for "
+        "the fetch grows about 3.6x): librdkafka's `rd_kafka_handle_OffsetFetch` looks every partition of the reply "
+        "up in its list with `rd_kafka_topic_partition_list_find`, a linear scan, so one reply costs the square of its "
+        "size. Floor and mqwatch both pay it, since both use `list_consumer_group_offsets`; "
+        "splitting one group's fetch by topic would need the group's topics before fetching them, so it is left as is. "
+        "Everything else mqwatch does per partition is linear.",
+    ]
+    return res

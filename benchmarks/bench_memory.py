@@ -1,0 +1,193 @@
+"""Benchmark 5: memory and steadiness of a running agent on the Kafka 10k scenario.
+
+`mqwatch run` runs as its own process, collecting back to back (interval 0.1 s) against
+the benchmark-1 scenario. Its RSS and series count are read after every cycle. After
+CHURN_AT cycles, 500 extra groups commit offsets, are seen, and are deleted again; the
+series count must come back to exactly its level and memory close to it. RSS is judged
+after 100 cycles, and its growth between cycle 50 and cycle 100.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+
+from agent.embedded import free_port, start_tansu, wait_for_port
+from benchmarks.kafka_scenario import KafkaScenario, build
+from benchmarks.report import Result, Row, at_most, below, info
+
+TITLE = "5. Memory and steadiness: agent on the Kafka 10k scenario, 100 cycles, 500 groups churned"
+CYCLES = 100
+CHURN_GROUPS = 500
+CHURN_AT = 10
+SERIES_PER_CHURNED_GROUP = 8
+LEVEL_WINDOW = 5
+TARGET_RSS_MB = 80.0
+TARGET_GROWTH_PCT = 5.0
+TARGET_RETURN_PCT = 5.0
+
+CONFIG = """agent:
+  listen: 127.0.0.1:{port}
+  interval: 0.1s
+  timeout: 60s
+  log_level: warning
+checks:
+  - kind: kafka
+    name: bench
+    bootstrap_servers: {bootstrap}
+"""
+
+
+def _status(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=10) as r:
+        return json.load(r)["checks"][0]
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+        return r.read().decode()
+
+
+def _commit_group(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, p, 0) for p in range(partitions)], asynchronous=False)
+    finally:
+        c.close()
+
+
+def _delete_groups(bootstrap: str, groups: list[str]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.delete_consumer_groups(groups, request_timeout=60).values():
+        f.result(timeout=120)
+
+
+class _Watcher:
+    """Reads the agent's RSS and series count once per completed cycle."""
+
+    def __init__(self, port: int, pid: int):
+        self.port, self.proc = port, psutil.Process(pid)
+        self.samples: dict[int, tuple[float, int]] = {}  # cycle -> (rss MB, series)
+
+    def until(self, predicate, timeout: float = 600.0, what: str = "") -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = _status(self.port)
+            n = st["collections"]
+            if n and n not in self.samples:
+                if st["up"] is not True:
+                    raise RuntimeError(f"collection {n} failed: {st['last_error']}")
+                self.samples[n] = (self.proc.memory_info().rss / 2**20, st["series"])
+            if predicate(st):
+                return st
+            time.sleep(0.02)
+        raise RuntimeError(f"timed out waiting for {what}")
+
+    def at(self, cycle: int) -> tuple[float, int]:
+        """The sample of `cycle`, or of the nearest later cycle read."""
+        return self.samples[min(c for c in self.samples if c >= cycle)]
+
+    def level(self, cycle: int, window: int = LEVEL_WINDOW) -> float:
+        """Median RSS of the cycles up to `cycle`. Cycles run back to back, so a reading lands at
+        a random point of the next collection, between its idle level and its transient peak."""
+        return statistics.median(r for c, (r, _) in self.samples.items() if cycle - window < c <= cycle)
+
+    def peak(self, first: int, last: int) -> float:
+        return max(r for c, (r, _) in self.samples.items() if first <= c <= last)
+
+
+def run(smoke: bool = False) -> Result:
+    if smoke:
+        scenario, cycles, churn, churn_at, per_group = KafkaScenario(200, groups=3, partitions_per_topic=20), 12, 20, 3, 20
+    else:
+        scenario, cycles, churn, churn_at, per_group = KafkaScenario(10_000), CYCLES, CHURN_GROUPS, CHURN_AT, 100
+    res = Result("memory", TITLE)
+    broker = start_tansu()
+    agent = None
+    workdir = tempfile.mkdtemp(prefix="mqwatch-bench-")
+    try:
+        build(broker.address, scenario)
+        port = free_port()
+        cfg = os.path.join(workdir, "mqwatch.yaml")
+        with open(cfg, "w") as fh:
+            fh.write(CONFIG.format(port=port, bootstrap=broker.address))
+        agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", cfg], stdout=subprocess.DEVNULL,
+                                 stderr=open(os.path.join(workdir, "agent.log"), "wb"))
+        wait_for_port(port, 30, agent)
+        w = _Watcher(port, agent.pid)
+        w.until(lambda st: st["collections"] >= churn_at, what=f"{churn_at} cycles")
+        series_before = w.at(churn_at)[1]
+        rss_before = w.level(churn_at)
+        print(f"  cycle {churn_at}: {rss_before:.1f} MB, {series_before} series; creating {churn} groups", flush=True)
+
+        churn_ids = [f"churn-{i:04d}" for i in range(churn)]
+        topics = scenario.topics
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda ig: _commit_group(broker.address, ig[1], topics[ig[0] % len(topics)], scenario.partitions_per_topic),
+                          enumerate(churn_ids)))
+        # Each churned group brings at least its members, 6 state series and one lag series.
+        peak = w.until(lambda st: st["series"] >= series_before + churn * SERIES_PER_CHURNED_GROUP,
+                       what="every churned group to appear")
+        print(f"  cycle {peak['collections']}: {peak['series']} series with the churned groups; deleting them", flush=True)
+        _delete_groups(broker.address, churn_ids)
+        back = w.until(lambda st: st["series"] <= series_before and st["collections"] > peak["collections"] + 1,
+                       what="the series to return to their level")
+        print(f"  cycle {back['collections']}: {back['series']} series after deleting them", flush=True)
+        w.until(lambda st: st["collections"] >= cycles, timeout=1800, what=f"{cycles} cycles")
+        exposition = _metrics(port)
+        leftovers = [g for g in churn_ids if f'consumer="{g}"' in exposition]
+        after = [series for c, (_, series) in w.samples.items() if c > back["collections"]]
+        rss_mid, rss_end, series_end = w.level(cycles // 2), w.level(cycles), w.at(cycles)[1]
+        churn_peak = w.peak(churn_at, back["collections"])
+        late_peak = w.peak(cycles // 2 + 1, cycles)
+        print(f"  cycle {cycles}: {rss_end:.1f} MB, {series_end} series", flush=True)
+    finally:
+        if agent is not None:
+            agent.terminate()
+            try:
+                agent.wait(10)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+        broker.stop()
+    growth = 100.0 * (rss_end - rss_mid) / rss_mid
+    res.rows += [
+        at_most(f"agent RSS after {cycles} cycles (median of the last {LEVEL_WINDOW})", rss_end, TARGET_RSS_MB, "MB"),
+        info(f"highest RSS reading, cycles {cycles // 2 + 1} to {cycles} (mid-collection)", late_peak, "MB"),
+        below(f"RSS growth, cycle {cycles // 2} to {cycles} (medians of {LEVEL_WINDOW} cycles)", growth, TARGET_GROWTH_PCT),
+        Row(f"series after the {churn} groups left vs before", series_end, "", f"= {series_before}",
+            series_end == series_before and not leftovers),
+        below(f"RSS at cycle {cycles} over RSS before the churn (cycle {churn_at}; medians)", 100.0 * (rss_end - rss_before) / rss_before,
+              TARGET_RETURN_PCT),
+        info("highest RSS reading during the churn", churn_peak, "MB"),
+    ]
+    res.details += [
+        f"Scenario: {scenario.describe()}. The agent runs as `mqwatch run` with interval 0.1 s, so cycles run back to back; "
+        f"RSS is read with psutil after each completed cycle. {churn} extra groups commit offsets on one topic each after "
+        f"cycle {churn_at} and are deleted once seen.",
+        "",
+        "| cycle | RSS (MB) | series |",
+        "|---:|---:|---:|",
+    ]
+    shown = sorted({1, churn_at, peak["collections"], back["collections"], cycles // 2, cycles} & set(w.samples) |
+                   {min(c for c in w.samples if c >= x) for x in (churn_at, cycles // 2, cycles)})
+    for c in shown:
+        rss, series = w.samples[c]
+        res.details.append(f"| {c} | {rss:.1f} | {series} |")
+    res.details.append(f"\nSeries counts after the churned groups were gone: min {min(after)}, max {max(after)} "
+                       f"(before the churn: {series_before}).")
+    if leftovers:
+        res.details.append(f"\nSeries of deleted groups still exported at cycle {cycles}: {', '.join(leftovers[:5])}")
+    return res

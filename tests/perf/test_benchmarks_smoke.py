@@ -1,0 +1,110 @@
+"""Smoke runs of the benchmarks I own (kafka, serving, memory), so they cannot rot.
+
+Each runs `python -m benchmarks --smoke NAME` exactly as a user would, with tiny sizes,
+and checks that it completes and writes sane figures to its markdown section. Timings and
+targets are not judged here: smoke sizes are far too small for them, and ratios are only
+reported from real benchmark runs (`./mqw bench`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_smoke(name: str, tmp_path: Path) -> tuple[str, dict]:
+    out = tmp_path / "benchmarks.md"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", name, "--output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    m = re.search(rf"<!-- bench:{name} (\{{.*?\}}) -->", text)
+    assert m, f"no {name} section in {text[:500]}"
+    return text, json.loads(m.group(1))
+
+
+def rows(meta: dict) -> dict:
+    return {r["what"]: r for r in meta["rows"]}
+
+
+@pytest.mark.timeout(120)
+def test_kafka_benchmark_runs_and_both_sides_agree(tmp_path):
+    # The benchmark itself fails when the floor or mqwatch reports a lag other than the one created.
+    text, meta = run_smoke("kafka", tmp_path)
+    r = rows(meta)
+    ratio = next(v for k, v in r.items() if k.startswith("collection time vs floor, 200 partitions"))
+    assert ratio["target"] == "<= 1.25x" and math.isfinite(ratio["value"]) and ratio["value"] > 0
+    assert any(k.startswith("mqwatch time per partition") for k in r)
+    assert "| 200 | 120 |" in text and "| 400 | 240 |" in text  # partitions and committed offsets of both sizes
+
+
+@pytest.mark.timeout(120)
+def test_serving_benchmark_runs_every_server(tmp_path):
+    text, meta = run_smoke("serving", tmp_path)
+    r = rows(meta)
+    assert r["p50 latency vs floor"]["value"] > 0
+    assert r["p50 latency: generate_latest at scrape time over mqwatch"]["target"] == ">= 20x"
+    body_sizes = {}
+    for server in ("floor", "mqwatch", "generate_latest", "floor gzip", "mqwatch gzip"):
+        m = re.search(rf"^\| {server} \| (\d+) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| ([\d,]+) \|$", text, re.M)
+        assert m, f"no row for {server}"
+        assert int(m.group(1)) > 0
+        body_sizes[server] = int(m.group(2).replace(",", ""))
+    # All three serve the same exposition (up to the process metrics' digits); gzip is really compressed.
+    assert max(body_sizes[s] for s in ("floor", "mqwatch", "generate_latest")) - min(
+        body_sizes[s] for s in ("floor", "mqwatch", "generate_latest")) < 200
+    assert body_sizes["mqwatch gzip"] < body_sizes["mqwatch"] / 5
+
+
+@pytest.mark.timeout(120)
+def test_memory_benchmark_sees_churned_groups_vanish(tmp_path):
+    text, meta = run_smoke("memory", tmp_path)
+    r = rows(meta)
+    series = r["series after the 20 groups left vs before"]
+    assert series["met"] is True, series  # deleted groups' series are gone, none left over
+    rss = next(v for k, v in r.items() if k.startswith("agent RSS after 12 cycles"))["value"]
+    assert 10 < rss < 1000  # MB: a real reading of a real process
+
+
+def test_running_one_benchmark_keeps_the_others_sections(tmp_path):
+    from benchmarks.report import Result, at_most, write_markdown
+
+    out = tmp_path / "b.md"
+    write_markdown(str(out), [Result("kafka", "K", [at_most("ratio", 1.1, 1.25)], ["kafka details"], "m", "t")], ["kafka", "serving"])
+    write_markdown(str(out), [Result("serving", "S", [at_most("p50", 2.0, 1.5)], ["serving details"], "m", "t")], ["kafka", "serving"])
+    write_markdown(str(out), [Result("kafka", "K", [at_most("ratio", 1.2, 1.25)], ["new kafka details"], "m", "t")], ["kafka", "serving"])
+    text = out.read_text()
+    assert "new kafka details" in text and "serving details" in text and "| kafka details" not in text
+    assert text.index("<!-- bench:kafka") < text.index("<!-- bench:serving")
+    assert "| K | ratio | 1.20x | <= 1.25x | met |" in text
+    assert "| S | p50 | 2.00x | <= 1.5x | MISSED |" in text
+
+
+@pytest.mark.timeout(120)
+def test_redis_and_pulsar_benchmarks_run_from_the_one_command(tmp_path):
+    # Their measurements live in benchmarks/redis_vs_exporter.py and pulsar_exposition.py (with their
+    # own smoke tests); this checks they are reachable from `python -m benchmarks` and land in the table.
+    import shutil
+
+    from benchmarks.redis_vs_exporter import EXPORTER
+
+    if not shutil.which(EXPORTER):
+        pytest.skip("prometheus-redis-exporter is not installed")
+    out = tmp_path / "benchmarks.md"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "redis", "pulsar", "--output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    assert text.index("<!-- bench:redis") < text.index("<!-- bench:pulsar")
+    for name, target in (("redis", "<= 0.5x"), ("pulsar", "<= 1.5x")):
+        meta = json.loads(re.search(rf"<!-- bench:{name} (\{{.*?\}}) -->", text).group(1))
+        (row,) = meta["rows"]
+        assert row["target"] == target and row["value"] > 0
