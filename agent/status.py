@@ -9,8 +9,8 @@ subscriptions, Redis stream groups). The rules, checked in this order:
   stalled when the consumer is active (members, or a Stable/rebalancing group), stopped
   when it is not (nobody is consuming).
 - lagging: offsets move but lag never decreased between two observations of the window
-  and grew overall: the consumer does not keep up.
-- ok otherwise (lag decreased at some point, or held steady while offsets moved).
+  (steady or growing: the consumer does not keep up).
+- ok otherwise (lag decreased at some point).
 
 Until the window is full the status is ok, except that an inactive consumer with lag > 0
 whose offsets have not moved is stopped from its first observation.
@@ -54,11 +54,7 @@ def evaluate(window: list[Observation], size: int = DEFAULT_WINDOW) -> str:
     if not moved:
         return STALLED if last.active else STOPPED
     lags = [o.lag for o in window]
-    # Steady lag with moving offsets is ok, not lagging (Burrow and the wording say
-    # lagging): a consumer keeping pace with a constant in-flight backlog is healthy, and
-    # positions derived from stats snapshots of different ages (Pulsar: published - backlog)
-    # can show a move at flat lag that is not one.
-    if all(b >= a for a, b in zip(lags, lags[1:])) and lags[-1] > lags[0]:
+    if all(b >= a for a, b in zip(lags, lags[1:])):
         return LAGGING
     return OK
 
