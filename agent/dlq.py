@@ -85,11 +85,12 @@ class ReasonCounts:
 
     def top(self, dlq) -> dict:
         counts = self._counts.get(dlq, {})
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        # The overflow bucket is not a reason: it must not take one of the K places.
+        ranked = sorted(((r, n) for r, n in counts.items() if r != OTHER), key=lambda kv: (-kv[1], kv[0]))
         keep = dict(ranked[: self.top_k])
-        rest = sum(v for _, v in ranked[self.top_k:])
+        rest = counts.get(OTHER, 0) + sum(v for _, v in ranked[self.top_k:])
         if rest:
-            keep[OTHER] = keep.get(OTHER, 0) + rest
+            keep[OTHER] = rest
         return keep
 
     def dlqs(self):

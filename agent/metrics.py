@@ -87,6 +87,7 @@ CONSUMER_LAG_SECONDS = _g(
 PARTITION_LAG_SECONDS = _g(
     "mqwatch_partition_lag_seconds", "Lag in seconds of one partition (granularity: partition).",
     ["queue", "consumer", "partition"],
+    example='topk(5, mqwatch_partition_lag_seconds{consumer="billing"})',
 )
 CONSUMER_MEMBERS = _g(
     "mqwatch_consumer_members", "Consumers currently joined to this group or subscription.",
@@ -139,6 +140,7 @@ DELAYED_OVERDUE_SECONDS = _g(
 )
 RETRY_MESSAGES = _g(
     "mqwatch_retry_messages", "Messages waiting in a retry queue or topic.", ["queue", "source"],
+    example="sum by (cluster, source) (mqwatch_retry_messages) > 100",
 )
 DLQ_MESSAGES = _g(
     "mqwatch_dlq_messages", "Messages currently in this dead-letter queue.", ["dlq", "source"],

@@ -8,8 +8,9 @@ subscriptions, Redis stream groups). The rules, checked in this order:
 - stalled / stopped: lag > 0 and no committed offset moved across the whole window;
   stalled when the consumer is active (members, or a Stable/rebalancing group), stopped
   when it is not (nobody is consuming).
-- lagging: offsets move but lag never decreased across the window and grew overall.
-- ok otherwise (lag decreasing, or steady while offsets move).
+- lagging: offsets move but lag never decreased between two observations of the window
+  (steady or growing: the consumer does not keep up).
+- ok otherwise (lag decreased at some point).
 
 Until the window is full the status is ok, except that an inactive consumer with lag > 0
 whose offsets have not moved is stopped from its first observation.
@@ -17,8 +18,8 @@ whose offsets have not moved is stopped from its first observation.
 Where this differs from Burrow: Burrow calls a consumer whose offsets stopped "stalled"
 whether or not it has members and uses the time since the last commit to flag "stopped";
 mqwatch separates the two by membership, because "alive but stuck" and "nobody is
-consuming" need different responses. A steady non-zero lag with moving offsets is ok
-here (a pipeline's normal in-flight work), where Burrow's rule needs lag increasing.
+consuming" need different responses. tests/test_status.py lists every difference, with
+Burrow's rules as cases.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def evaluate(window: list[Observation], size: int = DEFAULT_WINDOW) -> str:
     if not moved:
         return STALLED if last.active else STOPPED
     lags = [o.lag for o in window]
-    if all(b >= a for a, b in zip(lags, lags[1:])) and lags[-1] > lags[0]:
+    if all(b >= a for a, b in zip(lags, lags[1:])):
         return LAGGING
     return OK
 

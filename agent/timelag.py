@@ -14,10 +14,13 @@ reported as such; with no produce rate to go by, the lag is reported as a lower 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
+from operator import attrgetter
 from dataclasses import dataclass
 
 INTERPOLATED, EXTRAPOLATED, LOWER_BOUND, CAUGHT_UP = "interpolated", "extrapolated", "lower_bound", "caught_up"
+_offset = attrgetter("offset")
 
 
 @dataclass
@@ -70,17 +73,16 @@ class OffsetTimeline:
         if committed >= newest.offset:
             return Estimate(0.0, CAUGHT_UP, 0.0)
         # The record at `committed` appeared after the end offset was last seen at or
-        # below it and no later than the end offset was first seen above it.
-        prev = None
-        for p in hist:
-            if p.offset > committed:
-                if prev is None:
-                    break
-                span = p.offset - prev.offset
-                frac = (committed - prev.offset + 1) / span
-                t = prev.last_seen + frac * (p.first_seen - prev.last_seen)
-                return Estimate(max(0.0, now - t), INTERPOLATED, p.first_seen - prev.last_seen)
-            prev = p
+        # below it and no later than the end offset was first seen above it. Offsets in
+        # the history only grow (a drop clears it), so a binary search finds that pair:
+        # this runs for every group and partition each cycle.
+        i = bisect_right(hist, committed, key=_offset)
+        if i > 0:
+            prev, p = hist[i - 1], hist[i]
+            span = p.offset - prev.offset
+            frac = (committed - prev.offset + 1) / span
+            t = prev.last_seen + frac * (p.first_seen - prev.last_seen)
+            return Estimate(max(0.0, now - t), INTERPOLATED, p.first_seen - prev.last_seen)
         oldest = hist[0]
         if len(hist) >= 2 and newest.first_seen > oldest.first_seen:
             rate = (newest.offset - oldest.offset) / (newest.first_seen - oldest.first_seen)

@@ -12,7 +12,7 @@ shape monitoring mixins have (a config object plus generated rules), without jso
 from __future__ import annotations
 
 import argparse
-import copy
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,7 @@ _SYS = "{{ $labels.system }}"
 # Pulsar DLQs and Redis pending lists carry `consumer`, Kafka DLQs and Celery lists do not.
 _OPT_C = "{{ with $labels.consumer }} (consumer {{ . }}){{ end }}"
 _STALLED, _STOPPED = 'status="stalled"', 'status="stopped"'
+_ACTIVE_STATES = 'state=~"Stable|PreparingRebalance|CompletingRebalance"'
 
 ALERTS: tuple[Alert, ...] = (
     Alert(
@@ -100,13 +101,23 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "MqwatchConsumerGroupEmptyLagGrowing", "mqwatch-consumers",
+        # Most of what was produced piled up as lag: nobody consumes. Flink/Spark-style groups
+        # commit without joining and keep consuming with no members; they must not page here.
+        # (A ratio, not "consumed == 0": backlog and produce counters are sampled apart.)
         lambda p, s: (
-            f"(delta({s('mqwatch_consumer_lag_messages')}[{p.window}]) > 0)"
+            f"((delta({s('mqwatch_consumer_lag_messages')}[{p.window}]) > 0)"
+            f" and ((delta({s('mqwatch_consumer_lag_messages')}[{p.window}])"
+            f" / on (system, cluster, queue, job, instance) group_left"
+            f" increase({s('mqwatch_queue_produced_total')}[{p.window}])) >= {p.unconsumed_ratio}))"
             f" and ignoring (queue) (max without (queue) ({s('mqwatch_consumer_members')}) == 0)"
+            # A group the broker reports active is consuming, whatever its member list says
+            # (tansu, and brokers that hide members from describe without permission).
+            f" unless on (system, cluster, consumer) ({s('mqwatch_consumer_state', _ACTIVE_STATES)} == 1)"
         ),
         "Consumer " + _C + " has no members while its lag on " + _Q + " grows (" + _CQ + ")",
-        "Consumer " + _C + " in cluster " + _CQ + " has no members and its lag on queue " + _Q + " grew by "
-        "{{ $value }} messages over [[window]] (for [[for]]).",
+        "Consumer " + _C + " in cluster " + _CQ + " has no members, and of what was produced to queue " + _Q + " in "
+        "the last [[window]] at least [[unconsumed_ratio]] piled up unconsumed: its lag grew by {{ $value }} "
+        "messages (for [[for]]).",
     ),
     Alert(
         "MqwatchPendingTooOld", "mqwatch-consumers",
@@ -223,22 +234,34 @@ ALERTS: tuple[Alert, ...] = (
 )
 
 
+def _check_alert_changes(where: str, name: str, changes, config: dict) -> None:
+    if name not in config["alerts"]:
+        known = ", ".join(sorted(config["alerts"]))
+        raise ValueError(f"{where}: unknown alert {name!r} (known: {known})")
+    if not isinstance(changes, dict):
+        raise ValueError(f"{where}.{name}: expected a mapping of settings, got {changes!r}")
+    unknown = set(changes) - set(config["alerts"][name]) - {"enabled"}
+    if unknown:
+        raise ValueError(f"{where}.{name}: unknown keys {sorted(unknown)}")
+
+
 def load_config(overrides: dict | None = None, base: Path = THRESHOLDS) -> dict:
     config = yaml.safe_load(base.read_text())
+    config.setdefault("cluster_overrides", {})
     for key, value in (overrides or {}).items():
         if key == "alerts":
             for name, changes in (value or {}).items():
-                if name not in config["alerts"]:
-                    known = ", ".join(sorted(config["alerts"]))
-                    raise ValueError(f"overrides: unknown alert {name!r} (known: {known})")
-                unknown = set(changes) - set(config["alerts"][name]) - {"enabled"}
-                if unknown:
-                    raise ValueError(f"overrides: alerts.{name}: unknown keys {sorted(unknown)}")
+                _check_alert_changes("overrides: alerts", name, changes, config)
                 config["alerts"][name].update(changes)
         elif key in config:
             config[key] = value
         else:
             raise ValueError(f"overrides: unknown key {key!r} (known: {', '.join(sorted(config))})")
+    for cluster, alerts in (config["cluster_overrides"] or {}).items():
+        for name, changes in (alerts or {}).items():
+            _check_alert_changes(f"overrides: cluster_overrides.{cluster}", name, changes, config)
+            if name in _CLUSTERLESS:
+                raise ValueError(f"overrides: cluster_overrides.{cluster}.{name}: this alert has no cluster label")
     return config
 
 
@@ -258,30 +281,55 @@ def _fill(text: str, params: Params) -> str:
     return text
 
 
+# Alerts computed from series without a `cluster` label cannot be overridden per cluster.
+_CLUSTERLESS = {"MqwatchTargetDown"}
+
+
+def _regex_escape(value: str) -> str:
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\\\1", value)
+
+
+def _rule(alert: Alert, params: Params, config: dict, matchers: str, max_for: str | None) -> dict:
+    params.setdefault("target_selector", config["target_selector"])
+    for_ = str(params["for"])
+    if max_for is not None and seconds(for_) > seconds(max_for):
+        for_ = max_for
+    params["for"] = for_
+    rule = {"alert": alert.name, "expr": alert.expr(params, _selector(matchers))}
+    if seconds(for_) > 0:
+        rule["for"] = for_
+    rule["labels"] = {"severity": params["severity"]}
+    rule["annotations"] = {
+        "summary": _fill(alert.summary, params),
+        "description": _fill(alert.description, params),
+        "runbook_url": f"{config['runbook_base_url'].rstrip('/')}/{alert.name}.md",
+    }
+    return rule
+
+
 def rule_groups(config: dict, max_for: str | None = None) -> list[dict]:
-    """The `groups:` of a Prometheus rules file. `max_for` caps every `for:` (short-interval tests)."""
-    s = _selector(config.get("selector") or "")
+    """The `groups:` of a Prometheus rules file. `max_for` caps every `for:` (short-interval tests).
+
+    A cluster named in `cluster_overrides` gets its own copy of each alert it changes, selecting
+    `cluster="<name>"`; the shared rule then excludes those clusters, so no alert fires twice.
+    """
+    selector = config.get("selector") or ""
+    per_cluster = config.get("cluster_overrides") or {}
     groups: dict[str, list] = {}
     for alert in ALERTS:
-        params = Params(config["alerts"][alert.name])
-        if not params.get("enabled", True):
-            continue
-        params.setdefault("target_selector", config["target_selector"])
-        for_ = str(params["for"])
-        if max_for is not None and seconds(for_) > seconds(max_for):
-            for_ = max_for
-        params["for"] = for_
-        rule = {"alert": alert.name, "expr": alert.expr(params, s)}
-        if seconds(for_) > 0:
-            rule["for"] = for_
-        rule["labels"] = {"severity": params["severity"]}
-        rule["annotations"] = {
-            "summary": _fill(alert.summary, params),
-            "description": _fill(alert.description, params),
-            "runbook_url": f"{config['runbook_base_url'].rstrip('/')}/{alert.name}.md",
-        }
-        groups.setdefault(alert.group, []).append(rule)
-    return [{"name": name, "rules": rules} for name, rules in groups.items()]
+        base = dict(config["alerts"][alert.name])
+        special = [c for c in per_cluster if alert.name in (per_cluster[c] or {})]
+        rules = []
+        if base.get("enabled", True):
+            exclude = f'cluster!~"{"|".join(_regex_escape(c) for c in special)}"' if special else ""
+            rules.append(_rule(alert, Params(base), config, ",".join(m for m in (selector, exclude) if m), max_for))
+        for cluster in special:
+            params = Params({**base, "enabled": True, **per_cluster[cluster][alert.name]})
+            if params["enabled"]:
+                matcher = f'cluster="{cluster}"'
+                rules.append(_rule(alert, params, config, ",".join(m for m in (selector, matcher) if m), max_for))
+        groups.setdefault(alert.group, []).extend(rules)
+    return [{"name": name, "rules": rules} for name, rules in groups.items() if rules]
 
 
 def _dump(doc) -> str:

@@ -188,9 +188,12 @@ def overview():
                   ((f"min by (system, cluster) (mqwatch_up{S(None, queue_label=None)})", "{{system}} {{cluster}}"),),
                   units.BoolOnOff, kind="stat", width=8, links=[system_link(cluster="cluster")]),
             Panel("Collection errors", "Collection errors per check and reason per interval (timeouts, connection, "
-                  "auth, broker errors; partial errors count too).",
+                  "auth, broker errors; partial errors count too). A check that never failed shows 0.",
+                  # The counter only exists once a check has failed; `or` shows healthy checks as 0.
                   ((f"sum by (system, cluster, reason) (increase(mqwatch_collect_errors_total{S(None, queue_label=None)}"
-                    "[$__rate_interval]))", "{{system}} {{cluster}} {{reason}}"),), units.Short, width=8),
+                    "[$__rate_interval])) or on (system, cluster) "
+                    f"(0 * min by (system, cluster) (mqwatch_up{S(None, queue_label=None)}))",
+                    "{{system}} {{cluster}} {{reason}}"),), units.Short, width=8),
             Panel("Collection duration", "How long each check's last collection took; compare with its interval.",
                   ((f"max by (system, cluster) (mqwatch_collect_duration_seconds{S(None, queue_label=None)})",
                     "{{system}} {{cluster}}"),), units.Seconds),
@@ -211,6 +214,22 @@ def _consumer_rows(system: str, backlog_word: str) -> list[Panel]:
               ((f"max by (cluster, queue, consumer) (mqwatch_consumer_lag_seconds{q})",
                 "{{cluster}} {{queue}} / {{consumer}}"),), units.Seconds),
     ]
+
+
+def _canary_row(system: str) -> Row:
+    c = S(system, queue_label=None)
+    return Row("End-to-end canary (when enabled)", [
+        Panel("Canary round trip", "Time from producing a canary message to consuming it back: what a real "
+              "producer/consumer pair experiences. Empty unless the check's canary is enabled.",
+              ((f"histogram_quantile(0.5, sum by (cluster, le) (rate(mqwatch_canary_roundtrip_seconds_bucket{c}"
+                "[$__rate_interval])))", "{{cluster}} p50"),
+               (f"histogram_quantile(0.99, sum by (cluster, le) (rate(mqwatch_canary_roundtrip_seconds_bucket{c}"
+                "[$__rate_interval])))", "{{cluster}} p99")), units.Seconds),
+        Panel("Canary failures", "Canary round trips that failed per interval, by stage (produce, consume, timeout).",
+              # The counter exists only after a first failure; `or` shows a healthy canary as 0.
+              ((f"sum by (cluster, stage) (increase(mqwatch_canary_failures_total{c}[$__rate_interval]))"
+                f" or on (cluster) (0 * min by (cluster) (mqwatch_up{c}))", "{{cluster}} {{stage}}"),), units.Short),
+    ])
 
 
 def kafka():
@@ -251,6 +270,7 @@ def kafka():
                   ((f"sum by (cluster, queue) (mqwatch_kafka_topic_partitions{t})", "{{cluster}} {{queue}}"),),
                   units.Short, kind="table"),
         ]),
+        _canary_row("kafka"),
     ])
 
 
@@ -332,6 +352,7 @@ def pulsar():
                   ((f"min by (cluster, broker) (mqwatch_pulsar_broker_healthy{c})", "{{cluster}} {{broker}}"),),
                   units.BoolOnOff, kind="stat"),
         ]),
+        _canary_row("pulsar"),
     ])
 
 
@@ -367,6 +388,30 @@ def dlq():
 
 
 DASHBOARDS = {"overview": overview, "kafka": kafka, "redis": redis, "pulsar": pulsar, "dlq": dlq}
+
+# What Grafana sends in place of the variables when "All" is selected (and a typical interval).
+ALL_SELECTED = {"$cluster": ".*", "$queue": ".*", "$consumer": ".*", "$__rate_interval": "1m", "$__interval": "15s"}
+
+
+def substitute(expr: str, values: dict | None = None) -> str:
+    for var, value in (values or ALL_SELECTED).items():
+        expr = expr.replace(var, value)
+    if "$" in expr:
+        raise ValueError(f"unsubstituted variable in {expr}")
+    return expr
+
+
+def panel_queries(names=None) -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, PromQL with variables substituted) for every panel target."""
+    import json
+
+    out = []
+    for name in names or DASHBOARDS:
+        doc = json.loads(render(name))
+        for panel in doc["panels"]:
+            for target in panel.get("targets") or []:
+                out.append((name, panel["title"], substitute(target["expr"])))
+    return out
 
 
 def render(name: str) -> str:

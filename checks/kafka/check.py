@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 from agent.check import Check
 from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
-from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient
+from agent.status import STATUSES, StatusTracker
+from checks.kafka.canary import STAGES, Canary
+from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config
 from checks.kafka.config import SCHEMA
+from checks.kafka.dlq import DlqTracker
 from checks.kafka.metrics import METRICS
+from checks.kafka.records import RecordReader
+from checks.kafka.timelag import TimeLag, worst_per_topic
+
+# Group states in which the broker says members are there (tansu reports no member list).
+ACTIVE_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance")
 
 
 class KafkaCheck(Check):
@@ -18,18 +28,42 @@ class KafkaCheck(Check):
     def __init__(self, name, options, timeout):
         super().__init__(name, options, timeout)
         self._client: KafkaClient | None = None
+        self._reader: RecordReader | None = None
+        self._canary: Canary | None = None
+        self.status = StatusTracker(options.status_window)
+        self._status_keys: dict = {}  # group -> (group, topic) keys observed last time
+        self.time_lag = TimeLag(options.time_lag, options.time_lag_fetches, options.fetch_timeout)
+        self.dlq = DlqTracker(options.dlq, options.reasons)
+
+    def base_config(self) -> dict:
+        return base_config(list(self.options.bootstrap_servers), dict(self.options.client), self.timeout)
 
     def client(self) -> KafkaClient:
         if self._client is None:  # created lazily so a bad setting fails a collection, not the agent
             self._client = KafkaClient(list(self.options.bootstrap_servers), dict(self.options.client), self.timeout)
         return self._client
 
+    def reader(self) -> RecordReader:
+        if self._reader is None:
+            self._reader = RecordReader(self.base_config())
+        return self._reader
+
     def close(self) -> None:
+        if self._canary is not None:
+            self._canary.stop()
+            self._canary = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._client is not None:
             self._client.close()
             self._client = None
 
     def collect(self, out: SnapshotBuilder) -> None:
+        deadline = time.monotonic() + self.timeout * 0.9
+        if self.options.canary.enabled and self._canary is None:
+            self._canary = Canary(self.options.canary, self.base_config())
+            self._canary.start()
         view = self.client().fetch_view(
             group_filter=lambda g: matches(self.options.groups, g),
             topic_filter=lambda t: matches(self.options.topics, t),
@@ -39,7 +73,14 @@ class KafkaCheck(Check):
         self.emit_brokers(out, view)
         self.emit_topics(out, view)
         self.emit_groups(out, view)
-        self.emit_lag(out, view)
+        lags = partition_lags(view)
+        self.emit_lag(out, lags)
+        self.emit_status(out, view, lags)
+        self.emit_time_lag(out, view, lags, deadline)
+        if self.options.dlq.enabled:
+            self.emit_dlqs(out, view, deadline)
+        if self._canary is not None:
+            self.emit_canary(out)
 
     def emit_brokers(self, out: SnapshotBuilder, view: ClusterView) -> None:
         out.add("mqwatch_brokers", view.brokers)
@@ -51,11 +92,11 @@ class KafkaCheck(Check):
             out.add("mqwatch_kafka_under_replicated_partitions", sum(p.in_sync < p.replicas for p in parts.values()), queue=topic)
             out.add("mqwatch_kafka_offline_partitions", sum(p.leader < 0 for p in parts.values()), queue=topic)
             ends = [view.end_offsets.get((topic, p)) for p in parts]
-            starts = [view.start_offsets.get((topic, p)) for p in parts]
             if parts and all(e is not None for e in ends):
                 out.add("mqwatch_queue_produced_total", sum(ends), queue=topic)
-                if all(s is not None for s in starts):
-                    out.add("mqwatch_queue_messages", sum(max(0, e - s) for e, s in zip(ends, starts)), queue=topic)
+                size = retained(view, topic)
+                if size is not None:
+                    out.add("mqwatch_queue_messages", size, queue=topic)
 
     def emit_groups(self, out: SnapshotBuilder, view: ClusterView) -> None:
         for gid, g in view.groups.items():
@@ -63,14 +104,93 @@ class KafkaCheck(Check):
             for state in GROUP_STATES:
                 out.add("mqwatch_consumer_state", 1 if g.state == state else 0, consumer=gid, state=state)
 
-    def emit_lag(self, out: SnapshotBuilder, view: ClusterView) -> None:
+    def emit_lag(self, out: SnapshotBuilder, lags: dict) -> None:
         per_partition = self.options.granularity == "partition"
-        for gid, lags in partition_lags(view).items():
-            for topic, parts in lags.items():
+        for gid, topics in lags.items():
+            for topic, parts in topics.items():
                 out.add("mqwatch_consumer_lag_messages", sum(parts.values()), queue=topic, consumer=gid)
                 if per_partition:
                     for p, lag in parts.items():
                         out.add("mqwatch_partition_lag_messages", lag, queue=topic, consumer=gid, partition=p)
+
+    def emit_status(self, out: SnapshotBuilder, view: ClusterView, lags: dict) -> None:
+        keys: dict = {}
+        for gid, g in view.groups.items():
+            if g.offsets is None:  # offsets unknown this cycle: keep its windows as they are
+                keys[gid] = self._status_keys.get(gid, set())
+                continue
+            active = g.members > 0 or g.state in ACTIVE_STATES
+            keys[gid] = set()
+            for topic, parts in lags.get(gid, {}).items():
+                offsets = tuple(g.offsets[(topic, p)] for p in sorted(parts))
+                status = self.status.observe((gid, topic), offsets, sum(parts.values()), active)
+                keys[gid].add((gid, topic))
+                for s in STATUSES:
+                    out.add("mqwatch_consumer_status", 1 if s == status else 0, queue=topic, consumer=gid, status=s)
+        self._status_keys = keys
+        self.status.retain(set().union(*keys.values()) if keys else ())
+
+    def emit_time_lag(self, out: SnapshotBuilder, view: ClusterView, lags: dict, deadline: float) -> None:
+        self.time_lag.observe_ends(view.end_offsets, view.observed_at)
+        if self.options.time_lag == "off":
+            return
+        committed = {
+            (gid, topic, p): view.groups[gid].offsets[(topic, p)]
+            for gid, topics in lags.items() for topic, parts in topics.items() for p in parts
+        }
+        result = self.time_lag.compute(committed, view.end_offsets, view.observed_at, self.reader(),
+                                       deadline - time.monotonic())
+        if result.errors:
+            out.error("time_lag", f"reading records to date committed offsets failed for {len(result.errors)} "
+                                  f"partition(s), e.g. {result.errors[0]}")
+        elif result.unread:
+            out.error("time_lag", f"{result.unread} partition(s) did not answer within fetch_timeout "
+                                  f"{self.options.fetch_timeout:g}s (or the check's timeout); their lag in seconds "
+                                  f"is an estimate or missing this cycle")
+        for (gid, topic), seconds in worst_per_topic(result.seconds, lags).items():
+            out.add("mqwatch_consumer_lag_seconds", seconds, queue=topic, consumer=gid)
+        if self.options.granularity == "partition":
+            for (gid, topic, p), seconds in result.seconds.items():
+                out.add("mqwatch_partition_lag_seconds", seconds, queue=topic, consumer=gid, partition=p)
+
+    def emit_dlqs(self, out: SnapshotBuilder, view: ClusterView, deadline: float) -> None:
+        cycle = self.dlq.find(view.topics)
+        time_left = min(self.options.fetch_timeout, deadline - time.monotonic())
+        self.dlq.update(cycle, view, self.reader(), time_left)
+        for reason, message in cycle.problems:
+            out.error(reason, message)
+        for retry, source in cycle.retries.items():
+            size = retained(view, retry)
+            if size is not None:
+                out.add("mqwatch_retry_messages", size, queue=retry, source=source)
+        for dlq, source in cycle.dlqs.items():
+            size = retained(view, dlq)
+            if size is not None:
+                out.add("mqwatch_dlq_messages", size, dlq=dlq, source=source)
+            total = self.dlq.arrivals.total(dlq)
+            if total is not None:
+                out.add("mqwatch_dlq_messages_total", total, dlq=dlq, source=source)
+            if dlq in self.dlq.last_timestamp:
+                out.add("mqwatch_dlq_last_message_timestamp_seconds", self.dlq.last_timestamp[dlq], dlq=dlq, source=source)
+            for reason, n in self.dlq.reasons.top(dlq).items():
+                out.add("mqwatch_dlq_reason_messages", n, dlq=dlq, reason=reason)
+
+    def emit_canary(self, out: SnapshotBuilder) -> None:
+        out.add("mqwatch_canary_roundtrip_seconds", self._canary.stats.histogram())
+        failures = self._canary.stats.failure_counts()
+        for stage in STAGES:
+            out.add("mqwatch_canary_failures_total", failures[stage], stage=stage)
+
+
+def retained(view: ClusterView, topic: str) -> int | None:
+    """Messages retained in a topic, or None if an offset of one of its partitions is unknown."""
+    total = 0
+    for p in view.topics[topic]:
+        end, start = view.end_offsets.get((topic, p)), view.start_offsets.get((topic, p))
+        if end is None or start is None:
+            return None
+        total += max(0, end - start)
+    return total
 
 
 def partition_lags(view: ClusterView) -> dict:

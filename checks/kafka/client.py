@@ -92,16 +92,21 @@ def _kafka_error(exc: BaseException) -> KafkaError | None:
     return None
 
 
+def base_config(bootstrap_servers: list[str], client_config: dict, timeout: float) -> dict:
+    """librdkafka settings every client of a check shares (admin, record reader, canary)."""
+    return {
+        **{k: v for k, v in client_config.items()},
+        "bootstrap.servers": ",".join(bootstrap_servers),
+        "client.id": client_config.get("client.id", "mqwatch"),
+        "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
+        "logger": librdkafka_log,
+    }
+
+
 class KafkaClient:
     def __init__(self, bootstrap_servers: list[str], client_config: dict, timeout: float):
         self.timeout = timeout
-        conf = {
-            **{k: v for k, v in client_config.items()},
-            "bootstrap.servers": ",".join(bootstrap_servers),
-            "client.id": client_config.get("client.id", "mqwatch"),
-            "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
-            "logger": librdkafka_log,
-        }
+        conf = base_config(bootstrap_servers, client_config, timeout)
         try:
             self.admin = AdminClient(conf)
         except KafkaException as e:

@@ -1,8 +1,33 @@
 """The `kind: kafka` config section."""
 
-from agent.schema import Choice, Field, Filter, ListOf, ScalarMap, Schema, Str
+import re
+
+from agent.schema import _Invalid, Bool, Choice, Duration, Field, Filter, Int, ListOf, Regex, ScalarMap, Schema, Str
 
 _RESERVED_CLIENT_KEYS = ("bootstrap.servers", "group.id", "enable.auto.commit", "logger")
+
+# Dead-letter topic names that capture their source topic. Case-insensitive so `orders.DLT`
+# (Spring's DeadLetterPublishingRecoverer), `orders-dlt` (Spring retry topics), `orders.DLQ`,
+# `orders-dlq`, `orders_dlq`, `orders.deadletter` and `dlq-orders` are all found.
+DEFAULT_DLQ_PATTERNS = (
+    r"(?i)^(?P<source>.+)[._-](?:dlt|dlq)$",
+    r"(?i)^(?P<source>.+)[._-]dead-?letter(?:s|-queue)?$",
+    r"(?i)^(?:dlq|dlt)[._-](?P<source>.+)$",
+)
+# Retry topics (Spring's non-blocking retries: `orders-retry`, `orders-retry-0`, `orders-retry-5000`).
+DEFAULT_RETRY_PATTERNS = (r"(?i)^(?P<source>.+)-retry(?:-\d+)?$",)
+
+
+class SourceRegex(Regex):
+    """A regex with a named group `source` that captures the original topic from a DLQ's name."""
+
+    name = "regular expression with a (?P<source>...) group"
+
+    def convert(self, value, ctx, path):
+        pattern = super().convert(value, ctx, path)
+        if "source" not in pattern.groupindex:
+            raise _Invalid(f"{value!r} has no named group (?P<source>...) to capture the source topic")
+        return pattern
 
 
 def _check(section):
@@ -12,6 +37,49 @@ def _check(section):
             problems.append(("client", f"{key!r} is set by mqwatch itself; remove it from client"))
     return problems
 
+
+DLQ_SCHEMA = Schema(
+    {
+        "enabled": Field(Bool(), True, "report dead-letter and retry topics"),
+        "patterns": Field(
+            ListOf(SourceRegex()), tuple(re.compile(p) for p in DEFAULT_DLQ_PATTERNS),
+            "regexes on topic names; a match is a DLQ and its (?P<source>...) group names the source topic",
+        ),
+        "retry_patterns": Field(
+            ListOf(SourceRegex()), tuple(re.compile(p) for p in DEFAULT_RETRY_PATTERNS),
+            "regexes on topic names; a match is a retry topic (checked before the DLQ patterns)",
+        ),
+        "topics": Field(
+            ScalarMap(), {},
+            "explicit DLQ topic -> source topic (Kafka Connect's errors.deadletterqueue.topic.name); wins over "
+            "patterns; an empty source is read from the dead letters' original-topic headers",
+        ),
+    }
+)
+
+REASONS_SCHEMA = Schema(
+    {
+        "enabled": Field(Bool(), True, "sample new dead letters each cycle and count them by failure reason"),
+        "sample": Field(Int(min=1, max=10_000), 100, "at most this many new dead letters are read per cycle, newest first"),
+        "headers": Field(ListOf(Str()), (), "header names tried first for the reason, before Spring's and Kafka Connect's"),
+        "json_field": Field(Str(r"([^.\s]+(\.[^.\s]+)*)?", "expected a dotted path like error.reason"), "",
+                            "dotted path of a reason field in a JSON payload, used when no header has one"),
+        "top": Field(Int(min=1, max=1000), 20, "reasons exported per DLQ; the rest are summed as `other`"),
+        "max_payload_bytes": Field(Int(min=0), 65536, "payloads larger than this are not parsed for json_field"),
+    }
+)
+
+CANARY_SCHEMA = Schema(
+    {
+        "enabled": Field(Bool(), False, "produce a timestamped message and consume it back, on its own schedule"),
+        "topic": Field(Str(r"[A-Za-z0-9._-]{1,249}", "expected a Kafka topic name"), "mqwatch-canary"),
+        "create_topic": Field(Bool(), True, "create the canary topic when it does not exist"),
+        "partitions": Field(Int(min=1), 1, "partitions of a created canary topic"),
+        "replication_factor": Field(Int(min=-1), -1, "replication of a created canary topic; -1 is the broker default"),
+        "interval": Field(Duration(min=0.1), 10.0, "time between canary messages"),
+        "timeout": Field(Duration(min=0.1), 5.0, "a message not consumed back within this counts as a timeout failure"),
+    }
+)
 
 SCHEMA = Schema(
     {
@@ -23,6 +91,19 @@ SCHEMA = Schema(
         "topics": Filter(default_include=(".*",), default_exclude=("^__",)),
         "granularity": Field(Choice("topic", "partition"), "topic", "partition adds per-partition lag series"),
         "client": Field(ScalarMap(), {}, "librdkafka properties passed through (security.protocol, sasl.*, ssl.*)"),
+        "time_lag": Field(
+            Choice("estimate", "exact", "off"), "estimate",
+            "lag in seconds: estimate from end-offset history (exact while the history is too short), "
+            "exact by reading the record at the committed offset, or off",
+        ),
+        "time_lag_fetches": Field(Int(min=1, max=100_000), 500,
+                                  "at most this many partitions are read per cycle to date committed offsets"),
+        "fetch_timeout": Field(Duration(min=0.05), 2.0,
+                               "how long one cycle waits for each batch of record reads (time lag, dead letters)"),
+        "status_window": Field(Int(min=2, max=1000), 10, "observations the consumer status is evaluated over"),
+        "dlq": Field(DLQ_SCHEMA, None),
+        "reasons": Field(REASONS_SCHEMA, None),
+        "canary": Field(CANARY_SCHEMA, None),
     },
     check=_check,
 )

@@ -3,6 +3,9 @@
 - `inventory` consumes orders as fast as they come (lag stays near zero),
 - `analytics` commits slower than orders arrive (lag grows),
 - `fraud-check` committed once and stopped (no members, lag grows with every order).
+
+Every tenth order fails in a (simulated) Spring listener and is dead-lettered to
+`orders.DLT` with Spring's exception headers, and the end-to-end canary runs.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import logging
 from agent.demo import DemoPart, Workload
 from agent.embedded import start_tansu
 
-ORDERS, PAYMENTS = "orders", "payments"
+ORDERS, PAYMENTS, ORDERS_DLT = "orders", "payments", "orders.DLT"
+# What a Spring DeadLetterPublishingRecoverer writes: the wrapper, the real cause, the message.
+DEAD_LETTER_CAUSES = ("com.shop.orders.InvalidSkuException", "com.shop.payments.PaymentTimeoutException")
 ORDERS_PER_SECOND = 5
 
 log = logging.getLogger("mqwatch.demo.kafka")
@@ -25,7 +30,7 @@ def start_demo() -> DemoPart:
     broker = start_tansu()
     bootstrap = broker.address
     admin = AdminClient({"bootstrap.servers": bootstrap, "logger": log})
-    for f in admin.create_topics([NewTopic(ORDERS, 3, 1), NewTopic(PAYMENTS, 1, 1)]).values():
+    for f in admin.create_topics([NewTopic(ORDERS, 3, 1), NewTopic(PAYMENTS, 1, 1), NewTopic(ORDERS_DLT, 1, 1)]).values():
         f.result(timeout=10)
     workload = Workload("kafka")
     stop = workload.stopping
@@ -38,6 +43,15 @@ def start_demo() -> DemoPart:
             producer.produce(ORDERS, key=f"order-{n}", value=f'{{"order_id": {n}, "sku": "SKU-{n % 17}"}}', partition=n % 3)
             if n % 2 == 0:
                 producer.produce(PAYMENTS, key=f"order-{n}", value=b"paid", partition=0)
+            if n % 10 == 0:
+                # two thirds bad SKUs, one third payment timeouts
+                cause = DEAD_LETTER_CAUSES[1] if (n // 10) % 3 == 2 else DEAD_LETTER_CAUSES[0]
+                producer.produce(ORDERS_DLT, key=f"order-{n}", value=f'{{"order_id": {n}}}', partition=0, headers=[
+                    ("kafka_dlt-original-topic", ORDERS.encode()),
+                    ("kafka_dlt-exception-fqcn", b"org.springframework.kafka.listener.ListenerExecutionFailedException"),
+                    ("kafka_dlt-exception-cause-fqcn", cause.encode()),
+                    ("kafka_dlt-exception-message", f"order {n} could not be processed".encode()),
+                ])
             producer.poll(0)
             n += 1
             stop.wait(1.0 / ORDERS_PER_SECOND)
@@ -84,10 +98,13 @@ def start_demo() -> DemoPart:
 
     return DemoPart(
         name=f"kafka (tansu at {bootstrap})",
-        checks=[{"kind": "kafka", "name": "shop", "bootstrap_servers": bootstrap, "granularity": "partition"}],
+        checks=[{"kind": "kafka", "name": "shop", "bootstrap_servers": bootstrap, "granularity": "partition",
+                 "canary": {"enabled": True, "interval": "5s", "replication_factor": 1}}],
         describe=[
             f"{ORDERS_PER_SECOND} orders/s into `{ORDERS}` (3 partitions) and payments into `{PAYMENTS}`",
             "group `inventory` keeps up, `analytics` falls behind, `fraud-check` has stopped",
+            f"every tenth order is dead-lettered to `{ORDERS_DLT}` with Spring's exception headers",
+            "the end-to-end canary produces to and consumes from `mqwatch-canary` every 5s",
         ],
         stop=stop_all,
     )

@@ -5,7 +5,8 @@ from agent.metrics import MetricDef, GAUGE
 
 CONTROLLER_ID = MetricDef("mqwatch_kafka_controller_id", GAUGE, "Broker id of the active controller; -1 when none is known.",
                           example="changes(mqwatch_kafka_controller_id[1h]) > 3")
-TOPIC_PARTITIONS = MetricDef("mqwatch_kafka_topic_partitions", GAUGE, "Partitions of this topic.", ("queue",))
+TOPIC_PARTITIONS = MetricDef("mqwatch_kafka_topic_partitions", GAUGE, "Partitions of this topic.", ("queue",),
+                             example="changes(mqwatch_kafka_topic_partitions[1d]) > 0")
 UNDER_REPLICATED = MetricDef(
     "mqwatch_kafka_under_replicated_partitions", GAUGE,
     "Partitions of this topic whose in-sync replicas are fewer than their replicas.", ("queue",),
@@ -19,10 +20,20 @@ OFFLINE = MetricDef(
 METRICS = (
     m.CONSUMER_LAG_MESSAGES,
     m.PARTITION_LAG_MESSAGES,
+    m.CONSUMER_LAG_SECONDS,
+    m.PARTITION_LAG_SECONDS,
     m.CONSUMER_MEMBERS,
     m.CONSUMER_STATE,
+    m.CONSUMER_STATUS,
     m.QUEUE_MESSAGES,
     m.QUEUE_PRODUCED,
+    m.DLQ_MESSAGES,
+    m.DLQ_MESSAGES_TOTAL,
+    m.DLQ_LAST_MESSAGE_TIMESTAMP,
+    m.DLQ_REASON_MESSAGES,
+    m.RETRY_MESSAGES,
+    m.CANARY_ROUNDTRIP,
+    m.CANARY_FAILURES,
     m.BROKERS,
     CONTROLLER_ID,
     TOPIC_PARTITIONS,

@@ -183,6 +183,7 @@ def partition_from_stats(doc, where: str) -> PartitionState:
             consumers=len(consumers) if isinstance(consumers, list) else 0,
             blocked=bool(s.get("blockedSubscriptionOnUnackedMsgs", False)),
             earliest_publish_ms=int(earliest) if earliest and earliest > 0 else None,
+            last_acked_ms=_num(s, "lastAckedTimestamp", where),
         )
     return part
 

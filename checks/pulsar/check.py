@@ -160,7 +160,7 @@ class PulsarCheck(Check):
             seconds = self.lag_seconds(q, per_part, now)
             if seconds is not None:
                 out.add("mqwatch_consumer_lag_seconds", seconds, queue=q, consumer=sub)
-            positions = tuple(self._position((q, sub, n), prod, s.backlog) for n, prod, s in per_part)
+            positions = tuple(self._position((q, sub, n), prod, s.backlog, s.last_acked_ms) for n, prod, s in per_part)
             if counter_reset:  # msgInCounter restarts when the topic moves to another broker: not a rewind
                 self.status.forget((q, sub))
             status = self.status.observe((q, sub), positions, backlog, consumers > 0)
@@ -170,29 +170,37 @@ class PulsarCheck(Check):
             # Pulsar keeps what the slowest subscription has not acknowledged.
             out.add("mqwatch_queue_messages", max(backlogs), queue=q)
 
-    def _position(self, key, produced, backlog) -> float:
+    def _position(self, key, produced, backlog, acked_ms) -> float:
         """The consumed position (published - backlog) plays the committed offset's part.
 
         Pulsar refreshes backlogs on its stats interval while the published counter can be
         fresher (pulsar-lite: a live counter, backlogs every 5 s), so published - backlog
         runs ahead by what was published since the backlog's snapshot, then falls back: a
-        false "moved" followed by a false "rewound". So the position is re-read only when the
-        backlog changed (a fresh snapshot) or nothing was published (both agree at rest), and a
-        fall no larger than what was published since the previous reading is taken as that
-        staleness, not as a rewind. A cursor reset smaller than one interval's traffic is
-        therefore not reported as `rewound` on Pulsar.
+        false "moved", then a false "rewound". So:
+        - a fall larger than everything published since the previous reading is a real
+          cursor reset (the backlog grew by more than could arrive): taken as is;
+        - otherwise the position only moves when the subscription acknowledged something
+          since (last acked timestamp, where the broker reports it), and, without that
+          signal, only on a fresh backlog (it changed, or nothing was published);
+        - a smaller fall is staleness, not a rewind.
+        A cursor reset smaller than one interval's traffic is therefore not `rewound` here.
         """
         produced = produced or 0.0
-        last = self._positions.get(key)  # (published, backlog, position)
+        derived = produced - backlog
+        last = self._positions.get(key)  # (published, backlog, position, last acked ms)
         if last is None:
-            position = produced - backlog
-        elif backlog == last[1] and produced != last[0]:
-            position = last[2]
+            position = derived
         else:
-            position = produced - backlog
-            if position < last[2] and last[2] - position <= max(0.0, produced - last[0]):
+            published_since = max(0.0, produced - last[0])
+            if last[2] - derived > published_since:
+                position = derived
+            elif acked_ms is not None and last[3] is not None and acked_ms == last[3]:
                 position = last[2]
-        self._positions[key] = (produced, backlog, position)
+            elif acked_ms is None and backlog == last[1] and produced != last[0]:
+                position = last[2]
+            else:
+                position = max(derived, last[2])
+        self._positions[key] = (produced, backlog, position, acked_ms)
         return position
 
     def lag_seconds(self, queue: str, per_part, now: float) -> float | None:

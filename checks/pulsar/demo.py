@@ -3,6 +3,9 @@
 - `delivery-service` (Shared, dead-letter policy: one redelivery) rejects some deliveries;
   after the redelivery they land in `deliveries-delivery-service-DLQ` with their reason.
 - `notifications` subscribed once and went away: its backlog grows with every delivery.
+- deliveries whose courier is busy are re-queued to `deliveries-delivery-service-RETRY` and
+  retried a few seconds later (what Java clients' `reconsumeLater` does; the Python client has
+  no retry topic of its own, so the demo publishes there itself).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from agent.demo import DemoPart, Workload
 from agent.embedded import start_pulsar_lite
 
 TOPIC = "persistent://public/default/deliveries"
+RETRY_TOPIC = f"{TOPIC}-delivery-service-RETRY"
+RETRY_DELAY_SECONDS = 3
 log = logging.getLogger("mqwatch.demo.pulsar")
 
 
@@ -32,6 +37,8 @@ def start_demo() -> DemoPart:
             negative_ack_redelivery_delay_ms=500,
             dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(max_redeliver_count=1))
         producer = client.create_producer(TOPIC)
+        retry_producer = client.create_producer(RETRY_TOPIC)
+        retry_consumer = client.subscribe(RETRY_TOPIC, "delivery-service", consumer_type=pulsar.ConsumerType.Shared)
     except Exception:
         client.close()
         broker.stop()
@@ -52,10 +59,26 @@ def start_demo() -> DemoPart:
                 continue
             if msg.properties().get("reject_reason"):
                 consumer.negative_acknowledge(msg)
+            elif rng.random() < 0.2:  # courier busy: try again later
+                retry_producer.send(msg.data(), properties={"RECONSUMETIMES": "1"})
+                consumer.acknowledge(msg)
             else:
                 consumer.acknowledge(msg)
 
-    workload.start(dispatch, deliver)
+    def retry_later():
+        import time
+
+        while not stop.is_set():
+            try:
+                msg = retry_consumer.receive(timeout_millis=500)
+            except Exception:
+                continue
+            wait = msg.publish_timestamp() / 1000 + RETRY_DELAY_SECONDS - time.time()
+            if wait > 0 and stop.wait(wait):
+                return
+            retry_consumer.acknowledge(msg)
+
+    workload.start(dispatch, deliver, retry_later)
 
     def stop_all():
         workload.stop()
@@ -68,7 +91,8 @@ def start_demo() -> DemoPart:
                  "service_url": broker.extra["service_url"]}],
         describe=[
             f"2 deliveries/s into `{TOPIC}`",
-            "`delivery-service` dead-letters rejected deliveries; `notifications` stopped consuming",
+            "`delivery-service` dead-letters rejected deliveries and retries busy-courier ones; "
+            "`notifications` stopped consuming",
         ],
         stop=stop_all,
         urls={"broker metrics": broker.extra["metrics_url"]},

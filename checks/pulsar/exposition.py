@@ -24,6 +24,7 @@ _SUBSCRIPTION_FIELDS = {
     "pulsar_subscription_unacked_messages": "unacked",
     "pulsar_subscription_consumers_count": "consumers",
     "pulsar_subscription_blocked_on_unacked_messages": "blocked",
+    "pulsar_subscription_last_acked_timestamp": "last_acked_ms",
 }
 _WANTED = set(_TOPIC_FIELDS) | set(_SUBSCRIPTION_FIELDS)
 # Family names as the parser reports them: counters lose their _total suffix.
@@ -107,6 +108,8 @@ def parse_exposition(text: str, state: ClusterState | None = None) -> ClusterSta
             sub.blocked = sub.blocked or sample.value > 0
         elif field == "consumers":
             sub.consumers += int(sample.value)
+        elif field == "last_acked_ms":
+            sub.last_acked_ms = max(sub.last_acked_ms or 0.0, sample.value)
         else:
             setattr(sub, field, getattr(sub, field) + sample.value)
     return state

@@ -21,6 +21,8 @@ class SubscriptionState:
     blocked: bool = False
     # Unix ms of the oldest message in the backlog; only the admin API knows it (None otherwise).
     earliest_publish_ms: int | None = None
+    # Unix ms of the last acknowledgement (0: never); None where the source does not say.
+    last_acked_ms: float | None = None
 
 
 @dataclass

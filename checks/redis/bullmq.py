@@ -10,7 +10,7 @@ includes/getDelayedScore.lua), `failed` (ZSET scored by finishedOn, ms), `meta` 
 from __future__ import annotations
 
 from checks.redis.client import as_float, is_error, label
-from checks.redis.model import PendingStat, QueueStat
+from checks.redis.model import PendingStat, QueueStat, add_length
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "bullmq"
@@ -50,11 +50,7 @@ def read(rounds, prefix: str, queues, cursors, sample: int, now: float, view) ->
         stat = QueueStat(0, 0.0, NAME)
         view.queues[name] = stat
 
-        def add_messages(result, stat=stat, name=name):
-            if is_error(result):
-                view.error("key_changed", f"bullmq queue {name!r}: {result}")
-            else:
-                stat.messages += int(result)
+        add_messages = add_length(stat, view, f"bullmq queue {name!r}")
 
         rounds.add(add_messages, "llen", base + b"wait")
         rounds.add(add_messages, "llen", base + b"paused")

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from checks.redis.client import is_error, label
-from checks.redis.model import PendingStat, QueueStat
+from checks.redis.model import PendingStat, QueueStat, add_length
 
 NAME = "celery"
 BINDING_PATTERN = "_kombu.binding.*"
@@ -56,11 +56,7 @@ def read(rounds, queues, now: float, view) -> None:
         stat = QueueStat(0, None, NAME)
         view.queues[label(q)] = stat
 
-        def add(result, stat=stat, q=q):
-            if is_error(result):
-                view.error("key_changed", f"celery queue {label(q)!r}: {result}")
-            else:
-                stat.messages += int(result)
+        add = add_length(stat, view, f"celery queue {label(q)!r}")
 
         for key in (q, *(q + SEP + str(p).encode() for p in PRIORITY_STEPS)):
             rounds.add(add, "llen", key)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from checks.redis.client import is_error
+
 
 @dataclass
 class QueueStat:
@@ -67,3 +69,18 @@ class View:
 
     def error(self, reason: str, message: str) -> None:
         self.errors.append((reason, message))
+
+
+def add_length(stat: QueueStat, view: "View", what: str):
+    """A reply handler adding a length reply (LLEN, ZCARD) to stat.messages.
+
+    An error reply means the key changed type between the scan and the read: it is reported
+    and the queue keeps what the other replies counted.
+    """
+    def on_reply(result):
+        if is_error(result):
+            view.error("key_changed", f"{what}: {result}")
+        else:
+            stat.messages += int(result)
+
+    return on_reply

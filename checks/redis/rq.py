@@ -17,7 +17,7 @@ import datetime as dt
 import zlib
 
 from checks.redis.client import is_error, label
-from checks.redis.model import PendingStat, QueueStat
+from checks.redis.model import PendingStat, QueueStat, add_length
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "rq"
@@ -50,11 +50,7 @@ def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
         stat = QueueStat(0, 0.0, NAME)
         view.queues[name] = stat
 
-        def on_len(result, stat=stat, name=name):
-            if is_error(result):
-                view.error("key_changed", f"rq queue {name!r}: {result}")
-            else:
-                stat.messages = int(result)
+        on_len = add_length(stat, view, f"rq queue {name!r}")
 
         def on_oldest(job_id, stat=stat, name=name):
             if job_id is None or is_error(job_id):

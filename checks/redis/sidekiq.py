@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from checks.redis.client import is_error, label
-from checks.redis.model import QueueStat
+from checks.redis.model import QueueStat, add_length
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "sidekiq"
@@ -34,11 +34,7 @@ def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
         stat = QueueStat(0, 0.0, NAME)
         view.queues[name] = stat
 
-        def on_len(result, stat=stat, name=name):
-            if is_error(result):
-                view.error("key_changed", f"sidekiq queue {name!r}: {result}")
-            else:
-                stat.messages = int(result)
+        on_len = add_length(stat, view, f"sidekiq queue {name!r}")
 
         def on_oldest(result, stat=stat, name=name):
             if result is None or is_error(result):

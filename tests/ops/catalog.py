@@ -9,8 +9,7 @@ removed from here.
 from agent.metrics import BASE_LABELS, CONTRACT_METRICS, HISTOGRAM, catalog
 
 # name -> labels besides system/cluster
-PENDING_CHECK_METRICS = {
-}
+PENDING_CHECK_METRICS: dict[str, tuple[str, ...]] = {}
 
 
 def _exposed(metric) -> dict[str, set[str]]:

@@ -218,3 +218,40 @@ def test_alertmanager_example_is_valid_and_routes_by_severity():
     for name in ("MqwatchConsumerLagHigh", "MqwatchConsumerStopped", "MqwatchDLQReceivingMessages"):
         assert re.fullmatch(pattern, name), name
     assert not re.fullmatch(pattern, "MqwatchTargetDown")
+
+
+@needs_promtool
+def test_cluster_override_applies_to_that_cluster_only_and_never_duplicates(tmp_path):
+    overrides = {"cluster_overrides": {"payments": {"MqwatchConsumerLagHigh": {"threshold_seconds": 60}},
+                                       "lab.1": {"MqwatchConsumerLagHigh": {"enabled": False}}}}
+    rules = generate.render_rules(generate.load_config(overrides))
+    (tmp_path / "rules.yml").write_text(rules)
+    assert _run(promtool, "check", "rules", str(tmp_path / "rules.yml")).returncode == 0
+
+    def lag(cluster, seconds):
+        return {"series": f'mqwatch_consumer_lag_seconds{{system="kafka",cluster="{cluster}",queue="q",consumer="c"}}',
+                "values": f"{seconds}x80"}
+
+    series = [lag("payments", 100), lag("shop", 100), lag("shop-2", 400), lag("lab.1", 4000), lag("lab-1", 400)]
+    test = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "alert_rule_test": [{"eval_time": "15m", "alertname": "MqwatchConsumerLagHigh", "exp_alerts": [
+            {"exp_labels": {"system": "kafka", "cluster": c, "queue": "q", "consumer": "c", "severity": "warning"},
+             "exp_annotations": {
+                 "summary": f"Consumer c is {d} behind on q ({c})",
+                 "description": f"Consumer c on queue q in kafka cluster {c} has not consumed a message that is "
+                                f"{d} old (threshold {t}s, for 10m).",
+                 "runbook_url": "docs/runbooks/MqwatchConsumerLagHigh.md"}}
+            # payments fires at its own 60 s; shop at 100 s stays silent; lab.1 is disabled, and its
+            # dot is escaped so that lab-1 is still covered by the shared rule.
+            for c, d, t in (("payments", "1m 40s", 60), ("shop-2", "6m 40s", 300), ("lab-1", "6m 40s", 300))]}]}]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = _run(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cluster_override_of_an_alert_without_cluster_label_is_rejected():
+    with pytest.raises(ValueError, match="MqwatchTargetDown: this alert has no cluster label"):
+        generate.load_config({"cluster_overrides": {"shop": {"MqwatchTargetDown": {"for": "1m"}}}})
+    with pytest.raises(ValueError, match=r"cluster_overrides.shop: unknown alert 'MqwatchLag'"):
+        generate.load_config({"cluster_overrides": {"shop": {"MqwatchLag": {"for": "1m"}}}})

@@ -16,8 +16,6 @@ from tests.ops.catalog import allowed_labels
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("overview", "kafka", "redis", "pulsar", "dlq")
-# What Grafana puts in place of the variables when everything is selected.
-SUBSTITUTIONS = {"$cluster": ".*", "$queue": ".*", "$consumer": ".*", "$__rate_interval": "1m", "$__interval": "15s"}
 
 
 def _load(name):
@@ -28,11 +26,7 @@ def _panels(doc):
     return [p for p in doc["panels"] if p["type"] != "row"]
 
 
-def substitute(expr: str) -> str:
-    for var, value in SUBSTITUTIONS.items():
-        expr = expr.replace(var, value)
-    assert "$" not in expr, f"unsubstituted variable in {expr}"
-    return expr
+substitute = generate.substitute
 
 
 def selectors(expr: str):

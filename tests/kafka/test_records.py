@@ -1,0 +1,54 @@
+"""The assign()-only record reader: ranges of many partitions in one read, and a safe close."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from checks.kafka.records import RecordReader
+from tests.helpers import kafka_create_topics, kafka_produce, unique
+
+
+def test_reads_the_asked_ranges_of_several_partitions_in_one_go(kafka_bootstrap):
+    topic = unique("rd-orders")
+    kafka_create_topics(kafka_bootstrap, {topic: 3})
+    kafka_produce(kafka_bootstrap, topic, {0: 5, 1: 2, 2: 1}, headers=[("h", b"v")])
+    reader = RecordReader({"bootstrap.servers": kafka_bootstrap})
+    try:
+        got = reader.read({(topic, 0): (2, 4), (topic, 1): (1, 2), (topic, 2): (1, 5)}, timeout=5)
+    finally:
+        reader.close()
+    assert [r.offset for r in got.records[(topic, 0)]] == [2, 3]
+    assert [r.offset for r in got.records[(topic, 1)]] == [1]
+    assert got.records[(topic, 2)] == []  # nothing at or after offset 1: complete, not an error
+    assert got.complete == {(topic, 0), (topic, 1), (topic, 2)} and got.errors == []
+    assert got.records[(topic, 0)][0].headers == (("h", b"v"),) and got.records[(topic, 0)][0].timestamp > 0
+
+
+def test_close_from_another_thread_during_a_read_neither_crashes_nor_hangs(fresh_tansu):
+    """What happens when the agent drops a check whose collection hung mid-read on a frozen broker."""
+    topic = unique("rd-wait")
+    kafka_create_topics(fresh_tansu.address, {topic: 1})
+    kafka_produce(fresh_tansu.address, topic, {0: 3})
+    reader = RecordReader({"bootstrap.servers": fresh_tansu.address})
+    assert len(reader.read({(topic, 0): (0, 1)}, timeout=5).records[(topic, 0)]) == 1  # connected
+    fresh_tansu.pause()
+    started, done = threading.Event(), {}
+
+    def read():
+        started.set()
+        t0 = time.monotonic()
+        done["result"] = reader.read({(topic, 0): (1, 3)}, timeout=2.0)
+        done["took"] = time.monotonic() - t0
+
+    t = threading.Thread(target=read)
+    t.start()
+    started.wait()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    reader.close()
+    assert time.monotonic() - t0 < 0.5  # close does not wait for the read
+    t.join(5)
+    assert not t.is_alive() and done["took"] >= 1.9  # the read was still running when close came
+    assert done["result"].records[(topic, 0)] == [] and done["result"].complete == set()
+    assert reader.read({(topic, 0): (0, 1)}, timeout=1).records[(topic, 0)] == []  # closed: reads nothing

@@ -1,0 +1,100 @@
+"""agent.dlq: monotonic arrivals and bounded reason counts, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from agent.dlq import MAX_REASON_LENGTH, OTHER, UNKNOWN, ArrivalCounter, ReasonCounts, normalize_reason
+
+COUNTER_CASES = [
+    # (name, observed counter values, expected totals after each)
+    ("first-sight-counts-everything-so-far", [7], [7]),
+    ("growth-is-added", [7, 9, 12], [7, 9, 12]),
+    ("no-change-adds-nothing", [7, 7, 7], [7, 7, 7]),
+    ("reset-to-a-smaller-value-counts-the-new-value", [7, 9, 2, 5], [7, 9, 11, 14]),
+    ("reset-to-zero", [7, 0, 3], [7, 7, 10]),
+]
+
+
+@pytest.mark.parametrize("name,values,totals", COUNTER_CASES, ids=[c[0] for c in COUNTER_CASES])
+def test_observe_counter(name, values, totals):
+    c = ArrivalCounter()
+    assert [c.observe_counter("dlq", v) for v in values] == totals
+
+
+LEVEL_CASES = [
+    ("first-sight-counts-the-current-size", [4], [4]),
+    ("growth-is-arrivals", [4, 6], [4, 6]),
+    ("removal-is-not-an-arrival-and-never-decreases-the-total", [4, 6, 1, 3], [4, 6, 6, 8]),
+]
+
+
+@pytest.mark.parametrize("name,values,totals", LEVEL_CASES, ids=[c[0] for c in LEVEL_CASES])
+def test_observe_level(name, values, totals):
+    c = ArrivalCounter()
+    assert [c.observe_level("q", v) for v in values] == totals
+
+
+def test_arrivals_are_kept_per_key_and_forgotten_when_the_key_vanishes():
+    c = ArrivalCounter()
+    c.observe_counter("a", 5)
+    c.observe_counter("b", 2)
+    c.retain(["b"])
+    assert c.total("a") is None and c.total("b") == 2
+    assert c.observe_counter("a", 6) == 6  # a recreated DLQ starts over
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**9), max_size=30))
+def test_totals_never_decrease(values):
+    c = ArrivalCounter()
+    totals = [c.observe_counter("d", v) for v in values]
+    assert totals == sorted(totals)
+
+
+REASON_CASES = [
+    ("none-is-unknown", None, UNKNOWN),
+    ("blank-is-unknown", "   ", UNKNOWN),
+    ("text-is-kept", "java.lang.IllegalStateException", "java.lang.IllegalStateException"),
+    ("control-characters-become-spaces", "bad\nline\x00here", "bad line here"),
+    ("bytes-are-decoded", b"com.shop.E", "com.shop.E"),
+    ("invalid-utf8-is-replaced", b"\xffabc", "\ufffdabc"),
+    ("numbers-become-text", 503, "503"),
+]
+
+
+@pytest.mark.parametrize("name,raw,expected", REASON_CASES, ids=[c[0] for c in REASON_CASES])
+def test_normalize_reason(name, raw, expected):
+    assert normalize_reason(raw) == expected
+
+
+@given(st.one_of(st.binary(max_size=5000), st.text(max_size=5000)))
+def test_normalized_reasons_are_short_printable_labels(raw):
+    r = normalize_reason(raw)
+    assert 0 < len(r) <= MAX_REASON_LENGTH
+    assert not any(ord(ch) < 32 or ord(ch) == 127 for ch in r)
+
+
+def test_reasons_keep_the_top_k_and_sum_the_rest_as_other():
+    rc = ReasonCounts(top_k=2)
+    for reason, n in (("A", 5), ("B", 3), ("C", 2), ("D", 1)):
+        rc.add("dlq", reason, n)
+    assert rc.top("dlq") == {"A": 5, "B": 3, OTHER: 3}
+    rc.add("dlq", "D", 10)
+    assert rc.top("dlq") == {"D": 11, "A": 5, OTHER: 5}
+
+
+def test_reason_ties_rank_by_name_so_the_label_set_is_stable():
+    rc = ReasonCounts(top_k=1)
+    rc.add("d", "zeta")
+    rc.add("d", "alpha")
+    assert rc.top("d") == {"alpha": 1, OTHER: 1}
+
+
+def test_reason_state_is_bounded_even_with_endless_distinct_reasons():
+    rc = ReasonCounts(top_k=3)
+    for i in range(5000):
+        rc.add("d", f"order {i} failed")
+    top = rc.top("d")
+    assert len(top) == 4 and sum(top.values()) == 5000
+    assert len(rc._counts["d"]) <= 1001
