@@ -23,11 +23,12 @@ checks:
   - kind: kafka
     name: bench
     bootstrap_servers: {bootstrap}
-"""
+{extra}"""
 
 
-def main(bootstrap: str, timeout: float = 120.0) -> None:
-    cfg = parse_config(CONFIG.format(bootstrap=bootstrap, timeout=timeout), "bench.yaml").checks[0]
+def main(bootstrap: str, time_lag: str = "", timeout: float = 120.0) -> None:
+    extra = f"    time_lag: '{time_lag}'\n" if time_lag else ""  # quoted: YAML reads a bare off as false
+    cfg = parse_config(CONFIG.format(bootstrap=bootstrap, timeout=timeout, extra=extra), "bench.yaml").checks[0]
     exporter = Exporter()
     t0 = time.perf_counter()
     check = build_check(cfg)
@@ -47,4 +48,4 @@ def main(bootstrap: str, timeout: float = 120.0) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *(float(a) for a in sys.argv[2:]))
+    main(*sys.argv[1:3])  # BOOTSTRAP [TIME_LAG]: "off", "exact", "estimate" (default: the check's default)
