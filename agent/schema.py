@@ -206,6 +206,11 @@ class Choice(Type):
         self.name = " | ".join(choices)
 
     def convert(self, value, ctx, path):
+        # YAML 1.1 reads a bare off/on/no/yes as a boolean; the user meant the word.
+        if value is False and "off" in self.choices:
+            value = "off"
+        elif value is True and "on" in self.choices:
+            value = "on"
         if value not in self.choices:
             hint = _did_you_mean(str(value), self.choices)
             raise _Invalid(f"{value!r} is not one of {', '.join(self.choices)}{hint}")

@@ -168,3 +168,8 @@ def test_any_document_gives_a_config_or_config_errors(doc):
         parse_config(yaml.safe_dump({"checks": doc} if not isinstance(doc, dict) else doc), "fuzz.yaml", {})
     except ConfigErrors as e:
         assert all(str(err).startswith("fuzz.yaml") for err in e.errors)
+
+
+def test_bare_off_means_the_word_not_a_boolean():
+    cfg = parse_config(MINIMAL + "    time_lag: off\n", "m.yaml", {})
+    assert cfg.checks[0].options.time_lag == "off"

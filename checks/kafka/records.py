@@ -51,7 +51,12 @@ class RecordReader:
             # A committed offset below the log start (deleted by retention) reads the oldest record.
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 100,
+            # Only the first record at each offset is wanted: no prefetching of whole partitions
+            # (librdkafka's defaults queue up to 100,000 messages and 64 MB per consumer).
+            "queued.min.messages": 1,
             "queued.max.messages.kbytes": 4096,
+            "max.partition.fetch.bytes": 65536,
+            "fetch.max.bytes": 4 * 1024 * 1024,
             "enable.partition.eof": True,
         }
         self._consumer: Consumer | None = None
