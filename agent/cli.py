@@ -89,7 +89,7 @@ def cmd_metrics(args) -> int:
 def cmd_check(args) -> int:
     from agent.app import build_check
     from agent.exporter import Exporter
-    from agent.scheduler import collect_all
+    from agent.scheduler import close_check, collect_all
 
     setup_logging("warning")
     cfg = _load(args.config)
@@ -100,10 +100,7 @@ def cmd_check(args) -> int:
         snaps = collect_all(pairs)
     finally:
         for _, check in pairs:
-            try:
-                check.close()
-            except Exception:
-                pass
+            close_check(check)
     exporter = Exporter()
     for (c, _), snap in zip(pairs, snaps):
         exporter.publish(snap, c.kind)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -177,7 +178,5 @@ def run_demo(args) -> int:
     finally:
         stop.set()
         stop_parts(parts)
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
         print("mqwatch demo stopped; all embedded brokers are down.", flush=True)

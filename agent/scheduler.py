@@ -129,15 +129,17 @@ def collect_all(pairs: list[tuple[CheckConfig, Check]]) -> list[Snapshot]:
     return results  # type: ignore[return-value]
 
 
-def _close_quietly(check: Check) -> None:
-    def close():
-        try:
-            check.close()
-        except Exception as e:
-            log.warning("check_close_failed check=%s/%s error=%r", check.kind, check.name, e)
+def close_check(check: Check) -> None:
+    """Close a check's clients; a failure is logged, never raised."""
+    try:
+        check.close()
+    except Exception as e:
+        log.warning("check_close_failed check=%s/%s error=%r", check.kind, check.name, e)
 
+
+def _close_quietly(check: Check) -> None:
     # close() of a client stuck on a dead broker may block: never let it block a reload
-    threading.Thread(target=close, daemon=True, name=f"close-{check.kind}-{check.name}").start()
+    threading.Thread(target=close_check, args=(check,), daemon=True, name=f"close-{check.kind}-{check.name}").start()
 
 
 def _one_line(text: str) -> str:

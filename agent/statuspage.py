@@ -82,9 +82,9 @@ def _consumers_table(states) -> str:
         for labels, messages in _series(st, "mqwatch_consumer_lag_messages"):
             key = (labels.get("queue"), labels.get("consumer"))
             secs = seconds.get(key)
-            hist_name, hist_labels = ("mqwatch_consumer_lag_seconds", labels) if secs is not None else ("mqwatch_consumer_lag_messages", labels)
+            hist_name = "mqwatch_consumer_lag_seconds" if secs is not None else "mqwatch_consumer_lag_messages"
             rows.append((secs if secs is not None else -1.0, messages, st, labels, statuses.get(key, ""),
-                         _history(st, hist_name, hist_labels)))
+                         _history(st, hist_name, labels)))
     rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
     html_rows = "".join(
         f"<tr class='consumer status-{_e(status or 'unknown')}'><td>{_e(st.kind)}/{_e(st.name)}</td>"
