@@ -14,7 +14,7 @@ from checks.kafka.config import SCHEMA
 from checks.kafka.dlq import DlqTracker
 from checks.kafka.metrics import METRICS
 from checks.kafka.records import RecordReader
-from checks.kafka.timelag import TimeLag, worst_per_topic
+from checks.kafka.timelag import TimeLag, lag_seconds
 
 # Group states in which the broker says members are there (tansu reports no member list).
 ACTIVE_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance")
@@ -134,11 +134,17 @@ class KafkaCheck(Check):
         self.time_lag.observe_ends(view.end_offsets, view.observed_at)
         if self.options.time_lag == "off":
             return
-        committed = {
-            (gid, topic, p): view.groups[gid].offsets[(topic, p)]
-            for gid, topics in lags.items() for topic, parts in topics.items() for p in parts
-        }
-        result = self.time_lag.compute(committed, view.end_offsets, view.observed_at, self.reader(),
+        groups = view.groups
+        lagging: dict = {}
+        for gid, topics in lags.items():
+            offsets = groups[gid].offsets
+            for topic, parts in topics.items():
+                for p, lag in parts.items():
+                    if lag > 0:
+                        key = (topic, p, offsets[(topic, p)])
+                        if lagging.get(key, 0) < lag:
+                            lagging[key] = lag
+        result = self.time_lag.compute(lagging, view.end_offsets, view.observed_at, self.reader(),
                                        deadline - time.monotonic())
         if result.errors:
             out.error("time_lag", f"reading records to date committed offsets failed for {len(result.errors)} "
@@ -147,10 +153,11 @@ class KafkaCheck(Check):
             out.error("time_lag", f"{result.unread} partition(s) did not answer within fetch_timeout "
                                   f"{self.options.fetch_timeout:g}s (or the check's timeout); their lag in seconds "
                                   f"is an estimate or missing this cycle")
-        for (gid, topic), seconds in worst_per_topic(result.seconds, lags).items():
+        worst, per_partition = lag_seconds(result.seconds, lags, lambda gid: groups[gid].offsets)
+        for (gid, topic), seconds in worst.items():
             out.add("mqwatch_consumer_lag_seconds", seconds, queue=topic, consumer=gid)
         if self.options.granularity == "partition":
-            for (gid, topic, p), seconds in result.seconds.items():
+            for (gid, topic, p), seconds in per_partition.items():
                 out.add("mqwatch_partition_lag_seconds", seconds, queue=topic, consumer=gid, partition=p)
 
     def emit_dlqs(self, out: SnapshotBuilder, view: ClusterView, deadline: float) -> None:

@@ -37,7 +37,7 @@ NO_TIMESTAMP = object()  # the record has no usable timestamp
 
 @dataclass
 class TimeLagResult:
-    seconds: dict  # (group, topic, partition) -> seconds
+    seconds: dict  # (topic, partition, committed offset) -> seconds
     read: int = 0  # partitions read this cycle
     deferred: int = 0  # over the per-cycle read budget: read in a later cycle, by design
     unread: int = 0  # read but not answered within the cycle's time (or no time was left)
@@ -61,45 +61,46 @@ class TimeLag:
         self.timeline.retain(end_offsets)
         self._ends = {tp: e for tp, e in self._ends.items() if tp in end_offsets}
 
-    def compute(self, committed: dict, end_offsets: dict, now: float, reader, time_left: float) -> TimeLagResult:
-        """committed: (group, topic, partition) -> committed offset. reader: a RecordReader."""
+    def compute(self, lagging: dict, end_offsets: dict, now: float, reader, time_left: float) -> TimeLagResult:
+        """Dates committed offsets that lag.
+
+        lagging: (topic, partition, committed offset) -> lag in messages, one entry per distinct
+        committed offset however many groups sit at it (at 10k partitions x 50 groups, groups
+        sharing offsets make this several times smaller than the committed offsets).
+        reader: a RecordReader. A caught-up partition is 0 s and needs no entry.
+        """
         result = TimeLagResult({})
         if self.mode == "off":
             return result
-        needed: dict = {}  # (topic, partition, committed) -> lag in messages
+        needed: dict = {}  # (topic, partition, committed) -> lag in messages, to be read
         fallback: dict = {}
-        for key, c in committed.items():
-            gid, topic, p = key
-            end = end_offsets.get((topic, p))
-            if end is None:
-                continue
-            if c >= end:
-                result.seconds[key] = 0.0
-                continue
-            est = self.timeline.estimate((topic, p), c, now)
-            if self.mode == "estimate" and est is not None and est.method in (INTERPOLATED, CAUGHT_UP):
-                result.seconds[key] = est.seconds
-                continue
-            if est is not None and est.method != LOWER_BOUND:
-                # Used if the read does not answer. A lower bound from a short history is
-                # near 0 for any lag, so it is worse than no value.
-                fallback[key] = est.seconds
-            needed[(topic, p, c)] = max(needed.get((topic, p, c), 0), end - c)
+        estimate_mode = self.mode == "estimate"
+        estimate = self.timeline.estimate
+        for key, lag in lagging.items():
+            topic, p, c = key
+            est = estimate((topic, p), c, now)
+            if est is not None:
+                if estimate_mode and est.method in (INTERPOLATED, CAUGHT_UP):
+                    result.seconds[key] = est.seconds
+                    continue
+                if est.method != LOWER_BOUND:
+                    # Used if the read does not answer. A lower bound from a short history is
+                    # near 0 for any lag, so it is worse than no value.
+                    fallback[key] = est.seconds
+            needed[key] = lag
 
         self._read_missing(needed, end_offsets, reader, time_left, result)
         self.last_reads = result.read
-        for key, c in committed.items():
-            if key in result.seconds:
-                continue
-            gid, topic, p = key
-            ts = self._exact.get((topic, p, c))
+        exact = self._exact
+        for key in needed:
+            ts = exact.get(key)
             if ts is NOTHING_TO_READ:
                 result.seconds[key] = 0.0
             elif ts is not None and ts is not NO_TIMESTAMP:
                 result.seconds[key] = max(0.0, now - ts)
             elif key in fallback:
                 result.seconds[key] = fallback[key]
-        self._exact = {k: v for k, v in self._exact.items() if k in needed}
+        self._exact = {k: v for k, v in exact.items() if k in needed}
         return result
 
     def _read_missing(self, needed: dict, end_offsets: dict, reader, time_left: float, result: TimeLagResult) -> None:
@@ -131,20 +132,33 @@ class TimeLag:
         result.errors.extend(f"{t}[{p}]: {msg}" for t, p, msg in got.errors)
 
 
-def worst_per_topic(seconds: dict, lags: dict) -> dict:
-    """(group, topic) -> worst partition's seconds.
+def lag_seconds(dates: dict, lags: dict, offsets_of) -> tuple[dict, dict]:
+    """(group, topic) -> worst partition's seconds, and (group, topic, partition) -> seconds.
 
-    lags: group -> topic -> partition -> lag in messages. A topic with lagging partitions
-    of which none could be dated gets no value (never a made-up 0); if some could, the
-    worst of those is a lower bound of the true worst.
+    dates: TimeLagResult.seconds. lags: group -> topic -> partition -> lag in messages.
+    offsets_of(group) -> {(topic, partition): committed offset}. A caught-up partition is
+    0 s. A topic with lagging partitions of which none could be dated gets no value (never
+    a made-up 0); if some could, the worst of those is a lower bound of the true worst.
     """
-    out = {}
+    worst: dict = {}
+    per_partition: dict = {}
     for gid, topics in lags.items():
+        offsets = offsets_of(gid)
         for topic, parts in topics.items():
-            known = [seconds[(gid, topic, p)] for p in parts if (gid, topic, p) in seconds]
-            lagging_known = [seconds[(gid, topic, p)] for p, lag in parts.items() if lag > 0 and (gid, topic, p) in seconds]
-            if any(lag > 0 for lag in parts.values()) and not lagging_known:
-                continue
-            if known:
-                out[(gid, topic)] = max(known)
-    return out
+            top = None
+            lagging = lagging_dated = False
+            for p, lag in parts.items():
+                if lag <= 0:
+                    s = 0.0
+                else:
+                    lagging = True
+                    s = dates.get((topic, p, offsets[(topic, p)]))
+                    if s is None:
+                        continue
+                    lagging_dated = True
+                per_partition[(gid, topic, p)] = s
+                if top is None or s > top:
+                    top = s
+            if top is not None and (lagging_dated or not lagging):
+                worst[(gid, topic)] = top
+    return worst, per_partition
