@@ -32,23 +32,35 @@ STATUSES = (OK, LAGGING, STALLED, STOPPED, REWOUND)
 DEFAULT_WINDOW = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
-    offsets: tuple  # committed offsets, one per partition, in a stable order (or one sum)
+    position: int  # digest of the committed offsets: equal digests mean no offset moved
     lag: float
     active: bool  # members present, or the broker reports the group Stable or rebalancing
+    went_back: bool = False  # a committed offset is lower than in the observation before
+
+
+def observation(previous: tuple | None, offsets: tuple, lag: float, active: bool) -> Observation:
+    """offsets: committed offsets, one per partition in a stable order (or one sum);
+    previous: those of the observation before, if any.
+
+    A window keeps digests, not the offsets: a group on a 100-partition topic would
+    otherwise hold 100 offsets per observation (at 10k partitions x 50 groups and a window
+    of 10, about 8 MB of tuples that only ever get compared).
+    """
+    went_back = previous is not None and _went_back(previous, offsets)
+    return Observation(hash(offsets), float(lag), bool(active), went_back)
 
 
 def evaluate(window: list[Observation], size: int = DEFAULT_WINDOW) -> str:
     if not window:
         return OK
-    for prev, cur in zip(window, window[1:]):
-        if _went_back(prev.offsets, cur.offsets):
-            return REWOUND
+    if any(o.went_back for o in window[1:]):  # the first one's predecessor left the window
+        return REWOUND
     last = window[-1]
     if any(o.lag == 0 for o in window):
         return OK
-    moved = window[0].offsets != last.offsets
+    moved = window[0].position != last.position
     if len(window) < size:
         return STOPPED if (not last.active and not moved) else OK
     if not moved:
@@ -71,20 +83,25 @@ class StatusTracker:
     def __init__(self, size: int = DEFAULT_WINDOW):
         self.size = size
         self._windows: dict = {}
+        self._last: dict = {}  # key -> offsets of its newest observation, to tell a rewind
 
     def observe(self, key, offsets, lag: float, active: bool) -> str:
+        offsets = tuple(offsets)
         win = self._windows.get(key)
         if win is None:
             win = self._windows[key] = deque(maxlen=self.size)
-        win.append(Observation(tuple(offsets), float(lag), bool(active)))
+        win.append(observation(self._last.get(key), offsets, lag, active))
+        self._last[key] = offsets
         return evaluate(list(win), self.size)
 
     def forget(self, key) -> None:
         """Start a key's window afresh, e.g. when its offsets were renumbered rather than rewound."""
         self._windows.pop(key, None)
+        self._last.pop(key, None)
 
     def retain(self, keys) -> None:
         keys = set(keys)
         for k in list(self._windows):
             if k not in keys:
                 del self._windows[k]
+                self._last.pop(k, None)

@@ -23,13 +23,19 @@ from __future__ import annotations
 
 import pytest
 
-from agent.status import LAGGING, OK, REWOUND, STALLED, STOPPED, StatusTracker, evaluate, Observation
+from agent.status import LAGGING, OK, REWOUND, STALLED, STOPPED, StatusTracker, evaluate, observation
 
 W = 4  # window size used by the table
 
 
-def obs(offset, lag, active=True):
-    return Observation((offset,) if isinstance(offset, int) else tuple(offset), float(lag), active)
+def window(entries):
+    """[(offset or offsets, lag[, active])] -> observations, each compared with the one before."""
+    out, previous = [], None
+    for offset, lag, *active in entries:
+        offsets = (offset,) if isinstance(offset, int) else tuple(offset)
+        out.append(observation(previous, offsets, lag, active[0] if active else True))
+        previous = offsets
+    return out
 
 
 CASES = [
@@ -62,9 +68,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,window,expected", CASES, ids=[c[0] for c in CASES])
-def test_evaluate(name, window, expected):
-    assert evaluate([obs(*o) for o in window], W) == expected
+@pytest.mark.parametrize("name,entries,expected", CASES, ids=[c[0] for c in CASES])
+def test_evaluate(name, entries, expected):
+    assert evaluate(window(entries), W) == expected
 
 
 def test_tracker_slides_the_window_and_recovers():
