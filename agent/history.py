@@ -2,12 +2,14 @@
 
 Every series recorded in a cycle gets that cycle's time, and a series missing from a
 cycle is dropped, so the points of any series are the last N cycles' times. One deque
-of times therefore serves all series, and each series keeps only its values: 32 bytes a
-point instead of 88 for a (time, value) tuple (6 MB -> 2 MB for 1,000 lag series).
+of times therefore serves all series, and each series keeps only its values, as a
+packed array of doubles: 8 bytes a point, against 88 for a (time, value) tuple and 32
+for a float object in a deque (2,000 lag series x 60 points: 0.9 MB instead of 3.8 MB).
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 
 
@@ -24,8 +26,10 @@ class SeriesHistory:
         for key, value in items:
             values = old.get(key)
             if values is None:
-                values = deque(maxlen=self.points)
+                values = array("d")
             values.append(value)
+            if len(values) > self.points:
+                del values[0]
             kept[key] = values  # keyed by this cycle's key object, so old snapshots' labels are freed
         self._values = kept
 
