@@ -11,6 +11,7 @@ import threading
 
 from agent import __version__
 from agent.logs import setup_logging
+from agent.memtrim import limit_malloc_arenas
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    limit_malloc_arenas()  # before any thread (and its arena) exists
     handler = {"run": cmd_run, "check": cmd_check, "validate": cmd_validate, "metrics": cmd_metrics, "demo": cmd_demo}
     return handler[args.command](args)
 
