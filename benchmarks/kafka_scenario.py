@@ -21,6 +21,7 @@ class KafkaScenario:
     groups: int = 50
     partitions_per_topic: int = PARTITIONS_PER_TOPIC
     prefix: str = "bench"
+    topics_per_group: int | None = None  # None: a fifth of the topics, so a group's offsets grow with the cluster
 
     @property
     def topics(self) -> list[str]:
@@ -34,7 +35,8 @@ class KafkaScenario:
     def group_topics(self, index: int) -> list[str]:
         """The topics group `index` commits on: a rotating window so every topic is covered."""
         topics = self.topics
-        k = max(1, round(len(topics) * TOPICS_PER_GROUP_SHARE))
+        k = self.topics_per_group or max(1, round(len(topics) * TOPICS_PER_GROUP_SHARE))
+        k = min(k, len(topics))
         return [topics[(index * k + j) % len(topics)] for j in range(k)]
 
     @property
@@ -42,8 +44,9 @@ class KafkaScenario:
         return sum(len(self.group_topics(i)) for i in range(self.groups)) * self.partitions_per_topic
 
     def describe(self) -> str:
+        per_group = self.committed_offsets // max(1, self.groups)
         return (f"{len(self.topics)} topics x {self.partitions_per_topic} partitions, {self.groups} groups, "
-                f"{self.committed_offsets:,} committed offsets")
+                f"{self.committed_offsets:,} committed offsets ({per_group:,} per group)")
 
 
 def _chunks(items: list, n: int) -> list[list]:

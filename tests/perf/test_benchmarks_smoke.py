@@ -43,7 +43,8 @@ def test_kafka_benchmark_runs_and_both_sides_agree(tmp_path):
     ratio = next(v for k, v in r.items() if k.startswith("collection time vs floor, 200 partitions"))
     assert ratio["target"] == "<= 1.25x" and math.isfinite(ratio["value"]) and ratio["value"] > 0
     assert any(k.startswith("mqwatch time per partition") for k in r)
-    assert "| 200 | 120 |" in text and "| 400 | 240 |" in text  # partitions and committed offsets of both sizes
+    # partitions, groups and committed offsets: both sizes, and the largest with groups scaled instead
+    assert "| 200 | 3 | 120 |" in text and "| 400 | 3 | 240 |" in text and "| 400 | 6 | 240 |" in text
 
 
 @pytest.mark.timeout(120)
