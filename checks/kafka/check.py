@@ -153,11 +153,12 @@ class KafkaCheck(Check):
             out.error("time_lag", f"{result.unread} partition(s) did not answer within fetch_timeout "
                                   f"{self.options.fetch_timeout:g}s (or the check's timeout); their lag in seconds "
                                   f"is an estimate or missing this cycle")
-        worst, per_partition = lag_seconds(result.seconds, lags, lambda gid: groups[gid].offsets)
+        per_partition = self.options.granularity == "partition"
+        worst, partitions = lag_seconds(result.seconds, lags, lambda gid: groups[gid].offsets, per_partition)
         for (gid, topic), seconds in worst.items():
             out.add("mqwatch_consumer_lag_seconds", seconds, queue=topic, consumer=gid)
-        if self.options.granularity == "partition":
-            for (gid, topic, p), seconds in per_partition.items():
+        if per_partition:
+            for (gid, topic, p), seconds in partitions.items():
                 out.add("mqwatch_partition_lag_seconds", seconds, queue=topic, consumer=gid, partition=p)
 
     def emit_dlqs(self, out: SnapshotBuilder, view: ClusterView, deadline: float) -> None:

@@ -132,8 +132,9 @@ class TimeLag:
         result.errors.extend(f"{t}[{p}]: {msg}" for t, p, msg in got.errors)
 
 
-def lag_seconds(dates: dict, lags: dict, offsets_of) -> tuple[dict, dict]:
-    """(group, topic) -> worst partition's seconds, and (group, topic, partition) -> seconds.
+def lag_seconds(dates: dict, lags: dict, offsets_of, per_partition: bool = True) -> tuple[dict, dict]:
+    """(group, topic) -> worst partition's seconds, and (group, topic, partition) -> seconds
+    (left empty unless per_partition: 100k entries at 10k partitions x 50 groups).
 
     dates: TimeLagResult.seconds. lags: group -> topic -> partition -> lag in messages.
     offsets_of(group) -> {(topic, partition): committed offset}. A caught-up partition is
@@ -141,7 +142,7 @@ def lag_seconds(dates: dict, lags: dict, offsets_of) -> tuple[dict, dict]:
     a made-up 0); if some could, the worst of those is a lower bound of the true worst.
     """
     worst: dict = {}
-    per_partition: dict = {}
+    partitions: dict = {}
     for gid, topics in lags.items():
         offsets = offsets_of(gid)
         for topic, parts in topics.items():
@@ -156,9 +157,10 @@ def lag_seconds(dates: dict, lags: dict, offsets_of) -> tuple[dict, dict]:
                     if s is None:
                         continue
                     lagging_dated = True
-                per_partition[(gid, topic, p)] = s
+                if per_partition:
+                    partitions[(gid, topic, p)] = s
                 if top is None or s > top:
                     top = s
             if top is not None and (lagging_dated or not lagging):
                 worst[(gid, topic)] = top
-    return worst, per_partition
+    return worst, partitions
