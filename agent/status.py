@@ -87,11 +87,13 @@ class StatusTracker:
 
     def observe(self, key, offsets, lag: float, active: bool) -> str:
         offsets = tuple(offsets)
+        previous = self._last.get(key)
         win = self._windows.get(key)
         if win is None:
             win = self._windows[key] = deque(maxlen=self.size)
-        win.append(observation(self._last.get(key), offsets, lag, active))
-        self._last[key] = offsets
+        win.append(observation(previous, offsets, lag, active))
+        if offsets != previous:  # unchanged: keep the old tuple, not a new one that outlives the cycle
+            self._last[key] = offsets
         return evaluate(list(win), self.size)
 
     def forget(self, key) -> None:
