@@ -217,23 +217,22 @@ class _GroupReplies:
     """
 
     def __init__(self, pending: tuple, keys: dict, errors: list):
-        ids, self._describe, self._offsets = pending
-        self._describe, self._offsets = dict(self._describe), dict(self._offsets)
+        ids, describe, offsets = pending
+        self._describe, self._offsets = dict(describe), dict(offsets)
         self.groups = {gid: GroupInfo() for gid in ids}
         self._keys, self._errors = keys, errors
 
     def absorb_done(self) -> None:
-        for gid in [g for g, f in self._describe.items() if f.done()]:
-            self._absorb_description(gid, self._describe.pop(gid))
-        for gid in [g for g, f in self._offsets.items() if f.done()]:
-            self._absorb_offsets(gid, self._offsets.pop(gid))
+        self._absorb(lambda future: future.done())
 
     def absorb_all(self, remaining) -> None:
         wait(list(self._describe.values()) + list(self._offsets.values()), timeout=remaining())
-        for gid in list(self._describe):
-            self._absorb_description(gid, self._describe.pop(gid))
-        for gid in list(self._offsets):
-            self._absorb_offsets(gid, self._offsets.pop(gid))
+        self._absorb(lambda future: True)  # what is still not done is reported as timed out
+
+    def _absorb(self, ready) -> None:
+        for pending, absorb in ((self._describe, self._absorb_description), (self._offsets, self._absorb_offsets)):
+            for gid in [g for g, f in pending.items() if ready(f)]:
+                absorb(gid, pending.pop(gid))
 
     def _absorb_description(self, gid, future) -> None:
         info = self.groups[gid]
