@@ -67,6 +67,7 @@ _ON_Q = "{{ with $labels.queue }} on {{ . }}{{ end }}"
 _OF_Q = "{{ with $labels.queue }} of queue {{ . }}{{ end }}"
 _OPT_C = "{{ with $labels.consumer }} (consumer {{ . }}){{ end }}"
 _DLQ = "{{ with $labels.dlq }}{{ . }}{{ else }}a dead-letter queue{{ end }}"
+_THE_DLQ = "{{ with $labels.dlq }}dead-letter queue {{ . }}{{ else }}a dead-letter queue{{ end }}"
 _FROM_SRC = "{{ with $labels.source }} from {{ . }}{{ end }}"
 _STALLED, _STOPPED, _LAGGING, _REWOUND = ('status="stalled"', 'status="stopped"', 'status="lagging"',
                                           'status="rewound"')
@@ -268,14 +269,14 @@ ALERTS: tuple[Alert, ...] = (
         "MqwatchDLQReceivingMessages", "mqwatch-dead-letters",
         _dlq_arrivals,
         "Dead letters arriving in " + _DLQ + _FROM_SRC + _CL,
-        "{{ $value | humanize }} messages" + _FROM_SRC + _OPT_C + " arrived in " + _DLQ + " of cluster " + _CQ
+        "{{ $value | humanize }} messages" + _FROM_SRC + _OPT_C + " arrived in " + _THE_DLQ + " of cluster " + _CQ
         + " in the last [[window]].",
     ),
     Alert(
         "MqwatchDLQNotDrained", "mqwatch-dead-letters",
         _dlq_not_drained,
         "Dead letters in " + _DLQ + " not handled for [[for]]" + _CL,
-        "Dead-letter queue " + _DLQ + _FROM_SRC.replace(" from ", " of queue ") + _OPT_C + " in " + _SYS
+        "{{ with $labels.dlq }}Dead-letter queue {{ . }}{{ else }}A dead-letter queue{{ end }}" + _FROM_SRC.replace(" from ", " of queue ") + _OPT_C + " in " + _SYS
         + "cluster " + _CQ + " has held {{ $value | humanize }} messages for [[for]] that nobody handled (on Kafka: "
         "no consumer group on it is caught up).",
     ),
