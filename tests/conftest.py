@@ -42,3 +42,11 @@ def pulsar_lite():
     broker = start_pulsar_lite()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A private CA with server and client certificates (tests/pki.py)."""
+    from tests.pki import make_pki
+
+    return make_pki(str(tmp_path_factory.mktemp("pki")))
