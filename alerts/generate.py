@@ -276,7 +276,8 @@ ALERTS: tuple[Alert, ...] = (
         "MqwatchDLQNotDrained", "mqwatch-dead-letters",
         _dlq_not_drained,
         "Dead letters in " + _DLQ + " not handled for [[for]]" + _CL,
-        "{{ with $labels.dlq }}Dead-letter queue {{ . }}{{ else }}A dead-letter queue{{ end }}" + _FROM_SRC.replace(" from ", " of queue ") + _OPT_C + " in " + _SYS
+        "{{ with $labels.dlq }}Dead-letter queue {{ . }}{{ else }}A dead-letter queue{{ end }}"
+        + _FROM_SRC.replace(" from ", " of queue ") + _OPT_C + " in " + _SYS
         + "cluster " + _CQ + " has held {{ $value | humanize }} messages for [[for]] that nobody handled (on Kafka: "
         "no consumer group on it is caught up).",
     ),
@@ -344,8 +345,9 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchRedisMemoryNearLimit", "mqwatch-brokers",
         lambda p, s: (
-            f"{_one(_last(p, s('mqwatch_redis_used_memory_bytes')) + ' / (' + _last(p, s('mqwatch_redis_maxmemory_bytes')) + ' > 0)')}"
-            f" > {p.threshold_ratio}"
+            _one(_last(p, s("mqwatch_redis_used_memory_bytes")) + " / ("
+                 + _last(p, s("mqwatch_redis_maxmemory_bytes")) + " > 0)")
+            + f" > {p.threshold_ratio}"
         ),
         "Redis " + _CQ + " uses {{ $value | humanizePercentage }} of maxmemory",
         "Redis cluster " + _CQ + " has used {{ $value | humanizePercentage }} of its maxmemory for [[for]] "
@@ -381,8 +383,9 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchCanarySlow", "mqwatch-canary",
         lambda p, s: (
-            f"{_one('histogram_quantile(' + str(p.quantile) + ', rate(' + s('mqwatch_canary_roundtrip_seconds_bucket') + '[' + p.window + ']))')}"
-            f" > {p.threshold_seconds}"
+            _one(f"histogram_quantile({p.quantile}, rate("
+                 + s("mqwatch_canary_roundtrip_seconds_bucket") + f"[{p.window}]))")
+            + f" > {p.threshold_seconds}"
         ),
         "mqwatch canary round trips on " + _CQ + " are slow",
         "The [[quantile]] quantile of canary round trips through " + _SYS + "cluster " + _CQ + " is "
@@ -547,7 +550,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rules-out", type=Path, default=RULES_OUT)
     ap.add_argument("--prometheusrule-out", type=Path, default=None,
                     help=f"default: {PROMETHEUSRULE_OUT.relative_to(ROOT)} when no other option changes the output")
-    ap.add_argument("--max-for", help="cap every `for:` and `keep_firing_for:` at this duration (the demo and end-to-end tests, e.g. 15s; never in production)")
+    ap.add_argument("--max-for", help="cap every `for:` and `keep_firing_for:` at this duration "
+                    "(the demo and end-to-end tests, e.g. 15s; never in production)")
     args = ap.parse_args(argv)
     try:
         overrides = yaml.safe_load(args.overrides.read_text()) if args.overrides else None

@@ -343,12 +343,13 @@ def _consumer_rows(system: str, backlog_word: str) -> list[Panel]:
 
 def _canary_row(system: str) -> Row:
     c = S(system, queue_label=None)
+    buckets = one(f"rate(mqwatch_canary_roundtrip_seconds_bucket{c}[$__rate_interval])")
     return Row("End-to-end canary (when enabled)", [
         Panel("Canary round trip", "Time from producing a canary message to consuming it back: what a real "
               "producer/consumer pair experiences. Empty unless the check's canary is enabled.",
-              ((f"histogram_quantile(0.5, sum by (cluster, le) ({one(f'rate(mqwatch_canary_roundtrip_seconds_bucket{c}[$__rate_interval])')}))",
+              ((f"histogram_quantile(0.5, sum by (cluster, le) ({buckets}))",
                 "{{cluster}} p50"),
-               (f"histogram_quantile(0.99, sum by (cluster, le) ({one(f'rate(mqwatch_canary_roundtrip_seconds_bucket{c}[$__rate_interval])')}))",
+               (f"histogram_quantile(0.99, sum by (cluster, le) ({buckets}))",
                 "{{cluster}} p99")), units.Seconds, threshold=threshold_of("MqwatchCanarySlow"),
               runbooks=("MqwatchCanarySlow",)),
         Panel("Canary failures", "Canary round trips that failed per interval, by stage (produce, consume, timeout).",
@@ -517,7 +518,8 @@ def dlq():
         Row("Arrivals", [
             Panel("Dead letters arriving", "Messages that arrived in each DLQ per interval; survives retention and "
                   "removal of dead letters.",
-                  ((f"sum by (system, cluster, dlq, source) ({one(f'increase(mqwatch_dlq_messages_total{d}[$__rate_interval])')})",
+                  ((f"sum by (system, cluster, dlq, source) "
+                    f"({one(f'increase(mqwatch_dlq_messages_total{d}[$__rate_interval])')})",
                     "{{system}} {{cluster}} {{dlq}}"),), units.Short,
                   links=[system_link(cluster="cluster", queue="source")], runbooks=("MqwatchDLQReceivingMessages",)),
             Panel("Messages in DLQs", "Dead letters currently held.",
