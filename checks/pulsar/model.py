@@ -30,6 +30,15 @@ class PartitionState:
     produced: float | None = None  # msgInCounter: messages published since the topic was loaded
     storage_bytes: float | None = None
     subscriptions: dict[str, SubscriptionState] = field(default_factory=dict)
+    # msgInCounter per broker /metrics endpoint that reported it: each restarts on its own
+    # (unload, broker restart), so exported totals track them separately (agent.counters).
+    produced_by: dict[str, float] = field(default_factory=dict)
+
+    def produced_counters(self) -> dict[str, float]:
+        """Upstream counters of `produced`: per reporting broker, or one ("") from the admin API."""
+        if self.produced_by:
+            return self.produced_by
+        return {} if self.produced is None else {"": self.produced}
 
 
 @dataclass

@@ -45,7 +45,7 @@ class MetricsScraper:
                 state.brokers[broker] = False
                 continue
             try:
-                parse_exposition(result, state)
+                parse_exposition(result, state, source=broker)
             except ExpositionError as e:
                 errors.append(("bad_reply", f"{shown(url)}: {e}"))
                 state.brokers[broker] = False
