@@ -49,17 +49,26 @@ class PulsarCheck(Check):
     def _token(self) -> str:
         return self.options.auth.token
 
+    def _token_hosts(self) -> list[str]:
+        """Where the token may go: the configured URLs and auth.allowed_hosts, nothing learnt."""
+        o = self.options
+        return [*o.metrics_url, *([o.admin_url] if o.admin_url else []), *o.auth.allowed_hosts]
+
     def _request_timeout(self) -> float:
         return min(self.options.request_timeout, self.timeout * _DEADLINE_SHARE)
 
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient(self.options.admin_url, self._token, self._request_timeout(), self.options.max_concurrency)
+            o = self.options
+            self._admin = AdminClient(o.admin_url, self._token, self._request_timeout(), o.max_concurrency,
+                                      o.max_admin_bytes, self._token_hosts())
         return self._admin
 
     def scraper(self) -> MetricsScraper:
         if self._scraper is None:
-            self._scraper = MetricsScraper(list(self.options.metrics_url), self._token, self._request_timeout())
+            o = self.options
+            self._scraper = MetricsScraper(list(o.metrics_url), self._token, self._request_timeout(),
+                                           o.max_metrics_bytes, self._token_hosts())
         return self._scraper
 
     def binary(self):
@@ -91,11 +100,7 @@ class PulsarCheck(Check):
     def collect(self, out: SnapshotBuilder) -> None:
         started = time.monotonic()
         deadline = started + self.timeout * _DEADLINE_SHARE
-        errors_before = len(out.errors)
         state = self.fetch_state(out, deadline)
-        # Something could not be read (a broker's /metrics, a namespace listing): what is
-        # missing is unknown, not gone, so no state of a "vanished" topic is dropped this cycle.
-        complete = len(out.errors) == errors_before and all(state.brokers.values())
         now = time.time()
         state.topics = {n: t for n, t in state.topics.items() if matches(self.options.topics, n)}
         self.emit_brokers(out, state)
@@ -103,7 +108,9 @@ class PulsarCheck(Check):
         for name in sorted(state.topics):
             self.emit_topic(out, state.topics[name], now)
         self.emit_dead_letters(out, state, letters, now, deadline)
-        if complete:
+        # Something could not be read (a broker's /metrics, a namespace listing): what is
+        # missing is unknown, not gone, so no state of a "vanished" topic is dropped this cycle.
+        if state.complete:
             self._prune(state, sorted(n for n, info in letters.items() if info.kind == DLQ))
         if self.options.canary.enabled:
             self.run_canary(out, deadline)

@@ -61,6 +61,9 @@ class ClusterState:
     topics: dict[str, TopicState] = field(default_factory=dict)
     brokers: dict[str, bool] = field(default_factory=dict)  # broker (host:port) -> healthy
     source: str = ""  # "admin" or "metrics"
+    # False when a broker's /metrics or an admin listing could not be read: topics missing
+    # from this state may still exist, so per-topic state must not be forgotten for them.
+    complete: bool = True
 
     def topic(self, name: str) -> TopicState:
         t = self.topics.get(name)
