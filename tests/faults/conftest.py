@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.embedded import free_port, start_pulsar_lite, start_redis, start_tansu
+from agent.embedded import free_port
+from checks.kafka.embedded import start_tansu
+from checks.pulsar.embedded import start_pulsar_lite
+from checks.redis.embedded import start_redis
 from tests.faults.endpoint import Endpoint
 from tests.faults.stack import INTERVAL, TIMEOUT, AgentProcess, Watcher, value
 from tests.helpers import wait_until
