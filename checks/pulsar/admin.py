@@ -13,7 +13,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
-import requests
 from requests.adapters import HTTPAdapter
 
 from checks.pulsar.http import HttpError, TokenSession, get, get_json, new_session

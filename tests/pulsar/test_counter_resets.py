@@ -42,8 +42,8 @@ def two_brokers():
 
 def totals(check, *dlqs):
     snap = collect_once(check)
-    found = {l["dlq"]: v for l, v in snap.samples("mqwatch_dlq_messages_total")}
-    produced = {l["queue"]: v for l, v in snap.samples("mqwatch_queue_produced_total")}
+    found = {labels["dlq"]: v for labels, v in snap.samples("mqwatch_dlq_messages_total")}
+    produced = {labels["queue"]: v for labels, v in snap.samples("mqwatch_queue_produced_total")}
     return snap, [found.get(NS + d) for d in dlqs], [produced.get(NS + d) for d in dlqs]
 
 
