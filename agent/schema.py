@@ -320,8 +320,8 @@ class Schema(Type):
                 out[key] = f.default
         section = Section(out, frozenset(k for k, f in self.fields.items() if f.secret))
         if self.check and len(out) == len(self.fields):
-            for key, message in self.check(section):
-                ctx.error(path + ((key,) if key else ()), message)
+            for key, message in self.check(section):  # key: a name, a tuple path into the section, or ""
+                ctx.error(path + (key if isinstance(key, tuple) else (key,) if key else ()), message)
         return section
 
     def validate(self, value, file: str = "", lines: dict | None = None, path: tuple = ()) -> Section:
