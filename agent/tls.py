@@ -38,6 +38,17 @@ def client_context(tls) -> ssl.SSLContext:
     return ctx
 
 
+def trust_context(tls) -> ssl.SSLContext:
+    """For services outside the cluster (an OAuth2 issuer): the system store plus ca_file, no client cert."""
+    ctx = ssl.create_default_context()
+    if tls is not None and tls.ca_file:
+        ctx.load_verify_locations(tls.ca_file)
+    if tls is not None and tls.insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def describe_ssl_error(e: BaseException) -> str:
     """A short, secret-free text for a TLS failure (no key material is ever in these)."""
     if isinstance(e, ssl.SSLError):

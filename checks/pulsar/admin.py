@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from checks.pulsar.http import HttpError, get, get_json, new_session
 from checks.pulsar.model import (
@@ -37,14 +36,11 @@ class _DeadlineReached(HttpError):
 
 
 class AdminClient:
-    def __init__(self, base_url: str, token: str, request_timeout: float, max_concurrency: int):
-        self.base = base_url.rstrip("/")
+    def __init__(self, base_url: str, auth, tls, request_timeout: float, max_concurrency: int):
+        self.base = base_url.rstrip("/")  # may carry a path prefix (a proxy's /pulsar): kept as is
         self.request_timeout = request_timeout
         self.max_concurrency = max_concurrency
-        self.session: requests.Session = new_session(token)
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_concurrency)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session: requests.Session = new_session(auth, tls, request_timeout, pool_maxsize=max_concurrency)
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mqwatch-pulsar-admin")
 
     def close(self) -> None:

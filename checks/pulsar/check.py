@@ -43,28 +43,29 @@ class PulsarCheck(Check):
 
     # ---- clients, created lazily so a bad setting fails a collection, not the agent ----
 
-    @property
-    def _token(self) -> str:
-        return self.options.auth.token
-
     def _request_timeout(self) -> float:
         return min(self.options.request_timeout, self.timeout * _DEADLINE_SHARE)
 
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient(self.options.admin_url, self._token, self._request_timeout(), self.options.max_concurrency)
+            o = self.options
+            self._admin = AdminClient(o.admin_url, o.auth, o.tls, self._request_timeout(), o.max_concurrency)  # HttpError("tls") is handled by fetch_state
         return self._admin
 
     def scraper(self) -> MetricsScraper:
         if self._scraper is None:
-            self._scraper = MetricsScraper(list(self.options.metrics_url), self._token, self._request_timeout())
+            o = self.options
+            try:
+                self._scraper = MetricsScraper(list(o.metrics_url), o.auth, o.tls, self._request_timeout())
+            except HttpError as e:  # tls files that no longer load
+                raise CheckError(e.reason, str(e)) from None
         return self._scraper
 
     def binary(self):
         if self._binary is None:
             from checks.pulsar.binary import connect
 
-            self._binary = connect(self.options.service_url, self._token, self._request_timeout())
+            self._binary = connect(self.options.service_url, self.options.auth, self.options.tls, self._request_timeout())
         return self._binary
 
     def close(self) -> None:

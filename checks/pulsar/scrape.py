@@ -12,10 +12,10 @@ from checks.pulsar.model import ClusterState
 
 
 class MetricsScraper:
-    def __init__(self, urls: list[str], token: str, request_timeout: float):
+    def __init__(self, urls: list[str], auth, tls, request_timeout: float):
         self.urls = urls
         self.request_timeout = request_timeout
-        self.session = new_session(token)
+        self.session = new_session(auth, tls, request_timeout)
         self._pool = ThreadPoolExecutor(min(8, max(1, len(urls))), thread_name_prefix="mqwatch-pulsar-scrape")
 
     def close(self) -> None:
