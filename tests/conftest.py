@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.embedded import start_pulsar_lite, start_redis, start_tansu
+from checks.kafka.embedded import start_tansu
+from checks.pulsar.embedded import start_pulsar_lite
+from checks.redis.embedded import start_redis
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from agent.embedded import free_port, tansu_binary, wait_for_port
+from agent.embedded import free_port, wait_for_port
+from checks.kafka.embedded import tansu_binary
 from tests.helpers import collect_once, make_check, unique
 from tests.tlsproxy import TlsProxy, server_context
 

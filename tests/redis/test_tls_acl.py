@@ -18,8 +18,9 @@ import pytest
 import redis
 
 from agent.config import parse_config
-from agent.embedded import free_port, redis_server_binary, wait_for_port
+from agent.embedded import free_port, wait_for_port
 from agent.schema import ConfigErrors
+from checks.redis.embedded import redis_server_binary
 from tests.helpers import collect_once
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "checks", "redis", "README.md")
