@@ -213,7 +213,7 @@ class Choice(Type):
         elif value is True and "on" in self.choices:
             value = "on"
         if value not in self.choices:
-            hint = _did_you_mean(str(value), self.choices)
+            hint = did_you_mean(str(value), self.choices)
             raise Invalid(f"{value!r} is not one of {', '.join(self.choices)}{hint}")
         return value
 
@@ -301,7 +301,7 @@ class Schema(Type):
         out = {}
         for key in value:
             if key not in self.fields:
-                ctx.error(path + (key,), f"unknown key{_did_you_mean(str(key), self.fields)}")
+                ctx.error(path + (key,), f"unknown key{did_you_mean(str(key), self.fields)}")
         for key, f in self.fields.items():
             if key in value and value[key] is not UNRESOLVED:
                 try:
@@ -413,13 +413,13 @@ def _describe(value) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _did_you_mean(word: str, candidates) -> str:
+def did_you_mean(word: str, candidates) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
 __all__ = [
-    "Bool", "Choice", "ConfigError", "ConfigErrors", "Duration", "Field", "Filter", "Float", "Int",
+    "Bool", "Choice", "ConfigError", "ConfigErrors", "did_you_mean", "Duration", "Field", "Filter", "Float", "Int",
     "Invalid", "ListOf", "REQUIRED", "Regex", "ScalarMap", "Schema", "Section", "Str", "Type", "expand_env",
     "format_path", "matches",
 ]

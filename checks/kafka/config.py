@@ -3,7 +3,7 @@
 import re
 
 from agent import tls
-from agent.schema import _did_you_mean, Bool, Choice, Duration, Field, Filter, Int, Invalid, ListOf, Regex, ScalarMap, Schema, Str
+from agent.schema import did_you_mean, Bool, Choice, Duration, Field, Filter, Int, Invalid, ListOf, Regex, ScalarMap, Schema, Str
 from checks.kafka import properties
 
 _RESERVED_CLIENT_KEYS = ("bootstrap.servers", "group.id", "enable.auto.commit", "logger")
@@ -46,7 +46,7 @@ class ClientProperties(ScalarMap):
                 continue  # reported by _check
             problem = properties.problem(key, v)
             if problem and known and key not in known:
-                ctx.error(path + (key,), f"unknown librdkafka property{_did_you_mean(key, known)}")
+                ctx.error(path + (key,), f"unknown librdkafka property{did_you_mean(key, known)}")
             elif problem:  # librdkafka's message quotes the value: not for a secret
                 ctx.error(path + (key,), "invalid value" if _SECRET_KEY.search(key) else problem)
         return out

@@ -10,6 +10,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from agent import tls as tlsconf
+from checks.pulsar.oauth2 import ClientCredentials, TokenError
 
 
 class HttpError(Exception):
@@ -41,8 +42,6 @@ def new_session(auth=None, tls=None, timeout: float = 5.0, pool_maxsize: int = 1
     if auth is not None and auth.token:
         session.headers["Authorization"] = f"Bearer {auth.token}"
     elif auth is not None and auth.oauth2.issuer_url:
-        from checks.pulsar.oauth2 import ClientCredentials
-
         # The issuer is often outside the cluster's private CA: trust the system store and ca_file.
         issuer = _tls_session(None, 2)
         issuer.mount("https://", TlsAdapter(tlsconf.trust_context(tls), pool_maxsize=2))
@@ -83,6 +82,8 @@ def get(session: requests.Session, url: str, timeout: float, accept: str = "appl
     display = shown(url)
     try:
         resp = session.get(url, timeout=timeout, headers={"Accept": accept})
+    except TokenError as e:  # OAuth2: the issuer gave no token
+        raise HttpError("auth", f"GET {display}: {e}") from None
     except requests.Timeout:
         raise HttpError("timeout", f"GET {display}: no answer within {timeout:g}s") from None
     except requests.exceptions.SSLError as e:

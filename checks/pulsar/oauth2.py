@@ -17,10 +17,19 @@ import time
 
 import requests
 
-from checks.pulsar.http import HttpError, shown
+from urllib.parse import urlsplit
 
 _MAX_REPLY = 64 * 1024
 _EARLY = 30.0  # renew this long before the token expires
+
+
+class TokenError(Exception):
+    """No access token: the message says why (never with the secret); http.get reports it as `auth`."""
+
+
+def shown(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
 
 
 class ClientCredentials(requests.auth.AuthBase):
@@ -48,7 +57,7 @@ class ClientCredentials(requests.auth.AuthBase):
             doc = self._json("GET", discovery)
             endpoint = doc.get("token_endpoint") if isinstance(doc, dict) else None
             if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
-                raise HttpError("auth", f"oauth2: {shown(discovery)} names no token_endpoint")
+                raise TokenError(f"oauth2: {shown(discovery)} names no token_endpoint")
             self._endpoint = endpoint
         form = {"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}
         if s.audience:
@@ -58,7 +67,7 @@ class ClientCredentials(requests.auth.AuthBase):
         doc = self._json("POST", self._endpoint, data=form)
         token = doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
-            raise HttpError("auth", f"oauth2: {shown(self._endpoint)} returned no access_token")
+            raise TokenError(f"oauth2: {shown(self._endpoint)} returned no access_token")
         expires_in = doc.get("expires_in")
         lifetime = float(expires_in) if isinstance(expires_in, (int, float)) and expires_in > 0 else 300.0
         self._token, self._expires = token, self.clock() + max(1.0, lifetime - _EARLY)
@@ -69,17 +78,17 @@ class ClientCredentials(requests.auth.AuthBase):
                                         headers={"Accept": "application/json"}, **kwargs)
             body = resp.raw.read(_MAX_REPLY + 1, decode_content=True)
         except requests.RequestException as e:
-            raise HttpError("auth", f"oauth2: {method} {shown(url)}: cannot reach the issuer ({type(e).__name__})") from None
+            raise TokenError(f"oauth2: {method} {shown(url)}: cannot reach the issuer ({type(e).__name__})") from None
         if len(body) > _MAX_REPLY:
-            raise HttpError("auth", f"oauth2: {method} {shown(url)}: reply larger than {_MAX_REPLY} bytes")
+            raise TokenError(f"oauth2: {method} {shown(url)}: reply larger than {_MAX_REPLY} bytes")
         if resp.status_code >= 300:
             # The issuer's error code (invalid_client, ...) says why; it carries no secret.
             detail = _error_code(body)
-            raise HttpError("auth", f"oauth2: {method} {shown(url)}: HTTP {resp.status_code}{detail}")
+            raise TokenError(f"oauth2: {method} {shown(url)}: HTTP {resp.status_code}{detail}")
         try:
             return json.loads(body)
         except ValueError:
-            raise HttpError("auth", f"oauth2: {method} {shown(url)}: the reply is not JSON") from None
+            raise TokenError(f"oauth2: {method} {shown(url)}: the reply is not JSON") from None
 
 
 def _error_code(body: bytes) -> str:
