@@ -48,8 +48,8 @@ class PulsarCheck(Check):
 
     def admin(self) -> AdminClient:
         if self._admin is None:
-            o = self.options
-            self._admin = AdminClient(o.admin_url, o.auth, o.tls, self._request_timeout(), o.max_concurrency)  # HttpError("tls") is handled by fetch_state
+            o = self.options  # an HttpError("tls") from here is handled by fetch_state
+            self._admin = AdminClient(o.admin_url, o.auth, o.tls, self._request_timeout(), o.max_concurrency)
         return self._admin
 
     def scraper(self) -> MetricsScraper:
