@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections import deque
 
 import pulsar
 
@@ -52,46 +51,13 @@ def tls_options(tls) -> dict:
     return options
 
 
-class ClientProblems(logging.Handler):
-    """The latest warning or error pulsar-client logged for one check.
-
-    pulsar-client's exceptions only say `ConnectError`; its log says why (`Handshake failed:
-    certificate verify failed`), so failures of the canary and DLQ sampling quote this line.
-    """
-
-    CAUSES = ("Handshake", "certificate", "uthentic", "uthoriz")
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.lines: deque = deque(maxlen=8)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage()[:300])
-
-    def explain(self, message: str) -> str:
-        """The message with the line that says why: a TLS or auth line if any, else the first."""
-        lines = list(self.lines)
-        self.lines.clear()
-        if not lines:
-            return message
-        why = next((ln for ln in lines if any(c in ln for c in self.CAUSES)), lines[0])
-        return f"{message} (pulsar-client: {why})"
-
-
-def connect(service_url: str, auth, tls, timeout: float, problems: ClientProblems | None = None) -> pulsar.Client:
+def connect(service_url: str, auth, tls, timeout: float) -> pulsar.Client:
     seconds = max(1, int(timeout))
-    logger = CLIENT_LOGGER
-    if problems is not None:
-        # A logger of this client's own (outside the registry, so nothing accumulates across
-        # reloads) that still writes through mqwatch.pulsar.client.
-        logger = logging.Logger(CLIENT_LOGGER.name)
-        logger.parent = CLIENT_LOGGER
-        logger.addHandler(problems)
     return pulsar.Client(
         service_url,
         authentication=authentication(auth, tls),
         operation_timeout_seconds=seconds,
         connection_timeout_ms=int(max(0.2, timeout) * 1000),
-        logger=logger,
+        logger=CLIENT_LOGGER,
         **tls_options(tls),
     )

@@ -32,7 +32,6 @@ class PulsarCheck(Check):
         self._admin: AdminClient | None = None
         self._scraper: MetricsScraper | None = None
         self._binary = None
-        self._client_problems = None
         self._canary = None
         self._sampler = None
         self.status = StatusTracker(options.status_window)
@@ -73,11 +72,9 @@ class PulsarCheck(Check):
 
     def binary(self):
         if self._binary is None:
-            from checks.pulsar.binary import ClientProblems, connect
+            from checks.pulsar.binary import connect
 
-            self._client_problems = ClientProblems()
-            o = self.options
-            self._binary = connect(o.service_url, o.auth, o.tls, self._request_timeout(), self._client_problems)
+            self._binary = connect(self.options.service_url, self.options.auth, self.options.tls, self._request_timeout())
         return self._binary
 
     def close(self) -> None:
@@ -280,7 +277,7 @@ class PulsarCheck(Check):
             try:
                 self._sampler.sample(self.binary(), dlq, deadline)
             except Exception as e:
-                out.error("dlq_sampling", self._explain(f"reading dead letters of {dlq}: {e}"))
+                out.error("dlq_sampling", f"reading dead letters of {dlq}: {e}")
 
     def run_canary(self, out: SnapshotBuilder, deadline: float) -> None:
         from checks.pulsar.canary import STAGES, Canary
@@ -294,13 +291,10 @@ class PulsarCheck(Check):
         except Exception as e:
             failure = self._canary._fail("produce", f"canary cannot connect to {self.options.service_url}: {e}")
         if failure is not None:
-            out.error("canary_" + failure[0], self._explain(failure[1]))
+            out.error("canary_" + failure[0], failure[1])
         out.add("mqwatch_canary_roundtrip_seconds", self._canary.histogram())
         for stage in STAGES:
             out.add("mqwatch_canary_failures_total", self._canary.failures[stage], stage=stage)
-
-    def _explain(self, message: str) -> str:
-        return self._client_problems.explain(message) if self._client_problems is not None else message
 
     @staticmethod
     def _observe_produced(counters: Counters, key: str, parts) -> bool:

@@ -173,7 +173,6 @@ def test_pulsar_ssl_service_url_uses_the_tls_block(pulsar_lite, pki):
         snap = run({"ca_file": pki.other_ca})
         assert proxy.connections == 0
         assert snap.ok and [r for r, _ in snap.errors] == ["canary_consume"], snap.errors
-        assert "certificate verify failed" in snap.errors[0][1]  # pulsar-client's log line, not just ConnectError
         run({"ca_file": pki.ca})
         assert proxy.connections >= 1
     finally:
