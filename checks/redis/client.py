@@ -85,43 +85,36 @@ class RedisClient:
     def info(self) -> dict:
         return self.guard(lambda: self.redis.info())
 
-    def scan(self, patterns, count: int, budget: int, types=(None,)) -> "ScanResult":
-        """Keys matching any pattern, with their type, at most `budget` of them (never KEYS).
-
-        With types, each pattern is scanned once per type with SCAN's TYPE filter (Redis 6+),
-        so the server says what each key is and no TYPE round trip per key is needed.
-        """
+    def scan(self, patterns, count: int, budget: int, max_calls: int) -> "ScanResult":
+        """Keys matching any pattern, at most `budget` of them, in at most `max_calls` SCAN calls
+        (never KEYS). One SCAN walk per pattern whatever the key types: their types are asked in
+        one pipelined round afterwards (SCAN's TYPE filter would cost one walk per type).
+        keys maps each key to the index of the first pattern that matched it."""
         seen: dict = {}
-        exceeded = False
-        for pattern in patterns:
-            for kind in types:
-                if not _has_glob(pattern):  # a literal name needs no scan: the reads tell if it exists
-                    key = pattern.encode()
-                    if kind is None or self.guard(lambda: self.redis.type(key)).decode() == kind:
-                        seen.setdefault(key, kind)
-                else:
-                    cursor = 0
-                    while True:
-                        cursor, keys = self.guard(
-                            lambda: self.redis.scan(cursor, match=pattern, count=count, _type=kind))
-                        for k in keys:
-                            seen.setdefault(k, kind)
-                        if len(seen) > budget:
-                            exceeded = True
-                            break
-                        if cursor == 0:
-                            break
-                if exceeded:
+        calls = 0
+        for index, pattern in enumerate(patterns):
+            if not _has_glob(pattern):  # a literal name needs no scan: its TYPE tells if it exists
+                seen.setdefault(pattern.encode(), index)
+                continue
+            cursor = 0
+            while True:
+                if calls >= max_calls:
+                    return ScanResult(seen, exceeded="calls")
+                calls += 1
+                cursor, keys = self.guard(lambda: self.redis.scan(cursor, match=pattern, count=count))
+                for k in keys:
+                    seen.setdefault(k, index)
+                if len(seen) > budget:
+                    return ScanResult(dict(list(seen.items())[:budget]), exceeded="keys")
+                if cursor == 0:
                     break
-            if exceeded:
-                break
-        return ScanResult(dict(list(seen.items())[:budget]), exceeded)
+        return ScanResult(seen, exceeded="")
 
 
 @dataclass
 class ScanResult:
-    keys: dict  # key -> type (None when scanned without a type filter)
-    exceeded: bool
+    keys: dict  # key -> index of the first pattern that matched it
+    exceeded: str  # "" when complete; "keys" (max_keys) or "calls" (max_scan_calls) when cut short
 
 
 def _has_glob(pattern: str) -> bool:
@@ -152,14 +145,35 @@ class Rounds:
     def add(self, callback, method: str, *args) -> None:
         self._queued.append(((method, *args), callback))
 
+    def add_many(self, callback, calls) -> None:
+        """Queue many calls whose replies go, in order, to one callback as a list."""
+        if calls:
+            self._queued.append((_Many(calls), callback))
+
     def run(self) -> None:
         while self._queued:
             todo, self._queued = self._queued, []
-            results = self.client.batch([call for call, _ in todo])
+            calls = []
+            for call, _ in todo:
+                if isinstance(call, _Many):
+                    calls.extend(call.calls)
+                else:
+                    calls.append(call)
+            results = iter(self.client.batch(calls))
             self.round_trips += 1
-            for (call, callback), result in zip(todo, results):
+            for call, callback in todo:
+                if isinstance(call, _Many):
+                    result = [next(results) for _ in call.calls]
+                    call = call.calls[0]
+                else:
+                    result = next(results)
                 try:
                     callback(result)
                 except Exception as e:  # one odd reply must not end the collection
                     self.on_error("bad_reply", f"{call[0].upper()} {label(call[1]) if len(call) > 1 else ''}: "
                                                f"unexpected reply ({type(e).__name__}: {e})")
+
+
+class _Many:
+    def __init__(self, calls):
+        self.calls = calls

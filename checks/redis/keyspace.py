@@ -11,7 +11,7 @@ import json
 import re
 
 from checks.redis.client import is_error, is_missing_key, label
-from checks.redis.model import DeadLetterStat, PendingStat, QueueStat
+from checks.redis.model import PLAIN, DeadLetterStat, PendingStat, QueueStat
 from checks.redis.streams import after, parse_id, read_stream
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
@@ -65,19 +65,19 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
     clock = ScoreClock(options.delayed_score)
     suffix = options.processing_suffix.encode()
 
-    for key, kind in keys:  # kind is what SCAN's TYPE filter found
+    for key, kind in keys:  # kind is what TYPE answered
         name = label(key)
         source = dlq_patterns.source(name)
         if source is not None:
-            _read_dlq(rounds, key, name, kind, source, cursors.get(name), options, clock, now, view)
+            _read_dlq(rounds, key, name, kind, source, cursors.get((PLAIN, name)), options, clock, now, view)
         elif kind == "list":
             if key.endswith(suffix) and len(key) > len(suffix):
                 _llen(rounds, key, view, lambda n, q=label(key[: -len(suffix)]): view.pending.__setitem__(
-                    (q, None), PendingStat(n)))
+                    (PLAIN, q, None), PendingStat(n)))
             else:
-                _llen(rounds, key, view, lambda n, q=name: view.queues.__setitem__(q, QueueStat(n)))
+                _llen(rounds, key, view, lambda n, q=name: view.queues.__setitem__((PLAIN, q), QueueStat(n)))
         elif kind == "zset":
-            read_delayed(rounds, key, clock, now, lambda stat, q=name: view.delayed.__setitem__(q, stat))
+            read_delayed(rounds, key, clock, now, lambda stat, q=name: view.delayed.__setitem__((PLAIN, q), stat))
         elif kind == "stream":
             read_stream(rounds, key, now, options.stream_lag_max_scan, view)
 
@@ -97,7 +97,7 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
         def store(stat, new_members):
             stat.source = source
             stat.sampled = [(None, reason_of(m)) for m, _ in new_members[:sample]]
-            view.dlqs[name] = stat
+            view.dlqs[(PLAIN, name)] = stat
         read_dead_set(rounds, key, cursor, sample, store, clock=clock, source=source)
     elif kind == "list":
         def on_len(result):
@@ -105,7 +105,7 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
                 view.error("key_changed", f"LLEN {name!r}: {result}")
                 return
             stat = DeadLetterStat(source=source, size=int(result), cursor=int(result))
-            view.dlqs[name] = stat
+            view.dlqs[(PLAIN, name)] = stat
             grown = int(result) - (cursor if isinstance(cursor, int) else 0)
             if grown > 0 and sample:
                 # Dead letters are LPUSHed by convention, so the newest are at the head.
@@ -128,7 +128,7 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
                                   newest_timestamp=newest[0] / 1000.0 if newest else None,
                                   produced=int(added) if added is not None else None, cursor=cursor,
                                   arrivals=0 if added is None else None)
-            view.dlqs[name] = stat
+            view.dlqs[(PLAIN, name)] = stat
             if newest is None:
                 return
             start = cursor if isinstance(cursor, tuple) else None

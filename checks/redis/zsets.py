@@ -81,29 +81,40 @@ def read_delayed(rounds, key, clock: ScoreClock, now: float, store) -> None:
     rounds.add(keep("head"), "zrange", key, 0, 0, False, True)
 
 
-def read_dead_set(rounds, key, since, sample: int, store, clock: ScoreClock | None = None, source: str = "") -> None:
-    """A dead-letter ZSET: size, arrivals since the last score seen, and the newest arrivals.
+# Most members sharing the newest score that are remembered to tell new ones from seen ones.
+BOUNDARY_MAX = 10000
 
-    store(stat, new_members) gets the stat and the (member, score) pairs that arrived, newest
-    first, at most `sample`; the caller turns members into sources and reasons.
+
+def read_dead_set(rounds, key, since, sample: int, store, clock: ScoreClock | None = None, source: str = "") -> None:
+    """A dead-letter ZSET: size, arrivals since the last read, and the newest arrivals.
+
+    Arrivals are counted by membership, not by score alone: several entries can share one
+    score (RQ scores failures in whole seconds, BullMQ in milliseconds), so the cursor is the
+    newest score seen AND the members that had it; an entry at that score that is not among
+    them arrived since. store(stat, new_members) gets the stat and the (member, score) pairs
+    that arrived, newest first, at most `sample`; the caller turns members into sources and reasons.
     """
-    lower = "-inf" if since is None else f"({float(since)!r}"
+    top_seen, boundary = since if isinstance(since, tuple) else (None, frozenset())
     replies: dict = {}
+    wanted = 4 if top_seen is None else 5
 
     def keep(name):
         def cb(result):
             replies[name] = result
-            if len(replies) == 4:
-                _finish_dead(replies, since, clock, source, store)
+            if len(replies) == wanted:
+                _finish_dead(rounds, key, replies, top_seen, boundary, sample, clock, source, store)
         return cb
 
+    lower = "-inf" if top_seen is None else repr(float(top_seen))
     rounds.add(keep("card"), "zcard", key)
-    rounds.add(keep("new"), "zcount", key, lower, "+inf")
-    rounds.add(keep("newest"), "zrevrangebyscore", key, "+inf", lower, 0, max(sample, 1), True)
+    rounds.add(keep("above"), "zcount", key, "-inf" if top_seen is None else f"({float(top_seen)!r}", "+inf")
+    rounds.add(keep("newest"), "zrevrangebyscore", key, "+inf", lower, 0, max(sample, 1) + len(boundary), True)
     rounds.add(keep("top"), "zrevrange", key, 0, 0, True)
+    if top_seen is not None:
+        rounds.add(keep("at_top"), "zrangebyscore", key, lower, lower, 0, BOUNDARY_MAX)
 
 
-def _finish_dead(replies, since, clock, source, store) -> None:
+def _finish_dead(rounds, key, replies, top_seen, boundary, sample, clock, source, store) -> None:
     for v in replies.values():
         if isinstance(v, Exception):
             raise ValueError(str(v))
@@ -111,7 +122,16 @@ def _finish_dead(replies, since, clock, source, store) -> None:
     newest = None
     if top is not None and clock is not None:
         newest = clock.to_seconds(top, clock.resolve(top))
-    cursor = since if top is None or (since is not None and top <= since) else top
+    at_top = set(replies.get("at_top") or ())
+    arrivals = int(replies["above"]) + len(at_top - boundary)
+    new_members = [(m, as_float(s)) for m, s in replies["newest"] if not (s == top_seen and m in boundary)]
     stat = DeadLetterStat(source=source, size=int(replies["card"]), newest_timestamp=newest,
-                          arrivals=int(replies["new"]), cursor=cursor)
-    store(stat, [(m, as_float(s)) for m, s in replies["newest"]])
+                          arrivals=arrivals, cursor=(top_seen, boundary) if top_seen is not None else None)
+    if top is not None and top == top_seen:
+        stat.cursor = (top, frozenset(at_top))
+    elif top is not None:
+        def on_boundary(members):
+            if not isinstance(members, Exception):
+                stat.cursor = (top, frozenset(members))
+        rounds.add(on_boundary, "zrangebyscore", key, repr(float(top)), repr(float(top)), 0, BOUNDARY_MAX)
+    store(stat, new_members[:sample])
