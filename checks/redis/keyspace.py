@@ -13,7 +13,7 @@ import re
 from checks.redis.client import is_error, is_missing_key, label
 from checks.redis.model import PLAIN, DeadLetterStat, PendingStat, QueueStat
 from checks.redis.streams import after, parse_id, read_stream
-from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
+from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed_many
 
 # Fields a dead letter written by hand commonly names its failure with (first one present wins).
 REASON_FIELDS = ("error_class", "exception", "exc_type", "error_type", "failedReason", "reason", "error")
@@ -64,6 +64,7 @@ def reason_of(payload) -> str | None:
 def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, now: float, view) -> None:
     clock = ScoreClock(options.delayed_score)
     suffix = options.processing_suffix.encode()
+    lists, zsets = [], []
 
     for key, kind in keys:  # kind is what TYPE answered
         name = label(key)
@@ -71,24 +72,26 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
         if source is not None:
             _read_dlq(rounds, key, name, kind, source, cursors.get((PLAIN, name)), options, clock, now, view)
         elif kind == "list":
-            if key.endswith(suffix) and len(key) > len(suffix):
-                _llen(rounds, key, view, lambda n, q=label(key[: -len(suffix)]): view.pending.__setitem__(
-                    (PLAIN, q, None), PendingStat(n)))
-            else:
-                _llen(rounds, key, view, lambda n, q=name: view.queues.__setitem__((PLAIN, q), QueueStat(n)))
+            lists.append(key)
         elif kind == "zset":
-            read_delayed(rounds, key, clock, now, lambda stat, q=name: view.delayed.__setitem__((PLAIN, q), stat))
+            zsets.append(key)
         elif kind == "stream":
             read_stream(rounds, key, now, options.stream_lag_max_scan, view)
 
+    def on_lengths(replies):
+        for key, n in zip(lists, replies):
+            if is_error(n):
+                view.error("key_changed", f"LLEN {label(key)!r}: {n}")
+            elif key.endswith(suffix) and len(key) > len(suffix):
+                view.pending[(PLAIN, label(key[: -len(suffix)]), None)] = PendingStat(int(n))
+            else:
+                view.queues[(PLAIN, label(key))] = QueueStat(int(n))
+    rounds.add_many(on_lengths, [("llen", k) for k in lists])
 
-def _llen(rounds, key, view, store) -> None:
-    def cb(result):
-        if is_error(result):
-            view.error("key_changed", f"LLEN {label(key)!r}: {result}")
-        else:
-            store(int(result))
-    rounds.add(cb, "llen", key)
+    def on_zset_error(key, reply):
+        view.error("key_changed", f"sorted set {label(key)!r}: {reply}")
+    read_delayed_many(rounds, zsets, clock, now, lambda key, stat: view.delayed.__setitem__((PLAIN, label(key)), stat),
+                      on_zset_error)
 
 
 def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view) -> None:

@@ -47,38 +47,50 @@ class ScoreClock:
 
 
 def read_delayed(rounds, key, clock: ScoreClock, now: float, store) -> None:
-    """ZCARD and the head; ZCOUNT up to now only when the head is overdue (most sets are not)."""
-    replies: dict = {}
+    read_delayed_many(rounds, [key], clock, now, lambda _key, stat: store(stat))
 
-    def finish():
-        card, head = replies["card"], replies["head"]
-        for v in (card, head):
-            if isinstance(v, Exception):
-                raise ValueError(str(v))
-        if not head:
-            store(DelayedStat(int(card), 0, 0.0))
-            return
-        index = clock.resolve(head[0][1])
-        due = clock.to_seconds(head[0][1], index)
-        if due > now:
-            store(DelayedStat(int(card), 0, 0.0))
-            return
 
-        def on_count(overdue):
-            if isinstance(overdue, Exception):
-                raise ValueError(str(overdue))
-            store(DelayedStat(int(card), int(overdue), max(0.0, now - due)))
-        rounds.add(on_count, "zcount", key, "-inf", repr(float(clock.thresholds(now)[index])))
+def read_delayed_many(rounds, keys, clock: ScoreClock, now: float, store, on_error=None) -> None:
+    """ZCARD and the head of each set; ZCOUNT up to now only for sets whose head is overdue
+    (most are not). store(key, DelayedStat) per set; on_error(key, reply) for an error reply
+    (a key that changed type), else it raises into the round's error report."""
+    def failed(key, reply):
+        if on_error is None:
+            raise ValueError(str(reply))
+        on_error(key, reply)
 
-    def keep(name):
-        def cb(result):
-            replies[name] = result
-            if len(replies) == 2:
-                finish()
-        return cb
+    def on_heads(replies):
+        overdue = []
+        for i, key in enumerate(keys):
+            card, head = replies[2 * i], replies[2 * i + 1]
+            if isinstance(card, Exception) or isinstance(head, Exception):
+                failed(key, card if isinstance(card, Exception) else head)
+                continue
+            if not head:
+                store(key, DelayedStat(int(card), 0, 0.0))
+                continue
+            score = float(head[0][1] if isinstance(head[0], list) else head[1])  # RESP3 nests the pair
+            index = clock.resolve(score)
+            due = clock.to_seconds(score, index)
+            if due > now:
+                store(key, DelayedStat(int(card), 0, 0.0))
+            else:
+                overdue.append((key, int(card), due, repr(float(clock.thresholds(now)[index]))))
+        if overdue:
+            rounds.add_many(lambda counts: on_counts(overdue, counts),
+                            [("zcount", key, "-inf", upto) for key, _, _, upto in overdue])
 
-    rounds.add(keep("card"), "zcard", key)
-    rounds.add(keep("head"), "zrange", key, 0, 0, False, True)
+    def on_counts(overdue, counts):
+        for (key, card, due, _), n in zip(overdue, counts):
+            if isinstance(n, Exception):
+                failed(key, n)
+            else:
+                store(key, DelayedStat(card, int(n), max(0.0, now - due)))
+
+    calls = []
+    for key in keys:
+        calls += [("zcard", key), ("ZRANGE", key, 0, 0, "WITHSCORES")]
+    rounds.add_many(on_heads, calls)
 
 
 # Most members sharing the newest score that are remembered to tell new ones from seen ones.
