@@ -14,6 +14,7 @@ from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
 
 from agent.check import CheckError
+from checks.redis.globs import Matcher, covering_glob, has_glob
 
 
 def label(value) -> str:
@@ -134,38 +135,42 @@ class RedisClient:
 
     def scan(self, patterns, count: int, budget: int, max_calls: int) -> "ScanResult":
         """Keys matching any pattern, at most `budget` of them, in at most `max_calls` SCAN calls
-        (never KEYS). One SCAN walk per pattern whatever the key types: their types are asked in
-        one pipelined round afterwards (SCAN's TYPE filter would cost one walk per type).
+        (never KEYS). ONE walk of the keyspace whatever the number of patterns and key types:
+        its MATCH is a glob covering every pattern, and the keys it lets through are matched
+        exactly here; their types are asked afterwards in one pipelined round.
         keys maps each key to the index of the first pattern that matched it."""
         seen: dict = {}
-        calls = 0
+        globs = []
         for index, pattern in enumerate(patterns):
-            if not _has_glob(pattern):  # a literal name needs no scan: its TYPE tells if it exists
+            if has_glob(pattern):
+                globs.append((index, pattern))
+            else:  # a literal name needs no scan: its TYPE tells if it exists
                 seen.setdefault(pattern.encode(), index)
-                continue
-            cursor = 0
-            while True:
-                if calls >= max_calls:
-                    return ScanResult(seen, exceeded="calls")
-                calls += 1
-                cursor, keys = self.guard(lambda: self.redis.scan(cursor, match=pattern, count=count))
-                for k in keys:
-                    seen.setdefault(k, index)
-                if len(seen) > budget:
-                    return ScanResult(dict(list(seen.items())[:budget]), exceeded="keys")
-                if cursor == 0:
-                    break
-        return ScanResult(seen, exceeded="")
+        if not globs:
+            return ScanResult(seen, exceeded="")
+        matcher = Matcher([p for _, p in globs])
+        indexes = [i for i, _ in globs]
+        match = covering_glob([p for _, p in globs])
+        cursor, calls = 0, 0
+        while True:
+            if calls >= max_calls:
+                return ScanResult(seen, exceeded="calls")
+            calls += 1
+            cursor, keys = self.guard(lambda: self.redis.scan(cursor, match=match, count=count))
+            for k in keys:
+                i = matcher.index(k)
+                if i is not None:
+                    seen.setdefault(k, indexes[i])
+            if len(seen) > budget:
+                return ScanResult(dict(list(seen.items())[:budget]), exceeded="keys")
+            if cursor == 0:
+                return ScanResult(seen, exceeded="")
 
 
 @dataclass
 class ScanResult:
     keys: dict  # key -> index of the first pattern that matched it
     exceeded: str  # "" when complete; "keys" (max_keys) or "calls" (max_scan_calls) when cut short
-
-
-def _has_glob(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
 
 
 def _without_credentials(url: str) -> str:
