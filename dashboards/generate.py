@@ -170,12 +170,12 @@ def overview():
         Row("Dead letters and delayed work", [
             Panel("DLQ arrivals", "Messages that arrived in each dead-letter queue per interval (from the monotonic "
                   "`mqwatch_dlq_messages_total`). Click to open the dead-letter dashboard.",
-                  (("sum by (system, cluster, dlq, source) (increase(mqwatch_dlq_messages_total"
-                    f"{S(None, queue_label='source')}[$__rate_interval]))", "{{cluster}} {{dlq}}"),), units.Short,
+                  (("sum by (system, cluster, framework, dlq, source) (increase(mqwatch_dlq_messages_total"
+                    f"{S(None, queue_label='source')}[$__rate_interval]))", "{{cluster}} {{dlq}} {{source}}"),), units.Short,
                   links=[link_to(UID["dlq"], "Open the dead-letter dashboard", cluster="cluster", queue="source")]),
             Panel("Overdue delayed queues", "How late the most overdue entry of each delayed queue is; above zero "
                   "means the poller that moves due work is not keeping up or died.",
-                  ((f"max by (system, cluster, queue) (mqwatch_delayed_overdue_seconds{S(None)})",
+                  ((f"max by (system, cluster, framework, queue) (mqwatch_delayed_overdue_seconds{S(None)})",
                     "{{system}} {{cluster}} {{queue}}"),), units.Seconds,
                   links=[system_link(cluster="cluster", queue="queue")]),
         ]),
@@ -282,24 +282,27 @@ def redis():
                            "Redis lists, delayed sorted sets, streams, job frameworks and server health.", "redis", [
         Row("Queues and delayed work", [
             Panel("Queue length", "Messages waiting in each list, stream or job-framework queue.",
-                  ((f"sum by (cluster, queue) (mqwatch_queue_messages{q})", "{{cluster}} {{queue}}"),), units.Short),
+                  ((f"sum by (cluster, framework, queue) (mqwatch_queue_messages{q})", "{{cluster}} {{framework}} {{queue}}"),),
+                  units.Short),
             Panel("Delayed queue: most overdue entry", "How late the most overdue entry of each due-time sorted set "
                   "is (Sidekiq schedule/retry, BullMQ delayed, your own delay queues); 0 when none is overdue.",
-                  ((f"max by (cluster, queue) (mqwatch_delayed_overdue_seconds{q})", "{{cluster}} {{queue}}"),),
-                  units.Seconds),
+                  ((f"max by (cluster, framework, queue) (mqwatch_delayed_overdue_seconds{q})",
+                    "{{cluster}} {{framework}} {{queue}}"),), units.Seconds),
             Panel("Delayed and overdue entries", "Entries scheduled for later, and those whose due time passed.",
-                  ((f"sum by (cluster, queue) (mqwatch_delayed_messages{q})", "{{cluster}} {{queue}} scheduled"),
-                   (f"sum by (cluster, queue) (mqwatch_delayed_overdue_messages{q})", "{{cluster}} {{queue}} overdue")),
+                  ((f"sum by (cluster, framework, queue) (mqwatch_delayed_messages{q})",
+                    "{{cluster}} {{framework}} {{queue}} scheduled"),
+                   (f"sum by (cluster, framework, queue) (mqwatch_delayed_overdue_messages{q})",
+                    "{{cluster}} {{framework}} {{queue}} overdue")),
                   units.Short),
         ]),
         Row("Streams and pending work", _consumer_rows("redis", "stream consumer groups") + [
             Panel("Pending (unacknowledged) messages", "Delivered to a consumer but never acknowledged (XPENDING, "
                   "processing lists, Celery unacked).",
-                  ((f"sum by (cluster, queue, consumer) (mqwatch_pending_messages{q})",
-                    "{{cluster}} {{queue}} {{consumer}}"),), units.Short),
+                  ((f"sum by (cluster, framework, queue, consumer) (mqwatch_pending_messages{q})",
+                    "{{cluster}} {{framework}} {{queue}} {{consumer}}"),), units.Short),
             Panel("Oldest pending message", "Age of the oldest delivered but unacknowledged message.",
-                  ((f"max by (cluster, queue, consumer) (mqwatch_pending_oldest_seconds{q})",
-                    "{{cluster}} {{queue}} {{consumer}}"),), units.Seconds),
+                  ((f"max by (cluster, framework, queue, consumer) (mqwatch_pending_oldest_seconds{q})",
+                    "{{cluster}} {{framework}} {{queue}} {{consumer}}"),), units.Seconds),
             Panel("Consumers per group", "Consumers of each stream consumer group.",
                   ((f"sum by (cluster, consumer) (mqwatch_consumer_members{S('redis', queue_label=None, consumer=True)})",
                     "{{cluster}} {{consumer}}"),), units.Short),
@@ -365,21 +368,23 @@ def dlq():
         Row("Arrivals", [
             Panel("Dead letters arriving", "Messages that arrived in each DLQ per interval; survives retention and "
                   "removal of dead letters.",
-                  ((f"sum by (system, cluster, dlq, source) (increase(mqwatch_dlq_messages_total{d}[$__rate_interval]))",
-                    "{{system}} {{cluster}} {{dlq}}"),), units.Short,
+                  ((f"sum by (system, cluster, framework, dlq, source) (increase(mqwatch_dlq_messages_total{d}"
+                    "[$__rate_interval]))", "{{system}} {{cluster}} {{dlq}} {{source}}"),), units.Short,
                   links=[system_link(cluster="cluster", queue="source")]),
             Panel("Messages in DLQs", "Dead letters currently held.",
-                  ((f"sum by (system, cluster, dlq, source) (mqwatch_dlq_messages{d})", "{{system}} {{cluster}} {{dlq}}"),),
+                  ((f"sum by (system, cluster, framework, dlq, source) (mqwatch_dlq_messages{d})",
+                    "{{system}} {{cluster}} {{dlq}} {{source}}"),),
                   units.Short),
         ]),
         Row("Why and since when", [
             Panel("Top failure reasons", "Sampled dead letters by failure reason read from headers or job data "
                   "(top reasons per DLQ; the rest as `other`).",
-                  ((f"topk(20, sum by (system, cluster, dlq, reason) (mqwatch_dlq_reason_messages{r}))", ""),),
+                  ((f"topk(20, sum by (system, cluster, framework, dlq, reason) (mqwatch_dlq_reason_messages{r}))", ""),),
                   units.Short, kind="table"),
             Panel("Newest dead letter age", "Time since the newest message arrived in each DLQ.",
-                  ((f"time() - max by (system, cluster, dlq, source) (mqwatch_dlq_last_message_timestamp_seconds{d})",
-                    "{{system}} {{cluster}} {{dlq}}"),), units.Seconds),
+                  ((f"time() - max by (system, cluster, framework, dlq, source) "
+                    f"(mqwatch_dlq_last_message_timestamp_seconds{d})", "{{system}} {{cluster}} {{dlq}} {{source}}"),),
+                  units.Seconds),
             Panel("Retry queues", "Messages waiting in retry queues or topics, by source queue.",
                   ((f"sum by (system, cluster, queue, source) (mqwatch_retry_messages{S(None)})",
                     "{{system}} {{cluster}} {{queue}}"),), units.Short),
