@@ -123,7 +123,7 @@ def _delayed(view, queue: str) -> DelayedStat:
 class _Queue:
     def __init__(self, name, now, seen, live, view):
         self.name, self.now, self.seen, self.live, self.view = name, now, seen, live, view
-        self.stat = view.queues[(NAME, name)] = QueueStat(0, None)
+        self.stat = view.queues[(NAME, name)] = QueueStat(0, 0.0)
         _delayed(view, name)
 
     def list_length(self, rounds, key, read_max):
@@ -160,9 +160,7 @@ class _Queue:
                 continue
             first = self.seen.get((self.name, tag), self.now)
             self.live[(self.name, tag)] = first
-            self.stat.latency = max(self.stat.latency or 0.0, self.now - first)
-        if self.stat.latency is None:
-            self.stat.latency = 0.0
+            self.stat.latency = max(self.stat.latency, self.now - first)
 
 
 def _tag(message):

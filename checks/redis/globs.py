@@ -51,13 +51,14 @@ def covering_glob(patterns: list[str]) -> str | None:
     return "[" + "".join("\\" + c for c in sorted({p[0] for p in prefixes})) + "]*"
 
 
-def to_regex(pattern: str) -> re.Pattern:
-    """The bytes regex that fullmatches exactly the keys Redis's glob matches."""
+def to_regex(pattern: str, capture_stars: bool = False) -> re.Pattern:
+    """The bytes regex that fullmatches exactly the keys Redis's glob matches (each `*` a group
+    with capture_stars)."""
     out, i, n = [], 0, len(pattern)
     while i < n:
         c = pattern[i]
         if c == "*":
-            out.append(".*")
+            out.append("(.*)" if capture_stars else ".*")
         elif c == "?":
             out.append(".")
         elif c == "\\" and i + 1 < n:

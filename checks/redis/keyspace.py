@@ -6,11 +6,10 @@ STREAM -> stream with consumer groups; any of them matched by `dlq_keys` -> a DL
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import re
 
 from checks.redis.client import is_error, is_missing_key, label
+from checks.redis.globs import to_regex
 from checks.redis.model import PLAIN, DeadLetterStat, PendingStat, QueueStat
 from checks.redis.streams import after, parse_id, read_stream
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed_many
@@ -23,25 +22,15 @@ class DlqPatterns:
     """`dlq_keys` globs; the part a single `*` matched names the source queue (`orders:dead` -> `orders`)."""
 
     def __init__(self, patterns):
-        self._compiled = [(re.compile(_glob_to_regex(p), re.S), p.count("*") == 1) for p in patterns]
+        self._compiled = [(to_regex(p, capture_stars=True), p.count("*") == 1) for p in patterns]
 
-    def source(self, name: str) -> str | None:
-        """The source queue if `name` is a DLQ, else None."""
+    def source(self, key: bytes) -> str | None:
+        """The source queue if `key` is a DLQ, else None."""
         for regex, one_star in self._compiled:
-            m = regex.fullmatch(name)
+            m = regex.fullmatch(key)
             if m:
-                return m.group(1) if one_star and m.groups() else name
+                return label(m.group(1)) if one_star else label(key)
         return None
-
-
-def _glob_to_regex(pattern: str) -> str:
-    out = []
-    for part in re.split(r"(\*)", pattern):
-        if part == "*":
-            out.append("(.*)")
-        elif part:
-            out.append(fnmatch.translate(part)[4:-3])  # fnmatch wraps in (?s:...)\Z
-    return "".join(out)
 
 
 def reason_of(payload) -> str | None:
@@ -68,7 +57,7 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
 
     for key, kind in keys:  # kind is what TYPE answered
         name = label(key)
-        source = dlq_patterns.source(name)
+        source = dlq_patterns.source(key)
         if source is not None:
             _read_dlq(rounds, key, name, kind, source, cursors.get((PLAIN, name)), options, clock, now, view)
         elif kind == "list":

@@ -43,6 +43,7 @@ def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict) 
         name = label(q)
         stat = QueueStat(0, 0.0)
         view.queues[(NAME, name)] = stat
+        view.pending[(NAME, name, None)] = PendingStat(0, 0.0)  # busy jobs, counted from the processes
 
         on_len = add_length(stat, view, f"sidekiq queue {name!r}")
 
