@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from checks.redis.client import is_error, is_missing_key, label
+from checks.redis.client import is_denied, is_error, is_missing_key, label
 from checks.redis.globs import to_regex
 from checks.redis.model import PLAIN, DeadLetterStat, PendingStat, QueueStat
 from checks.redis.streams import after, parse_id, read_stream
@@ -69,6 +69,8 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
 
     def on_lengths(replies):
         for key, n in zip(lists, replies):
+            if is_denied(n):
+                continue  # Rounds reports NOPERM
             if is_error(n):
                 view.error("key_changed", f"LLEN {label(key)!r}: {n}")
             elif key.endswith(suffix) and len(key) > len(suffix):

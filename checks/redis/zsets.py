@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from checks.redis.client import as_float
+from checks.redis.client import as_float, is_denied
 from checks.redis.model import DeadLetterStat, DelayedStat
 
 # Scores at or above this are milliseconds: as seconds they would be past the year 5000.
@@ -55,6 +55,8 @@ def read_delayed_many(rounds, keys, clock: ScoreClock, now: float, store, on_err
     (most are not). store(key, DelayedStat) per set; on_error(key, reply) for an error reply
     (a key that changed type), else it raises into the round's error report."""
     def failed(key, reply):
+        if is_denied(reply):
+            return  # Rounds reports NOPERM
         if on_error is None:
             raise ValueError(str(reply))
         on_error(key, reply)
