@@ -58,7 +58,7 @@ def read(rounds, prefix: str, queues, cursors, sample: int, now: float, view) ->
         stat = QueueStat(0, 0.0)
         view.queues[(NAME, name)] = stat
 
-        def count(state, method, suffix, name=name, stat=stat, ready=False):
+        def count(state, method, suffix, name=name, stat=stat, base=base, ready=False):
             def cb(result):
                 if is_error(result):
                     view.error("key_changed", f"bullmq queue {name!r} {state}: {result}")

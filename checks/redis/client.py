@@ -190,7 +190,7 @@ class RedisClient:
     def info(self) -> dict:
         return self.guard(lambda: self.redis.info())
 
-    def scan(self, patterns, count: int, budget: int, max_calls: int) -> "ScanResult":
+    def scan(self, patterns, count: int, budget: int, max_calls: int) -> ScanResult:
         """Keys matching any pattern, at most `budget` of them, in at most `max_calls` SCAN calls
         (never KEYS). ONE walk of the keyspace whatever the number of patterns and key types:
         its MATCH is a glob covering every pattern, and the keys it lets through are matched
@@ -213,7 +213,7 @@ class RedisClient:
             if calls >= max_calls:
                 return ScanResult(seen, exceeded="calls")
             calls += 1
-            cursor, keys = self.guard(lambda: self.redis.scan(cursor, match=match, count=count))
+            cursor, keys = self.guard(lambda: self.redis.scan(cursor, match=match, count=count))  # noqa: B023 (called at once)
             for k in keys:
                 i = matcher.index(k)
                 if i is not None:

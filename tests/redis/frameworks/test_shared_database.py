@@ -38,4 +38,4 @@ def test_same_queue_name_in_four_frameworks_is_four_series(framework_db):
     for framework in truth:
         assert snap.value("mqwatch_redis_queue_framework", queue="default", framework=framework) == 1
     # no key a framework owns is reported again as a plain key
-    assert not [l for l, _ in snap.samples("mqwatch_queue_messages") if l["framework"] == "plain"]
+    assert not [lb for lb, _ in snap.samples("mqwatch_queue_messages") if lb["framework"] == "plain"]

@@ -71,7 +71,7 @@ def test_every_number_matches_sidekiqs_api(sidekiq):
     assert after["busy"] == 1 and after["busy_by_queue"] == {"slow": 1}
     assert snap.value("mqwatch_pending_messages", queue="slow", **F) == 1
     assert snap.value("mqwatch_pending_oldest_seconds", queue="slow", **F) > 0
-    assert sum(v for l, v in snap.samples("mqwatch_pending_messages") if l.get("framework") == "sidekiq") == after["busy"]
+    assert sum(v for lb, v in snap.samples("mqwatch_pending_messages") if lb.get("framework") == "sidekiq") == after["busy"]
     assert snap.value("mqwatch_redis_workers", **F) == after["processes"] == 1
 
     # A new death is one arrival of its queue; the depth follows Sidekiq's.
