@@ -246,3 +246,26 @@ def test_positions_that_are_not_message_counts_have_no_commit_tolerance():
 def test_mismatched_lengths_are_refused():
     with pytest.raises(ValueError):
         StatusTracker(W).observe("g", (1, 2), (3,), True)
+
+
+# ---- the config keys, on every check that has a consumer status ---------------------------------
+
+SECTIONS = {
+    "kafka": "    bootstrap_servers: 127.0.0.1:9092\n",
+    "pulsar": "    metrics_url: http://127.0.0.1:8080/metrics\n",
+    "redis": "",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SECTIONS))
+def test_status_keys_have_defaults_and_are_validated(kind):
+    from agent.config import parse_config
+    from agent.schema import ConfigErrors
+
+    base = f"checks:\n  - kind: {kind}\n    name: c\n" + SECTIONS[kind]
+    opts = parse_config(base, "mqwatch.yaml").checks[0].options
+    assert (opts.status_window, opts.allowed_lag) == (DEFAULT_WINDOW, 0)
+    assert parse_config(base + "    allowed_lag: 25\n", "mqwatch.yaml").checks[0].options.allowed_lag == 25
+    with pytest.raises(ConfigErrors) as e:
+        parse_config(base + "    allowed_lag: lots\n", "mqwatch.yaml")
+    assert any("checks[0].allowed_lag:" in str(err) for err in e.value.errors), e.value.errors
