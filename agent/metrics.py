@@ -122,7 +122,9 @@ QUEUE_MESSAGES = _g(
     example="sum by (cluster, queue) (mqwatch_queue_messages)",
 )
 QUEUE_PRODUCED = _c(
-    "mqwatch_queue_produced_total", "Messages ever produced to this topic or queue (monotonic).", ["queue"],
+    "mqwatch_queue_produced_total",
+    "Messages ever produced to this topic or queue (monotonic: upstream counters tracked one by one, only increases added).",
+    ["queue"],
     example="sum by (queue) (rate(mqwatch_queue_produced_total[5m]))",
 )
 QUEUE_BYTES = _g("mqwatch_queue_bytes", "Bytes stored for this topic or queue.", ["queue"])
@@ -155,7 +157,8 @@ DLQ_MESSAGES = _g(
 )
 DLQ_MESSAGES_TOTAL = _c(
     "mqwatch_dlq_messages_total",
-    "Messages that ever arrived in this dead-letter queue (monotonic, survives retention and removal).",
+    "Messages that ever arrived in this dead-letter queue "
+    "(monotonic, survives retention, removal, broker counter resets and a drained key).",
     ["dlq", "source"], optional=["consumer"], example="increase(mqwatch_dlq_messages_total[5m]) > 0",
 )
 DLQ_LAST_MESSAGE_TIMESTAMP = _g(
@@ -228,17 +231,20 @@ def render_markdown(entries: list[CatalogEntry]) -> str:
     ]
     for e in entries:
         m = e.metric
-        labels = [f"`{l}`" for l in m.labels] + [f"*`{l}`*" for l in m.optional_labels]
+        labels = [f"`{lbl}`" for lbl in m.labels] + [f"*`{lbl}`*" for lbl in m.optional_labels]
         example = f"`{m.example}`" if m.example else ""
         lines.append(
-            f"| `{m.name}` | {m.type} | {', '.join(labels)} | {', '.join(e.systems)} | {m.help} | {example.replace('|', '&#124;')} |"
+            f"| `{m.name}` | {m.type} | {', '.join(labels)} | {', '.join(e.systems)} | {m.help} | "
+            f"{example.replace('|', '&#124;')} |"
         )
-    lines += ["", "The agent also exports the standard `process_*` metrics of its own process (CPU, memory, open file descriptors)."]
+    lines += ["", "The agent also exports the standard `process_*` metrics of its own process "
+                  "(CPU, memory, open file descriptors)."]
     return "\n".join(lines) + "\n"
 
 
 def render_table(entries: list[CatalogEntry]) -> str:
-    rows = [(e.metric.name, e.metric.type, ",".join(e.metric.labels + e.metric.optional_labels), ",".join(e.systems)) for e in entries]
+    rows = [(e.metric.name, e.metric.type, ",".join(e.metric.labels + e.metric.optional_labels), ",".join(e.systems))
+            for e in entries]
     widths = [max(len(r[i]) for r in rows + [("metric", "type", "labels", "systems")]) for i in range(4)]
     out = ["  ".join(h.ljust(w) for h, w in zip(("metric", "type", "labels", "systems"), widths))]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]

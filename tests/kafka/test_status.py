@@ -84,7 +84,7 @@ def test_live_member_that_stops_committing_is_stalled(kafka_check, kafka_bootstr
             snap = run.collect()
             statuses.append(status_of(snap, topic, group))
             time.sleep(0.2)
-        state = [l["state"] for l, v in snap.samples("mqwatch_consumer_state") if l["consumer"] == group and v == 1]
+        state = [lbl["state"] for lbl, v in snap.samples("mqwatch_consumer_state") if lbl["consumer"] == group and v == 1]
         assert state == ["Stable"]
         # Fresh agent: ok until the window is full (the group is active), then stalled.
         assert statuses[: WINDOW - 1] == ["ok"] * (WINDOW - 1), statuses
@@ -102,7 +102,7 @@ def test_status_series_of_a_deleted_group_vanish(kafka_check, kafka_bootstrap):
     assert status_of(run.collect(), topic, group) == "stopped"
     kafka_delete_group(kafka_bootstrap, group)
     snap = run.collect()
-    assert [l for l, _ in snap.samples("mqwatch_consumer_status") if l["consumer"] == group] == []
+    assert [lbl for lbl, _ in snap.samples("mqwatch_consumer_status") if lbl["consumer"] == group] == []
 
 
 # ---- issue 13: per-partition status, constant lag, no aliasing (real commits on tansu) -----------
@@ -136,8 +136,8 @@ class _Workload:
 
 
 def partition_statuses(snap, topic: str, group: str) -> dict:
-    return {l["partition"]: l["status"] for l, v in snap.samples("mqwatch_partition_status")
-            if l["queue"] == topic and l["consumer"] == group and v == 1}
+    return {lbl["partition"]: lbl["status"] for lbl, v in snap.samples("mqwatch_partition_status")
+            if lbl["queue"] == topic and lbl["consumer"] == group and v == 1}
 
 
 @pytest.mark.parametrize("commits_per_collection", [2, 1, 0.5], ids=["0.5x", "1x", "2x"])
@@ -199,8 +199,8 @@ def test_transaction_marker_lag_is_not_stalled_or_stopped(kafka_check, kafka_boo
     seen = []
     for _ in range(WINDOW + 4):  # the default window (5) and then some
         snap = run.collect()
-        lag = [v for l, v in snap.samples("mqwatch_consumer_lag_messages") if l["consumer"] == group]
-        seconds = [v for l, v in snap.samples("mqwatch_consumer_lag_seconds") if l["consumer"] == group]
+        lag = [v for lbl, v in snap.samples("mqwatch_consumer_lag_messages") if lbl["consumer"] == group]
+        seconds = [v for lbl, v in snap.samples("mqwatch_consumer_lag_seconds") if lbl["consumer"] == group]
         seen.append((status_of(snap, topic, group), lag, seconds))
     assert all(s == "ok" for s, _, _ in seen), seen
     assert seen[-1][1:] == ([1], [0.0]), seen
