@@ -63,7 +63,7 @@ default window of 10).
 from __future__ import annotations
 
 from array import array
-from typing import Sequence
+from collections.abc import Sequence
 
 OK, LAGGING, STALLED, STOPPED, REWOUND = "ok", "lagging", "stalled", "stopped", "rewound"
 STATUSES = (OK, LAGGING, STALLED, STOPPED, REWOUND)
