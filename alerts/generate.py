@@ -258,7 +258,11 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "MqwatchJobQueueLatencyHigh", "mqwatch-consumers",
-        lambda p, s: f"{_one(_last(p, s('mqwatch_redis_queue_latency_seconds')))} > {p.threshold_seconds}",
+        # A paused BullMQ queue holds its jobs on purpose: not workers too few, stuck or gone.
+        lambda p, s: (
+            f"({_one(_last(p, s('mqwatch_redis_queue_latency_seconds')))} > {p.threshold_seconds})"
+            f" unless on (system, cluster, framework, queue) ({_one(s('mqwatch_redis_queue_paused'))} == 1)"
+        ),
         "Jobs wait {{ $value | humanizeDuration }}" + _ON_Q + _CL,
         "The oldest job waiting" + _ON_Q + " in Redis cluster " + _CQ + " was enqueued "
         "{{ $value | humanizeDuration }} ago (threshold [[threshold_seconds]]s, for [[for]]): its workers are "
