@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start embedded brokers with an e-commerce workload and run the agent on them")
     demo.add_argument("--listen", default="127.0.0.1:9325", help="where the agent listens (default 127.0.0.1:9325)")
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: run until Ctrl-C)")
-    demo.add_argument("--with-prometheus", action="store_true", help="also start Prometheus and Alertmanager when installed")
+    demo.add_argument("--no-prometheus", action="store_true",
+                      help="do not start Prometheus and Alertmanager (started by default when installed)")
+    demo.add_argument("--with-prometheus", action="store_true", help="the default; kept for older scripts")
+    demo.add_argument("--log-file", help="where client and agent logs go (default: a new file, named in the banner)")
     return p
 
 
@@ -204,8 +207,9 @@ def cmd_demo(args) -> int:
     from agent import demo
     from agent.config import load_config
 
-    setup_logging("info")
-    session = demo.start(args)
+    log_path = args.log_file or demo.default_log_path()
+    setup_logging("info", file=log_path)  # the console is for the banner and changes of state
+    session = demo.start(args, log_path)
     if session is None:
         return EXIT_CHECK_FAILED
     try:
