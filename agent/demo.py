@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 
@@ -207,7 +207,8 @@ def start(args, log_path: str) -> Session | None:
     write the agent's config; None (with a message) when no broker could start."""
     parts = start_parts(getattr(args, "only", None))
     if not parts:
-        print("mqwatch demo: no embedded broker could start (pip install '.[demo]', apt-get install redis-server)", file=sys.stderr)
+        print("mqwatch demo: no embedded broker could start (pip install '.[demo]', apt-get install redis-server)",
+              file=sys.stderr)
         return None
     console = Console()
     alerting = None
