@@ -134,7 +134,8 @@ def _dlq_rows(states) -> list:
 def _dlq_table(states) -> str:
     html_rows = "".join(
         f"<tr class='dlq{' growing' if growth > 0 else ''}'><td>{_e(st.kind)}/{_e(st.name)}</td>"
-        f"<td class='name'>{_e(lbl.get('dlq', ''))}</td><td class='name'>{_e(source)}</td><td class='dlq-messages'>{msgs:.0f}</td>"
+        f"<td class='name'>{_e(lbl.get('dlq', ''))}</td><td class='name'>{_e(source)}</td>"
+        f"<td class='dlq-messages'>{msgs:.0f}</td>"
         f"<td>{'+' if growth > 0 else ''}{growth:.0f}</td>"
         f"<td class='reasons'>{''.join(_cut(f'{r} ({n:.0f})') for n, r in top)}</td><td>{sparkline(hist)}</td></tr>"
         for growth, msgs, st, lbl, top, hist, source in _dlq_rows(states)[:TOP_ROWS])
@@ -159,7 +160,8 @@ def _delayed_table(states) -> str:
     rows = _delayed_rows(states)
     html_rows = "".join(
         f"<tr class='delayed'><td>{_e(st.kind)}/{_e(st.name)}</td><td class='name'>{_e(lbl.get('queue', ''))}</td>"
-        f"<td class='overdue-messages'>{n:.0f}</td><td class='overdue-seconds'>{_fmt_seconds(s)}</td><td>{sparkline(hist)}</td></tr>"
+        f"<td class='overdue-messages'>{n:.0f}</td><td class='overdue-seconds'>{_fmt_seconds(s)}</td>"
+        f"<td>{sparkline(hist)}</td></tr>"
         for s, n, st, lbl, hist in rows[:TOP_ROWS])
     return ("<table id='delayed'><tr><th>check</th><th>delayed queue</th><th>overdue messages</th>"
             "<th>most overdue by</th><th>history</th></tr>" + html_rows + "</table>")

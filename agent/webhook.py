@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 MAX_BODY_BYTES = 4 << 20
 _RUNBOOK = re.compile(r"^/runbooks/([A-Za-z0-9_-]+\.md)$")

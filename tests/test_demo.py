@@ -127,7 +127,7 @@ def test_demo_fires_real_alerts_to_its_webhook_keeps_the_console_quiet_and_clean
     # One banner, then only changes of state: each alert once when it fires (and resolves)
     assert end < 35, lines[:end]
     assert all(STATE_LINE.match(line) for line in changes), changes
-    for name, system, _, value in MUST_FIRE:
+    for name, _, _, value in MUST_FIRE:
         assert any(f"FIRING    {name}" in line and value in line for line in changes), (name, changes)
     state = {}
     for line in changes:
