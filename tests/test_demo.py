@@ -113,11 +113,12 @@ def test_demo_fires_real_alerts_to_its_webhook_keeps_the_console_quiet_and_clean
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         try:
-            _, err = proc.communicate(timeout=90)
+            proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _, err = proc.communicate()
-        out.join()
+            proc.wait()
+        out.join()  # stdout is read by `out` alone; the demo writes nothing else to stderr
+        err = proc.stderr.read()
     assert proc.returncode == 0, err
     lines = out.lines
     end = next(i for i, line in enumerate(lines) if "Press Ctrl-C" in line)
