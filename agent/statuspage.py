@@ -15,7 +15,7 @@ import html
 import time
 
 from agent import alertmanager
-from agent.headline import OVERDUE_GRACE_SECONDS, dlq_growth, headline
+from agent.headline import dlq_growth, headline
 
 REFRESH_SECONDS = 10
 TOP_ROWS = 15
@@ -156,7 +156,7 @@ def _delayed_rows(states) -> list:
         overdue_msgs = {(lbl.get("queue"), lbl.get("framework")): v
                         for lbl, v in _series(st, "mqwatch_delayed_overdue_messages")}
         for labels, seconds in _series(st, "mqwatch_delayed_overdue_seconds"):
-            if seconds <= OVERDUE_GRACE_SECONDS:
+            if seconds <= 0:
                 continue
             rows.append((seconds, overdue_msgs.get((labels.get("queue"), labels.get("framework")), 0.0), st, labels,
                          _history(st, "mqwatch_delayed_overdue_seconds", labels)))

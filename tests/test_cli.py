@@ -38,7 +38,7 @@ def test_check_table_prints_values_in_full_and_a_failure_once(tmp_path, redis_se
     finally:
         r.flushdb()
     assert run.returncode == 1
-    assert re.search(r'mqwatch_queue_messages\{queue="jobs:bulk"\} 1250000$', run.stdout, re.M), run.stdout
+    assert re.search(r'mqwatch_queue_messages\{[^}]*queue="jobs:bulk"\} 1250000$', run.stdout, re.M), run.stdout
     assert re.search(r'mqwatch_dlq_last_message_timestamp_seconds\{dlq="dead",[^}]*\} 1796135066\.25$', run.stdout, re.M)
     assert "e+0" not in run.stdout
     failure = re.search(r"^== redis/gone: FAILED \[(\w+)\]: (.+) \(", run.stdout, re.M)
