@@ -216,7 +216,7 @@ class Choice(Type):
         elif value is True and "on" in self.choices:
             value = "on"
         if value not in self.choices:
-            hint = _did_you_mean(str(value), self.choices)
+            hint = did_you_mean(str(value), self.choices)
             raise Invalid(f"{value!r} is not one of {', '.join(self.choices)}{hint}")
         return value
 
@@ -339,8 +339,8 @@ class Schema(Type):
         # Cross-key rules only judge a section whose keys were all valid: a bad metrics_url
         # replaced by its default must not also read as "no source given".
         if self.check and len(out) == len(self.fields) and len(ctx.errors) == reported:
-            for key, message in self.check(section):
-                ctx.error(path + ((key,) if key else ()), message)
+            for key, message in self.check(section):  # key: a name, a tuple path into the section, or ""
+                ctx.error(path + (key if isinstance(key, tuple) else (key,) if key else ()), message)
         return section
 
     def validate(self, value, file: str = "", lines: dict | None = None, path: tuple = ()) -> Section:
@@ -436,13 +436,13 @@ def _closest(word: str, candidates) -> str | None:
     return close[0] if close else None
 
 
-def _did_you_mean(word: str, candidates) -> str:
+def did_you_mean(word: str, candidates) -> str:
     close = _closest(word, candidates)
     return f" (did you mean {close}?)" if close else ""
 
 
 __all__ = [
-    "Bool", "Choice", "ConfigError", "ConfigErrors", "Duration", "Field", "Filter", "Float", "Int",
+    "Bool", "Choice", "ConfigError", "ConfigErrors", "did_you_mean", "Duration", "Field", "Filter", "Float", "Int",
     "Invalid", "ListOf", "REQUIRED", "Regex", "ScalarMap", "Schema", "Section", "Str", "Type", "expand_env",
     "format_path", "matches",
 ]
