@@ -214,7 +214,7 @@ class Choice(Type):
         elif value is True and "on" in self.choices:
             value = "on"
         if value not in self.choices:
-            hint = _did_you_mean(str(value), self.choices)
+            hint = did_you_mean(str(value), self.choices)
             raise Invalid(f"{value!r} is not one of {', '.join(self.choices)}{hint}")
         return value
 
@@ -302,7 +302,7 @@ class Schema(Type):
         out = {}
         for key in value:
             if key not in self.fields:
-                ctx.error(path + (key,), f"unknown key{_did_you_mean(str(key), self.fields)}")
+                ctx.error(path + (key,), f"unknown key{did_you_mean(str(key), self.fields)}")
         for key, f in self.fields.items():
             if key in value and value[key] is not UNRESOLVED:
                 try:
@@ -322,8 +322,8 @@ class Schema(Type):
                 out[key] = f.default
         section = Section(out, frozenset(k for k, f in self.fields.items() if f.secret))
         if self.check and len(out) == len(self.fields):
-            for key, message in self.check(section):
-                ctx.error(path + ((key,) if key else ()), message)
+            for key, message in self.check(section):  # key: a name, a tuple path into the section, or ""
+                ctx.error(path + (key if isinstance(key, tuple) else (key,) if key else ()), message)
         return section
 
     def validate(self, value, file: str = "", lines: dict | None = None, path: tuple = ()) -> Section:
@@ -414,13 +414,13 @@ def _describe(value) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _did_you_mean(word: str, candidates) -> str:
+def did_you_mean(word: str, candidates) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
 __all__ = [
-    "Bool", "Choice", "ConfigError", "ConfigErrors", "Duration", "Field", "Filter", "Float", "Int",
+    "Bool", "Choice", "ConfigError", "ConfigErrors", "did_you_mean", "Duration", "Field", "Filter", "Float", "Int",
     "Invalid", "ListOf", "REQUIRED", "Regex", "ScalarMap", "Schema", "Section", "Str", "Type", "expand_env",
     "format_path", "matches",
 ]
