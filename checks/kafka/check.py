@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from agent.check import Check
+from agent.counters import REBASE, Counters
+from agent.flow import FlowTracker
 from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
@@ -34,6 +36,9 @@ class KafkaCheck(Check):
         self._status_keys: dict = {}  # group -> (group, topic) keys observed last time
         self.time_lag = TimeLag(options.time_lag, options.time_lag_fetches, options.fetch_timeout)
         self.dlq = DlqTracker(options.dlq, options.reasons)
+        self.flow = FlowTracker(options.status_window)
+        self.produced = Counters()  # topic <- each partition's end offset
+        self.lost = Counters()  # (group, topic) <- each partition's gap below the log start offset
 
     def base_config(self) -> dict:
         return base_config(list(self.options.bootstrap_servers), dict(self.options.client), self.timeout)
@@ -76,6 +81,7 @@ class KafkaCheck(Check):
         lags = partition_lags(view)
         self.emit_lag(out, lags)
         self.emit_status(out, view, lags)
+        self.emit_flow(out, view, lags)
         self.emit_time_lag(out, view, lags, deadline)
         if self.options.dlq.enabled:
             self.emit_dlqs(out, view, deadline)
@@ -93,7 +99,9 @@ class KafkaCheck(Check):
             out.add("mqwatch_kafka_offline_partitions", sum(p.leader < 0 for p in parts.values()), queue=topic)
             ends = [view.end_offsets.get((topic, p)) for p in parts]
             if parts and all(e is not None for e in ends):
-                out.add("mqwatch_queue_produced_total", sum(ends), queue=topic)
+                for p, end in zip(parts, ends):
+                    self.produced.observe(topic, end, upstream=p)
+                out.add("mqwatch_queue_produced_total", self.produced.total(topic), queue=topic)
                 size = retained(view, topic)
                 if size is not None:
                     out.add("mqwatch_queue_messages", size, queue=topic)
@@ -129,6 +137,52 @@ class KafkaCheck(Check):
                     out.add("mqwatch_consumer_status", 1 if s == status else 0, queue=topic, consumer=gid, status=s)
         self._status_keys = keys
         self.status.retain(set().union(*keys.values()) if keys else ())
+
+    def emit_flow(self, out: SnapshotBuilder, view: ClusterView, lags: dict) -> None:
+        """Consumed, reprocessed and lost messages and the drain ETA per group and topic (agent/flow.py)."""
+        now, live = view.observed_at, []
+        for gid, topics in lags.items():
+            offsets = view.groups[gid].offsets
+            for topic, parts in topics.items():
+                key = (gid, topic)
+                live.append(key)
+                ids = tuple(sorted(parts))
+                committed = tuple(offsets[(topic, p)] for p in ids)
+                flow = self.flow.observe(key, now, ids, committed, sum(parts.values()))
+                labels = {"queue": topic, "consumer": gid}
+                out.add("mqwatch_consumer_consumed_total", flow.consumed, **labels)
+                out.add("mqwatch_consumer_reprocessed_messages_total", flow.reprocessed, **labels)
+                if flow.drain_seconds is not None:
+                    out.add("mqwatch_consumer_drain_seconds", flow.drain_seconds, **labels)
+                lost = self.observe_lost(key, ids, committed, view.start_offsets)
+                out.add("mqwatch_consumer_lost_messages_total", lost, **labels)
+        unknown = {k for k in self.flow.consumed.keys() if view.groups.get(k[0]) is not None
+                   and view.groups[k[0]].offsets is None}  # offsets unknown this cycle: keep their state
+        self.flow.retain(live + list(unknown))
+        self.lost.retain(live + list(unknown))
+        self.produced.retain(view.topics)
+
+    def observe_lost(self, key, ids: tuple, committed: tuple, start_offsets: dict) -> float:
+        """Messages retention (or DeleteRecords) removed below the group's committed offset.
+
+        The gap (log start - committed) of a partition is what the group can no longer read;
+        it grows as retention deletes more, and shrinks to nothing once the group jumps
+        forward (auto.offset.reset), which must not take anything back: each partition's gap
+        is an upstream series whose increases are lost messages (REBASE: a shrink adds 0).
+        Partitions are tracked only once the group had a gap somewhere, so a healthy
+        cluster's 100k offsets cost nothing here.
+        """
+        topic = key[1]
+        tracked = self.lost.total(key) is not None
+        for p, c in zip(ids, committed):
+            start = start_offsets.get((topic, p))
+            if start is None or c < 0:
+                continue
+            gap = max(0, start - c)
+            if gap > 0 or tracked:
+                self.lost.observe(key, gap, upstream=p, on_drop=REBASE)
+                tracked = True
+        return self.lost.total(key) or 0.0
 
     def emit_time_lag(self, out: SnapshotBuilder, view: ClusterView, lags: dict, deadline: float) -> None:
         self.time_lag.observe_ends(view.end_offsets, view.observed_at)

@@ -184,6 +184,8 @@ def partition_from_stats(doc, where: str) -> PartitionState:
             blocked=bool(s.get("blockedSubscriptionOnUnackedMsgs", False)),
             earliest_publish_ms=int(earliest) if earliest and earliest > 0 else None,
             last_acked_ms=_num(s, "lastAckedTimestamp", where),
+            expired=_num(s, "totalMsgExpired", where),
+            delivered=_num(s, "msgOutCounter", where),
         )
     return part
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from agent.check import Check, CheckError
+from agent.counters import Counters
+from agent.flow import FlowTracker
 from agent.dlq import ArrivalCounter
 from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
@@ -40,6 +42,10 @@ class PulsarCheck(Check):
         self._dlq_last_arrival: dict[str, float] = {}
         self._last_produced: dict[tuple, float] = {}
         self._positions: dict[tuple, tuple] = {}  # (topic, subscription, partition) -> (published, backlog, position)
+        self.flow = FlowTracker(options.status_window)
+        self.produced = Counters()  # topic <- each partition's msgInCounter
+        self.expired = Counters()  # (topic, subscription) <- each partition's totalMsgExpired
+        self.delivered = Counters()  # (topic, subscription) <- each partition's msgOutCounter
 
     # ---- clients, created lazily so a bad setting fails a collection, not the agent ----
 
@@ -131,9 +137,11 @@ class PulsarCheck(Check):
         q = topic.name
         parts = sorted(topic.partitions.items())
         out.add("mqwatch_pulsar_topic_partitions", max(1, sum(1 for n, _ in parts if n >= 0)), queue=q)
-        produced = [p.produced for _, p in parts if p.produced is not None]
-        if produced:
-            out.add("mqwatch_queue_produced_total", sum(produced), queue=q)
+        for n, p in parts:  # msgInCounter restarts when the topic is loaded on another broker
+            if p.produced is not None:
+                self.produced.observe(q, p.produced, upstream=n)
+        if self.produced.total(q) is not None:
+            out.add("mqwatch_queue_produced_total", self.produced.total(q), queue=q)
         stored = [p.storage_bytes for _, p in parts if p.storage_bytes is not None]
         if stored:
             out.add("mqwatch_queue_bytes", sum(stored), queue=q)
@@ -166,9 +174,33 @@ class PulsarCheck(Check):
             status = self.status.observe((q, sub), positions, backlog, consumers > 0)
             for st in STATUSES:
                 out.add("mqwatch_consumer_status", 1 if st == status else 0, queue=q, consumer=sub, status=st)
+            self.emit_flow(out, q, sub, per_part, backlog, now)
         if backlogs:
             # Pulsar keeps what the slowest subscription has not acknowledged.
             out.add("mqwatch_queue_messages", max(backlogs), queue=q)
+
+    def emit_flow(self, out: SnapshotBuilder, q: str, sub: str, per_part, backlog: float, now: float) -> None:
+        """Consumed (the broker's delivered counter), drain ETA and messages expired by the TTL
+        before anyone consumed them (agent/flow.py).
+
+        Pulsar has no committed offset to take advances of: the position mqwatch derives for
+        the status (published - backlog) jumps with pulsar-lite's stale backlogs, so consumed
+        counts the subscription's msgOutCounter (`pulsar_out_messages_total{subscription}`),
+        which includes redeliveries, per partition and reset-safe. No reprocessed series.
+        """
+        key, labels = (q, sub), {"queue": q, "consumer": sub}
+        flow = self.flow.observe(key, now, (), (), backlog)
+        if flow.drain_seconds is not None:
+            out.add("mqwatch_consumer_drain_seconds", flow.drain_seconds, **labels)
+        for n, _, s in per_part:
+            if s.delivered is not None:
+                self.delivered.observe(key, s.delivered, upstream=n)
+            if s.expired is not None:
+                self.expired.observe(key, s.expired, upstream=n)
+        if self.delivered.total(key) is not None:
+            out.add("mqwatch_consumer_consumed_total", self.delivered.total(key), **labels)
+        if self.expired.total(key) is not None:
+            out.add("mqwatch_consumer_lost_messages_total", self.expired.total(key), **labels)
 
     def _position(self, key, produced, backlog, acked_ms) -> float:
         """The consumed position (published - backlog) plays the committed offset's part.
@@ -287,6 +319,11 @@ class PulsarCheck(Check):
     def _prune(self, state: ClusterState, dlqs: list[str]) -> None:
         """Forget vanished topics and subscriptions so state does not grow forever."""
         self.status.retain((n, s) for n, t in state.topics.items() for s in t.subscription_names())
+        subs = [(n, s) for n, t in state.topics.items() for s in t.subscription_names()]
+        self.flow.retain(subs)
+        self.expired.retain(subs)
+        self.delivered.retain(subs)
+        self.produced.retain(state.topics)
         partitions = {(n, p) for n, t in state.topics.items() for p in t.partitions}
         self.timeline.retain(partitions)
         for key in [k for k in self._last_produced if k not in partitions]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 from agent.check import Check
+from agent.counters import REBASE, Counters
 from agent.dlq import UNKNOWN, ArrivalCounter, ReasonCounts
+from agent.flow import FlowTracker
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
 from checks.redis import bullmq, celery, rq, sidekiq
@@ -39,6 +41,9 @@ class RedisCheck(Check):
         self._newest: dict = {}  # dlq -> last known newest dead-letter time
         self._arrival_keys: dict = {}  # dlq -> {source label}
         self._status = StatusTracker()
+        self._flow = FlowTracker(self._status.size)
+        self._stream_added = Counters()  # stream <- entries-added
+        self._lost = Counters()  # (stream, group) <- entries trimmed before the group read them
 
     def client(self) -> RedisClient:
         if self._client is None:
@@ -130,8 +135,9 @@ class RedisCheck(Check):
             out.add("mqwatch_delayed_overdue_seconds", d.overdue_seconds, queue=q)
         for q, s in view.streams.items():
             out.add("mqwatch_queue_messages", s.length, queue=q)
-            if s.entries_added is not None:
-                out.add("mqwatch_queue_produced_total", s.entries_added, queue=q)
+            if s.entries_added is not None:  # a recreated stream starts again at 0: reset-safe
+                out.add("mqwatch_queue_produced_total", self._stream_added.observe(q, s.entries_added), queue=q)
+        self._stream_added.retain(view.streams)
         for g in view.groups:
             labels = {"queue": g.stream, "consumer": g.group}
             if g.lag is not None:
@@ -149,8 +155,35 @@ class RedisCheck(Check):
                 status = self._status.observe((g.stream, g.group), (g.delivered,), g.lag, active)
                 for s in STATUSES:
                     out.add("mqwatch_consumer_status", 1 if s == status else 0, **labels, status=s)
+        self.emit_flow(out, view)
         self._status.retain({(g.stream, g.group) for g in view.groups})
         self.emit_dlqs(out, view)
+
+    def emit_flow(self, out: SnapshotBuilder, view: View) -> None:
+        """Per stream group: consumed (entries-read), drain ETA, rewinds (XGROUP SETID back), messages
+        trimmed unread, and delivery counts of pending entries (agent/flow.py)."""
+        now, live = time.time(), []
+        for g in view.groups:
+            if g.lag is None:
+                continue
+            key, labels = (g.stream, g.group), {"queue": g.stream, "consumer": g.group}
+            live.append(key)
+            known = g.entries_read is not None  # Redis 6 does not count what a group read
+            flow = self._flow.observe(key, now, (0,) if known else (), (g.entries_read,) if known else (), g.lag)
+            if known:
+                out.add("mqwatch_consumer_consumed_total", flow.consumed, **labels)
+                out.add("mqwatch_consumer_reprocessed_messages_total", flow.reprocessed, **labels)
+            if flow.drain_seconds is not None:
+                out.add("mqwatch_consumer_drain_seconds", flow.drain_seconds, **labels)
+            if g.unreadable is not None:  # a trim the group later skips past must not take the count back
+                self._lost.observe(key, g.unreadable, on_drop=REBASE)
+            if self._lost.total(key) is not None:
+                out.add("mqwatch_consumer_lost_messages_total", self._lost.total(key), **labels)
+            if g.max_deliveries is not None:
+                out.add("mqwatch_pending_max_deliveries", g.max_deliveries, **labels)
+                out.add("mqwatch_pending_redelivered_messages", g.redelivered, **labels)
+        self._flow.retain(live)
+        self._lost.retain(live)
 
     def emit_dlqs(self, out: SnapshotBuilder, view: View) -> None:
         for dlq, stat in view.dlqs.items():

@@ -37,6 +37,9 @@ SCHEMA = Schema(
         "dlq_sample": Field(Int(min=0, max=10000), 100, "newest dead jobs read per cycle for reasons and sources"),
         "stream_lag_max_scan": Field(Int(min=0), 100000,
                                      "most stream entries read to count a group's lag when Redis cannot report it"),
+        "pending_scan": Field(Int(min=0, max=100000), 1000,
+                              "oldest pending entries of each stream group read per cycle (XPENDING) for delivery "
+                              "counts (poison messages); 0 turns it off"),
     },
     check=_check,
 )

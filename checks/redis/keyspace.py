@@ -79,7 +79,7 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
         elif kind == "zset":
             read_delayed(rounds, key, clock, now, lambda stat, q=name: view.delayed.__setitem__(q, stat))
         elif kind == "stream":
-            read_stream(rounds, key, now, options.stream_lag_max_scan, view)
+            read_stream(rounds, key, now, options.stream_lag_max_scan, view, pending_scan=options.pending_scan)
 
 
 def _llen(rounds, key, view, store) -> None:

@@ -1,0 +1,105 @@
+"""Pulsar flow signals: consumed, drain, cursor resets, produced across counter restarts, TTL expiry.
+
+Admin-path tests use the FIXTURE server in admin_fixture.py (pulsar-lite has no admin API;
+shapes from apache/pulsar's TopicStatsImpl and SubscriptionStatsImpl, whose `totalMsgExpired`
+counts messages expired by the subscription's TTL). The consumed and drain test runs on the
+real pulsar-lite broker.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pulsar
+
+from tests.helpers import collect_once, make_check, unique, wait_until
+from tests.pulsar.admin_fixture import subscription_json, topic_stats_json
+from tests.pulsar.workload import produce
+
+NS = "persistent://public/default/"
+ORDERS = {"queue": NS + "orders", "consumer": "billing"}
+
+
+def _admin(fixture):
+    fixture.set_cluster()
+    _, check = make_check({"kind": "pulsar", "name": "events", "admin_url": fixture.url})
+    return check
+
+
+def _state(fixture, msg_in, backlog, expired=0, delivered=0):
+    sub = subscription_json(backlog, consumers=1)
+    sub["totalMsgExpired"], sub["msgOutCounter"] = expired, delivered
+    fixture.add_topics({NS + "orders": topic_stats_json(msg_in, 1, {"billing": sub})})
+
+
+def test_consumed_and_produced_keep_counting_when_the_topic_moves_to_another_broker(admin_fixture):
+    """msgInCounter and msgOutCounter count since the topic was loaded: a broker change restarts both."""
+    check = _admin(admin_fixture)
+    try:
+        _state(admin_fixture, 1000, 10, delivered=990)
+        snap = collect_once(check)
+        assert snap.value("mqwatch_consumer_consumed_total", **ORDERS) == 990
+        _state(admin_fixture, 1040, 20, delivered=1020)  # 40 published, 30 delivered
+        snap = collect_once(check)
+        assert snap.value("mqwatch_consumer_consumed_total", **ORDERS) == 1020
+        assert snap.value("mqwatch_queue_produced_total", queue=NS + "orders") == 1040
+        _state(admin_fixture, 30, 22, delivered=28)  # loaded again elsewhere: both counters restarted
+        snap = collect_once(check)
+        assert snap.value("mqwatch_consumer_consumed_total", **ORDERS) == 1048
+        assert snap.value("mqwatch_queue_produced_total", queue=NS + "orders") == 1070
+    finally:
+        check.close()
+
+
+def test_messages_expired_by_ttl_are_lost_messages_and_survive_a_counter_restart(admin_fixture):
+    check = _admin(admin_fixture)
+    try:
+        _state(admin_fixture, 100, 50, expired=0)
+        assert collect_once(check).value("mqwatch_consumer_lost_messages_total", **ORDERS) == 0
+        _state(admin_fixture, 100, 20, expired=30)  # the TTL expired 30 unread messages
+        assert collect_once(check).value("mqwatch_consumer_lost_messages_total", **ORDERS) == 30
+        _state(admin_fixture, 5, 5, expired=4)  # topic reloaded: its stats restart at 0
+        assert collect_once(check).value("mqwatch_consumer_lost_messages_total", **ORDERS) == 34
+    finally:
+        check.close()
+
+
+def test_real_pulsar_expired_metric_is_read_from_broker_metrics():
+    """A recorded line of real Pulsar's /metrics (PrometheusMetricsGenerator writes
+    pulsar_subscription_total_msg_expired as a gauge per subscription): pulsar-lite has none."""
+    from checks.pulsar.exposition import parse_exposition
+
+    text = ('# TYPE pulsar_subscription_total_msg_expired gauge\n'
+            'pulsar_subscription_total_msg_expired{cluster="c",namespace="public/default",'
+            'topic="persistent://public/default/orders-partition-1",subscription="billing"} 7\n')
+    sub = parse_exposition(text).topics[NS + "orders"].partitions[1].subscriptions["billing"]
+    assert sub.expired == 7
+
+
+def test_subscription_acknowledging_on_pulsar_lite_counts_consumed_and_drains(pulsar_lite, pulsar_client):
+    topic = unique("flow-orders")
+    # a receiver queue of 1: the broker dispatches (and counts as delivered) only what is asked for
+    consumer = pulsar_client.subscribe(topic, "billing", consumer_type=pulsar.ConsumerType.Shared, receiver_queue_size=1)
+    produce(pulsar_client, topic, 40)
+    _, check = make_check({"kind": "pulsar", "name": "events", "metrics_url": pulsar_lite.extra["metrics_url"],
+                           "topics": {"include": [topic]}})
+    labels = {"queue": NS + topic, "consumer": "billing"}
+    try:
+        def lag():
+            return collect_once(check).value("mqwatch_consumer_lag_messages", **labels)
+
+        wait_until(lambda: lag() == 40, timeout=20, message="the backlog of 40")
+        start = collect_once(check).value("mqwatch_consumer_consumed_total", **labels)
+        for _ in range(25):
+            consumer.acknowledge(consumer.receive(timeout_millis=5000))
+        # pulsar-lite refreshes backlogs every few seconds: wait for the acknowledgements to show
+        snap = wait_until(lambda: (s := collect_once(check)).value("mqwatch_consumer_lag_messages", **labels) == 15 and s,
+                          timeout=20, message="the backlog to fall to 15")
+        assert start <= 1
+        assert 25 <= snap.value("mqwatch_consumer_consumed_total", **labels) - start <= 27
+        drain = snap.value("mqwatch_consumer_drain_seconds", **labels)
+        assert 0 < drain < math.inf, drain
+    finally:
+        consumer.close()
+        check.close()
