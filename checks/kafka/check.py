@@ -6,6 +6,7 @@ import time
 
 from agent.check import Check
 from agent.counters import REBASE, Counters
+from agent.canary import emit_sequence
 from agent.flow import FlowTracker
 from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
@@ -242,6 +243,7 @@ class KafkaCheck(Check):
         failures = self._canary.stats.failure_counts()
         for stage in STAGES:
             out.add("mqwatch_canary_failures_total", failures[stage], stage=stage)
+        emit_sequence(out, self._canary.sequence_counts())
 
 
 def retained(view: ClusterView, topic: str) -> int | None:

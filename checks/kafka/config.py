@@ -78,6 +78,8 @@ CANARY_SCHEMA = Schema(
         "replication_factor": Field(Int(min=-1), -1, "replication of a created canary topic; -1 is the broker default"),
         "interval": Field(Duration(min=0.1), 10.0, "time between canary messages"),
         "timeout": Field(Duration(min=0.1), 5.0, "a message not consumed back within this counts as a timeout failure"),
+        "lost_after": Field(Duration(min=1), 60.0,
+                            "an acknowledged message not consumed back within this counts as lost"),
     }
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from agent.check import Check, CheckError
+from agent.canary import emit_sequence
 from agent.counters import Counters
 from agent.flow import FlowTracker
 from agent.dlq import ArrivalCounter
@@ -303,7 +304,7 @@ class PulsarCheck(Check):
         from checks.pulsar.canary import STAGES, Canary
 
         if self._canary is None:
-            self._canary = Canary(self.options.canary.topic)
+            self._canary = Canary(self.options.canary.topic, self.options.canary.lost_after)
         left = deadline - time.monotonic()
         try:
             client = self.binary()
@@ -315,6 +316,7 @@ class PulsarCheck(Check):
         out.add("mqwatch_canary_roundtrip_seconds", self._canary.histogram())
         for stage in STAGES:
             out.add("mqwatch_canary_failures_total", self._canary.failures[stage], stage=stage)
+        emit_sequence(out, self._canary.sequence_counts())
 
     def _prune(self, state: ClusterState, dlqs: list[str]) -> None:
         """Forget vanished topics and subscriptions so state does not grow forever."""

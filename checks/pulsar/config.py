@@ -43,6 +43,8 @@ SCHEMA = Schema(
                 "topic": Field(Str(r"(non-)?persistent://[^/\s]+/[^/\s]+/[^/\s]+|[^/\s:]+", "a topic name"),
                                "persistent://public/default/mqwatch-canary"),
                 "timeout": Field(Duration(min=0.05), 5.0, "how long to wait for the canary message to come back"),
+                "lost_after": Field(Duration(min=1), 60.0,
+                                    "a stored canary message not consumed back within this counts as lost"),
             }),
             None,
         ),

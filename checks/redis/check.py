@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from agent.canary import emit_sequence
 from agent.check import Check
 from agent.counters import REBASE, Counters
 from agent.dlq import UNKNOWN, ArrivalCounter, ReasonCounts
@@ -44,6 +45,7 @@ class RedisCheck(Check):
         self._flow = FlowTracker(self._status.size)
         self._stream_added = Counters()  # stream <- entries-added
         self._lost = Counters()  # (stream, group) <- entries trimmed before the group read them
+        self._canary = None
 
     def client(self) -> RedisClient:
         if self._client is None:
@@ -63,6 +65,23 @@ class RedisCheck(Check):
         for reason, message in view.errors:
             out.error(reason, message)
         self.emit(out, view)
+        if self.options.canary.enabled:
+            self.run_canary(out, client)
+
+    def run_canary(self, out: SnapshotBuilder, client: RedisClient) -> None:
+        from checks.redis.canary import StreamCanary
+
+        o = self.options.canary
+        if self._canary is None:
+            self._canary = StreamCanary(o.key, o.timeout, o.lost_after)
+        # below the connection's socket timeout, so a blocking read ends by itself
+        failure = self._canary.run(client.redis, min(o.timeout, self.timeout * 0.5))
+        if failure is not None:
+            out.error("canary_" + failure[0], failure[1])
+        out.add("mqwatch_canary_roundtrip_seconds", self._canary.stats.histogram())
+        for stage, n in self._canary.stats.failure_counts().items():
+            out.add("mqwatch_canary_failures_total", n, stage=stage)
+        emit_sequence(out, self._canary.sequence_counts())
 
     # ---- reading ------------------------------------------------------------------------
     def read(self, client: RedisClient, out: SnapshotBuilder) -> View:

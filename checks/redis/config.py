@@ -1,6 +1,6 @@
 """The `kind: redis` config section."""
 
-from agent.schema import Choice, Field, Int, ListOf, Schema, Str
+from agent.schema import Bool, Choice, Duration, Field, Int, ListOf, Schema, Str
 
 FRAMEWORKS = ("sidekiq", "rq", "bullmq", "celery")
 
@@ -13,6 +13,15 @@ def _check(section):
         problems.append(("password", "the url already carries credentials; give them in one place only"))
     return problems
 
+
+CANARY_SCHEMA = Schema(
+    {
+        "enabled": Field(Bool(), False, "XADD a numbered entry to a stream of its own and read it back every collection"),
+        "key": Field(_GLOB, "mqwatch:canary", "the canary's stream key (capped at about 1000 entries)"),
+        "timeout": Field(Duration(min=0.05), 2.0, "an entry not read back within this is a timeout failure"),
+        "lost_after": Field(Duration(min=1), 60.0, "an added entry not read back within this counts as lost"),
+    }
+)
 
 SCHEMA = Schema(
     {
@@ -40,6 +49,7 @@ SCHEMA = Schema(
         "pending_scan": Field(Int(min=0, max=100000), 1000,
                               "oldest pending entries of each stream group read per cycle (XPENDING) for delivery "
                               "counts (poison messages); 0 turns it off"),
+        "canary": Field(CANARY_SCHEMA, None),
     },
     check=_check,
 )

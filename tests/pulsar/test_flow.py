@@ -103,3 +103,45 @@ def test_subscription_acknowledging_on_pulsar_lite_counts_consumed_and_drains(pu
     finally:
         consumer.close()
         check.close()
+
+
+def _canary_counts(snap):
+    return tuple(snap.value(f"mqwatch_canary_{k}_messages_total") for k in ("lost", "duplicated", "reordered"))
+
+
+def test_canary_counts_a_replayed_message_as_duplicated_and_a_skipped_one_as_lost(pulsar_lite, pulsar_client):
+    """On the real broker: a replay is a copy of a canary message produced again; the loss is
+    a stored message removed from the canary's subscription before the canary consumed it."""
+    topic = unique("flow-canary")
+    _, check = make_check({"kind": "pulsar", "name": "events", "metrics_url": pulsar_lite.extra["metrics_url"],
+                           "service_url": pulsar_lite.extra["service_url"], "topics": {"include": [topic]},
+                           "canary": {"enabled": True, "topic": topic, "lost_after": "1s"}})
+    try:
+        snap = collect_once(check)
+        assert snap.value("mqwatch_canary_roundtrip_seconds").count == 1
+        assert _canary_counts(snap) == (0, 0, 0)
+        canary = check._canary
+        reader = pulsar_client.create_reader(topic, pulsar.MessageId.earliest)
+        first = reader.read_next(timeout_millis=5000)
+        reader.close()
+        replay = pulsar_client.create_producer(topic, batching_enabled=False)
+        replay.send(first.data(), properties=first.properties())
+        replay.close()
+        snap = collect_once(check)  # the round trip drains the replayed copy on its way
+        assert _canary_counts(snap) == (0, 1, 0)
+
+        # a message stored by the broker, then skipped by the subscription before it was consumed
+        canary._producer.send(b"mqwatch canary", properties={"mqwatch-canary-run": canary._run_id,
+                                                             "mqwatch-canary-seq": str(canary._seq + 1)})
+        canary.sequence.acknowledged(canary._seq + 1, time.monotonic())
+        canary._seq += 1
+        # removed from the subscription unread, as a TTL expiry does: pulsar-lite has no TTL and no
+        # admin API, and a seek leaves its subscription without deliveries
+        canary._consumer.acknowledge(canary._consumer.receive(timeout_millis=5000))
+        snap = collect_once(check)
+        assert snap.value("mqwatch_canary_roundtrip_seconds").count == 3
+        assert _canary_counts(snap) == (0, 1, 0)  # within lost_after: not lost yet
+        time.sleep(1.1)
+        assert _canary_counts(collect_once(check)) == (1, 1, 0)
+    finally:
+        check.close()

@@ -98,3 +98,43 @@ def test_consumed_follows_entries_read_produced_survives_recreation_and_drain_is
         db.r.xadd("stream:orders", {"n": i})
     snap = collect()
     assert snap.value("mqwatch_queue_produced_total", **Q) == 14
+
+
+def _canary(snap):
+    return tuple(snap.value(f"mqwatch_canary_{k}_messages_total") for k in ("lost", "duplicated", "reordered"))
+
+
+def test_stream_canary_round_trips_and_counts_a_replay_as_duplicated(db):
+    _, check = make_check(db.check(keys=["stream:*"], frameworks=[], canary={"enabled": True, "key": "mqwatch:canary"}))
+    snap = collect_once(check)
+    assert snap.ok, snap.error
+    assert snap.value("mqwatch_canary_roundtrip_seconds").count == 1
+    assert _canary(snap) == (0, 0, 0)
+    assert db.r.xinfo_groups("mqwatch:canary")[0]["pending"] == 0  # acknowledged
+    # replay: the first entry's fields added again (a tool re-publishing what it read)
+    (_, fields), = db.r.xrange("mqwatch:canary", count=1)
+    db.r.xadd("mqwatch:canary", fields)
+    snap = collect_once(check)
+    assert snap.value("mqwatch_canary_roundtrip_seconds").count == 2
+    assert _canary(snap) == (0, 1, 0)
+    assert [v for _, v in snap.samples("mqwatch_canary_failures_total")] == [0, 0, 0]
+
+
+def test_stream_canary_entry_deleted_with_its_key_before_it_was_read_counts_as_lost(db):
+    from checks.redis.canary import StreamCanary
+
+    canary = StreamCanary("mqwatch:canary", 1.0, lost_after=1.0)
+    assert canary.run(db.r, 1.0) is None
+    canary.send(db.r)  # added...
+    db.r.delete("mqwatch:canary")  # ...and the key deleted before the canary read it
+    failure = canary.run(db.r, 1.0)  # the next round recreates key and group and comes back
+    assert failure is None, failure
+    assert canary.sequence_counts() == (0, 0, 0)  # not lost before lost_after
+    time.sleep(1.05)
+    assert canary.sequence_counts() == (1, 0, 0)
+
+
+def test_stream_canary_is_off_by_default(db):
+    snap = collect_once(db.check(keys=["stream:*"], frameworks=[]))
+    assert snap.samples("mqwatch_canary_roundtrip_seconds") == []
+    assert not db.r.exists("mqwatch:canary")
