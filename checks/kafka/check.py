@@ -17,6 +17,7 @@ from checks.kafka.config import SCHEMA
 from checks.kafka.dlq import DlqTracker
 from checks.kafka.metrics import METRICS
 from checks.kafka.records import RecordReader
+from checks.kafka.retention import TopicRetention, headroom
 from checks.kafka.timelag import TimeLag, lag_seconds
 
 # Group states in which the broker says members are there (tansu reports no member list).
@@ -38,6 +39,7 @@ class KafkaCheck(Check):
         self.time_lag = TimeLag(options.time_lag, options.time_lag_fetches, options.fetch_timeout)
         self.dlq = DlqTracker(options.dlq, options.reasons)
         self.flow = FlowTracker(options.status_window)
+        self.retention = TopicRetention(options.retention_refresh)
         self.produced = Counters()  # topic <- each partition's end offset
         self.lost = Counters()  # (group, topic) <- each partition's gap below the log start offset
 
@@ -212,9 +214,21 @@ class KafkaCheck(Check):
         worst, partitions = lag_seconds(result.seconds, lags, lambda gid: groups[gid].offsets, per_partition)
         for (gid, topic), seconds in worst.items():
             out.add("mqwatch_consumer_lag_seconds", seconds, queue=topic, consumer=gid)
+        self.emit_headroom(out, worst, deadline)
         if per_partition:
             for (gid, topic, p), seconds in partitions.items():
                 out.add("mqwatch_partition_lag_seconds", seconds, queue=topic, consumer=gid, partition=p)
+
+    def emit_headroom(self, out: SnapshotBuilder, worst: dict, deadline: float) -> None:
+        """Retention minus the age of each group's oldest unconsumed record (checks/kafka/retention.py)."""
+        problem = self.retention.update(self.client().admin, {t for _, t in worst},
+                                        min(self.options.fetch_timeout, deadline - time.monotonic()))
+        if problem:
+            out.error("retention", problem)
+        for (gid, topic), seconds in worst.items():
+            room = headroom(self.retention.seconds.get(topic), seconds)
+            if room is not None:
+                out.add("mqwatch_consumer_retention_headroom_seconds", room, queue=topic, consumer=gid)
 
     def emit_dlqs(self, out: SnapshotBuilder, view: ClusterView, deadline: float) -> None:
         cycle = self.dlq.find(view.topics)

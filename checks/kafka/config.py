@@ -103,6 +103,9 @@ SCHEMA = Schema(
         "fetch_timeout": Field(Duration(min=0.05), 2.0,
                                "how long one cycle waits for each batch of record reads (time lag, dead letters)"),
         "status_window": Field(Int(min=2, max=1000), 10, "observations the consumer status is evaluated over"),
+        "retention_refresh": Field(Duration(min=0), 300.0,
+                                   "how often topics' retention.ms is read (DescribeConfigs) for retention "
+                                   "headroom; 0 turns it off"),
         "dlq": Field(DLQ_SCHEMA, None),
         "reasons": Field(REASONS_SCHEMA, None),
         "canary": Field(CANARY_SCHEMA, None),

@@ -148,6 +148,16 @@ class AdminClient:
     def _get(self, url: str, deadline: float):
         return get_json(self.session, url, self._timeout(deadline))
 
+    def get_json_or_none(self, url: str, deadline: float):
+        """A GET whose answer may be empty (JAX-RS answers a null policy with 204 and no body)."""
+        resp = get(self.session, url, self._timeout(deadline))
+        if resp.status_code == 204 or not resp.content.strip():
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise BadReply(f"{url}: the reply is not JSON: {resp.text[:80]!r}") from None
+
     def _map(self, fn, items):
         """(item, result or exception) for every item, at most max_concurrency at once."""
         items = list(items)

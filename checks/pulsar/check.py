@@ -19,6 +19,7 @@ from checks.pulsar.deadletters import DLQ, classify
 from checks.pulsar.http import HttpError
 from checks.pulsar.metrics import METRICS
 from checks.pulsar.model import ClusterState, TopicState
+from checks.pulsar.retention import NamespaceLimits, namespace_of
 from checks.pulsar.scrape import MetricsScraper
 
 # Network calls must end before the scheduler abandons the collection.
@@ -47,6 +48,7 @@ class PulsarCheck(Check):
         self.produced = Counters()  # topic <- each partition's msgInCounter
         self.expired = Counters()  # (topic, subscription) <- each partition's totalMsgExpired
         self.delivered = Counters()  # (topic, subscription) <- each partition's msgOutCounter
+        self.limits = NamespaceLimits(options.retention_refresh)
 
     # ---- clients, created lazily so a bad setting fails a collection, not the agent ----
 
@@ -100,6 +102,9 @@ class PulsarCheck(Check):
         now = time.time()
         state.topics = {n: t for n, t in state.topics.items() if matches(self.options.topics, n)}
         self.emit_brokers(out, state)
+        if self.options.admin_url and state.source == "admin":
+            for reason, message in self.limits.update(self.admin(), {namespace_of(t) for t in state.topics}, deadline):
+                out.error(reason, message)
         letters = classify(state.topics)
         for name in sorted(state.topics):
             self.emit_topic(out, state.topics[name], now)
@@ -169,6 +174,10 @@ class PulsarCheck(Check):
             seconds = self.lag_seconds(q, per_part, now)
             if seconds is not None:
                 out.add("mqwatch_consumer_lag_seconds", seconds, queue=q, consumer=sub)
+                limit = self.limits.seconds.get(namespace_of(q))
+                if limit is not None:  # how long until the TTL or a backlog quota deletes unread messages
+                    out.add("mqwatch_consumer_retention_headroom_seconds", max(0.0, limit - seconds),
+                            queue=q, consumer=sub)
             positions = tuple(self._position((q, sub, n), prod, s.backlog, s.last_acked_ms) for n, prod, s in per_part)
             if counter_reset:  # msgInCounter restarts when the topic moves to another broker: not a rewind
                 self.status.forget((q, sub))

@@ -37,6 +37,9 @@ SCHEMA = Schema(
         "request_timeout": Field(Duration(min=0.05), 5.0, "timeout of each HTTP request (capped below the check timeout)"),
         "max_concurrency": Field(Int(min=1, max=64), 8, "admin API requests in flight at once"),
         "status_window": Field(Int(min=2, max=1000), 10, "observations mqwatch_consumer_status is judged over"),
+        "retention_refresh": Field(Duration(min=0), 300.0,
+                                   "admin API: how often namespaces' message TTL and backlog quotas are read for "
+                                   "retention headroom; 0 turns it off"),
         "canary": Field(
             Schema({
                 "enabled": Field(Bool(), False),

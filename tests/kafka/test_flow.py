@@ -169,3 +169,66 @@ def test_lost_messages_table():
     for cycles, want in cases:
         views = [_view(s, c, t=i) for i, (s, c) in enumerate(cycles)]
         assert _lost_after(views) == want, (cycles, want)
+
+
+# ---- retention headroom: tansu answers DescribeConfigs with no entries, so on it the series is
+# absent (tested below); the arithmetic is tested with the ConfigEntry objects librdkafka returns.
+
+def test_retention_from_config_entries():
+    from confluent_kafka.admin import ConfigEntry
+
+    from checks.kafka.retention import headroom, retention_seconds
+
+    def entries(**kv):
+        return {k.replace("_", "."): ConfigEntry(k.replace("_", "."), v) for k, v in kv.items()}
+
+    assert retention_seconds(entries(retention_ms="604800000", cleanup_policy="delete")) == 604800
+    assert retention_seconds(entries(retention_ms="3600000", cleanup_policy="compact,delete")) == 3600
+    assert retention_seconds(entries(retention_ms="3600000", cleanup_policy="compact")) is None  # never deleted by age
+    assert retention_seconds(entries(retention_ms="-1")) is None  # infinite
+    assert retention_seconds({}) is None  # tansu
+    assert headroom(3600, 600) == 3000
+    assert headroom(3600, 4000) == 0  # already deleting unread records
+    assert headroom(None, 600) is None and headroom(3600, None) is None
+
+
+def test_tansu_reports_no_retention_so_no_headroom_series(kafka_check, kafka_bootstrap):
+    prefix = unique("flow-retention")
+    topic, group = f"{prefix}-orders", f"{prefix}-billing"
+    kafka_create_topics(kafka_bootstrap, {topic: 1})
+    kafka_produce(kafka_bootstrap, topic, {0: 3})
+    kafka_commit(kafka_bootstrap, group, {(topic, 0): 1})
+    snap = kafka_check(prefix).collect()
+    assert snap.value("mqwatch_consumer_lag_seconds", **_labels(topic, group)) is not None
+    assert snap.samples("mqwatch_consumer_retention_headroom_seconds") == []
+    assert not [m for r, m in snap.errors if r == "retention"]
+
+
+def test_headroom_is_retention_minus_lag_seconds_when_the_broker_tells_retention():
+    """The check's own path with an admin client answering as a real Kafka broker does
+    (librdkafka ConfigEntry objects), since tansu answers with none."""
+    from concurrent.futures import Future
+
+    from confluent_kafka.admin import ConfigEntry
+
+    class Admin:
+        calls = 0
+
+        def describe_configs(self, resources, request_timeout):
+            Admin.calls += 1
+            out = {}
+            for r in resources:
+                f = Future()
+                f.set_result({"retention.ms": ConfigEntry("retention.ms", "7200000"),
+                              "cleanup.policy": ConfigEntry("cleanup.policy", "delete")})
+                out[r] = f
+            return out
+
+    _, check = make_check({"kind": "kafka", "name": "shop", "bootstrap_servers": "127.0.0.1:1"})
+    check._client = type("C", (), {"admin": Admin(), "close": lambda self: None})()
+    for _ in range(2):
+        out = SnapshotBuilder("kafka", "shop", METRICS)
+        check.emit_headroom(out, {("billing", "orders"): 1800.0}, time.monotonic() + 5)
+        snap = out.build(0, 0)
+        assert snap.value("mqwatch_consumer_retention_headroom_seconds", queue="orders", consumer="billing") == 5400
+    assert Admin.calls == 1  # read once per retention_refresh, not every collection

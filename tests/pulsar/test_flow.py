@@ -145,3 +145,45 @@ def test_canary_counts_a_replayed_message_as_duplicated_and_a_skipped_one_as_los
         assert _canary_counts(collect_once(check)) == (1, 1, 0)
     finally:
         check.close()
+
+
+def test_retention_headroom_from_namespace_ttl_and_backlog_quota(admin_fixture):
+    """Admin FIXTURE replies in apache/pulsar's shapes: messageTTL is an Integer (no body when
+    unset), backlogQuotaMap maps quota types to BacklogQuota objects."""
+    now_ms = int(time.time() * 1000)
+    admin_fixture.set_cluster()
+    sub = subscription_json(5, consumers=1, earliest_publish_ms=now_ms - 600_000)  # oldest unread: 10 min
+    admin_fixture.add_topics({NS + "orders": topic_stats_json(50, 1, {"billing": sub}),
+                              "persistent://other/ns/events": topic_stats_json(50, 1, {"billing": dict(sub)})})
+    policies = "/admin/v2/namespaces/public/default"
+    admin_fixture.routes[policies + "/messageTTL"] = 3600
+    admin_fixture.routes[policies + "/backlogQuotaMap"] = {
+        "destination_storage": {"limit": -1, "limitSize": 10737418240, "limitTime": -1, "policy": "producer_request_hold"},
+        "message_age": {"limit": -1, "limitSize": -1, "limitTime": 1800, "policy": "consumer_backlog_eviction"},
+    }
+    _, check = make_check({"kind": "pulsar", "name": "events", "admin_url": admin_fixture.url})
+    try:
+        snap = collect_once(check)
+        assert snap.ok and not snap.errors, snap.errors
+        room = snap.value("mqwatch_consumer_retention_headroom_seconds", **ORDERS)
+        assert 1800 - 600 - 5 <= room <= 1800 - 600  # the eviction quota (30 min) is the nearer limit
+        # a namespace without TTL or eviction quota: retention unknown, no series
+        assert snap.value("mqwatch_consumer_retention_headroom_seconds", queue="persistent://other/ns/events",
+                          consumer="billing") is None
+        policy_reads = sum("messageTTL" in r for r in admin_fixture.requests)
+        collect_once(check)
+        assert sum("messageTTL" in r for r in admin_fixture.requests) == policy_reads  # not every collection
+    finally:
+        check.close()
+
+
+def test_namespace_limits_from_policy_shapes():
+    from checks.pulsar.retention import limit_seconds
+
+    assert limit_seconds(None, {}) is None
+    assert limit_seconds(0, {}) is None  # TTL 0: disabled
+    assert limit_seconds(7200, {}) == 7200
+    hold = {"message_age": {"limitTime": 60, "policy": "producer_request_hold"}}  # blocks producers, deletes nothing
+    assert limit_seconds(None, hold) is None
+    evict = {"message_age": {"limitTime": 60, "policy": "consumer_backlog_eviction"}}
+    assert limit_seconds(7200, evict) == 60
