@@ -63,6 +63,81 @@ _OPT_C = "{{ with $labels.consumer }} (consumer {{ . }}){{ end }}"
 _STALLED, _STOPPED = 'status="stalled"', 'status="stopped"'
 _ACTIVE_STATES = 'state=~"Stable|PreparingRebalance|CompletingRebalance"'
 
+# ---- flow (issue 14): drain ETA, poison messages, reprocessing, lost messages, canary sequence ----
+FLOW_ALERTS: tuple[Alert, ...] = (
+    Alert(
+        "MqwatchConsumerNotDraining", "mqwatch-flow",
+        # +Inf (lag and not gaining) is above any threshold; the lag floor keeps a consumer a
+        # few messages behind from paging for an ETA that does not matter.
+        lambda p, s: (
+            f"({s('mqwatch_consumer_drain_seconds')} > {p.threshold_seconds})"
+            f" and ({s('mqwatch_consumer_lag_messages')} > {p.min_lag_messages})"
+        ),
+        "Consumer " + _C + " will not catch up on " + _Q + " within [[threshold_seconds]]s (" + _CQ + ")",
+        "At its current net drain rate consumer " + _C + " on queue " + _Q + " in " + _SYS + " cluster " + _CQ
+        + " needs {{ if gt $value 1e300 }}forever (it is not gaining){{ else }}{{ $value | humanizeDuration }}{{ end }}"
+        " to work off its lag of more than [[min_lag_messages]] messages (threshold [[threshold_seconds]]s, for [[for]]).",
+    ),
+    Alert(
+        "MqwatchPoisonMessage", "mqwatch-flow",
+        lambda p, s: f"{s('mqwatch_pending_max_deliveries')} >= {p.threshold_deliveries}",
+        "A message on " + _Q + " was delivered {{ $value }} times without being acknowledged (" + _CQ + ")",
+        "A pending message" + _OPT_C + " on queue " + _Q + " in " + _SYS + " cluster " + _CQ + " has been delivered "
+        "{{ $value }} times (threshold [[threshold_deliveries]]) and is still not acknowledged: a poison message or "
+        "a crash loop that blocks or slows its consumer.",
+    ),
+    Alert(
+        "MqwatchReprocessingSpike", "mqwatch-flow",
+        lambda p, s: (
+            f"(increase({s('mqwatch_consumer_reprocessed_messages_total')}[{p.window}]) > {p.threshold_messages})"
+            f" unless (resets({s('mqwatch_consumer_reprocessed_messages_total')}[{p.window}]) > 0)"
+        ),
+        "Consumer " + _C + " is reprocessing {{ $value | humanize }} messages on " + _Q + " (" + _CQ + ")",
+        "Consumer " + _C + " on queue " + _Q + " in " + _SYS + " cluster " + _CQ + " moved its position back over "
+        "{{ $value | humanize }} messages in the last [[window]] (threshold [[threshold_messages]]): they will be "
+        "consumed again, which double-ships or double-charges unless the consumer is idempotent.",
+    ),
+    Alert(
+        "MqwatchMessagesLost", "mqwatch-flow",
+        lambda p, s: (
+            f"(increase({s('mqwatch_consumer_lost_messages_total')}[{p.window}]) > 0)"
+            f" unless (resets({s('mqwatch_consumer_lost_messages_total')}[{p.window}]) > 0)"
+        ),
+        "{{ $value | humanize }} messages on " + _Q + " were deleted before " + _C + " read them (" + _CQ + ")",
+        "The broker removed {{ $value | humanize }} messages of queue " + _Q + " in " + _SYS + " cluster " + _CQ
+        + " that consumer " + _C + " had not read yet (retention, trimming, TTL or backlog quota) in the last "
+        "[[window]]: they are lost unless replayed from their source.",
+    ),
+    Alert(
+        "MqwatchRetentionHeadroomLow", "mqwatch-flow",
+        lambda p, s: f"{s('mqwatch_consumer_retention_headroom_seconds')} < {p.threshold_seconds}",
+        "Consumer " + _C + " will start losing messages on " + _Q + " in {{ $value | humanizeDuration }} (" + _CQ + ")",
+        "The oldest message consumer " + _C + " has not read on queue " + _Q + " in " + _SYS + " cluster " + _CQ
+        + " is deleted by retention in {{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s, for [[for]]).",
+    ),
+    Alert(
+        "MqwatchCanaryMessagesLost", "mqwatch-canary",
+        lambda p, s: (
+            f"(increase({s('mqwatch_canary_lost_messages_total')}[{p.window}]) > 0)"
+            f" unless (resets({s('mqwatch_canary_lost_messages_total')}[{p.window}]) > 0)"
+        ),
+        "mqwatch canary messages were lost on " + _CQ,
+        "{{ $value | humanize }} canary messages the " + _SYS + " cluster " + _CQ + " acknowledged never came back "
+        "in the last [[window]]: the broker lost acknowledged writes (failover, truncation, deletion).",
+    ),
+    Alert(
+        "MqwatchCanaryMessagesDuplicated", "mqwatch-canary",
+        lambda p, s: (
+            f"(increase({s('mqwatch_canary_duplicated_messages_total')}[{p.window}]) > {p.threshold_messages})"
+            f" unless (resets({s('mqwatch_canary_duplicated_messages_total')}[{p.window}]) > 0)"
+        ),
+        "mqwatch canary messages were delivered twice on " + _CQ,
+        "{{ $value | humanize }} canary messages through " + _SYS + " cluster " + _CQ + " were consumed more than "
+        "once in the last [[window]] (threshold [[threshold_messages]]): consumers of this cluster see duplicates.",
+    ),
+)
+
+
 ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchTargetDown", "mqwatch-agent",
@@ -231,7 +306,7 @@ ALERTS: tuple[Alert, ...] = (
         "{{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s) for [[for]]: messages take that long from producer to "
         "consumer.",
     ),
-)
+) + FLOW_ALERTS
 
 
 def _check_alert_changes(where: str, name: str, changes, config: dict) -> None:

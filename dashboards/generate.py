@@ -167,6 +167,7 @@ def overview():
                     "{{system}} {{cluster}}"),), units.Short,
                   links=[system_link(cluster="cluster")]),
         ]),
+        _flow_overview_row(),
         Row("Dead letters and delayed work", [
             Panel("DLQ arrivals", "Messages that arrived in each dead-letter queue per interval (from the monotonic "
                   "`mqwatch_dlq_messages_total`). Click to open the dead-letter dashboard.",
@@ -216,6 +217,85 @@ def _consumer_rows(system: str, backlog_word: str) -> list[Panel]:
     ]
 
 
+# ---- flow (issue 14): consume vs produce, drain ETA, reprocessing and redelivery, loss ---------------
+
+# Grafana draws +Inf (a consumer not gaining) nowhere; capped, it shows as a line at the top.
+DRAIN_CAP_SECONDS = 7 * 86400
+
+
+def _drain_expr(by: str, matchers: str) -> str:
+    return f"clamp_max(max by ({by}) (mqwatch_consumer_drain_seconds{matchers}), {DRAIN_CAP_SECONDS})"
+
+
+def _flow_row(system: str) -> Row:
+    """Is each consumer catching up, when will it be done, and are messages consumed twice or lost?"""
+    qc = S(system, consumer=True)
+    q = S(system)
+    panels = [
+        Panel("Consume vs produce rate", "Messages consumed per second by each consumer "
+              "(`mqwatch_consumer_consumed_total`) against messages produced per second to its queue. A consumer "
+              "whose line stays below its queue's is falling behind.",
+              ((f"sum by (cluster, queue, consumer) (rate(mqwatch_consumer_consumed_total{qc}[$__rate_interval]))",
+                "{{queue}} / {{consumer}} consumed"),
+               (f"sum by (cluster, queue) (rate(mqwatch_queue_produced_total{q}[$__rate_interval]))",
+                "{{queue}} produced")), MSG_PER_S),
+        Panel("Drain ETA", "Seconds until each consumer's lag is zero at its current net drain rate (consume minus "
+              "produce); 0 when caught up. A consumer that is not gaining (+Inf) is drawn at the 7-day cap.",
+              ((_drain_expr("cluster, queue, consumer", qc), "{{queue}} / {{consumer}}"),), units.Seconds),
+    ]
+    redelivery = []
+    if system in ("kafka", "redis"):
+        redelivery.append((f"sum by (cluster, queue, consumer) (increase("
+                           f"mqwatch_consumer_reprocessed_messages_total{qc}[$__rate_interval]))",
+                           "{{queue}} / {{consumer}} reprocessed"))
+    if system == "redis":
+        redelivery.append((f"max by (cluster, queue, consumer) (mqwatch_pending_max_deliveries{qc})",
+                           "{{queue}} / {{consumer}} most deliveries of one message"))
+    if redelivery:
+        panels.append(Panel("Reprocessed and redelivered", "Messages a consumer will consume again because its "
+                            "position moved back (per interval), and the highest delivery count among unacknowledged "
+                            "messages (a poison message keeps rising).", tuple(redelivery), units.Short))
+    panels.append(Panel("Lost messages", "Messages the broker deleted before the consumer read them, per interval "
+                        "(retention, stream trimming, TTL).",
+                        ((f"sum by (cluster, queue, consumer) (increase("
+                          f"mqwatch_consumer_lost_messages_total{qc}[$__rate_interval]))",
+                          "{{queue}} / {{consumer}}"),), units.Short))
+    if system in ("kafka", "pulsar"):
+        panels.append(Panel("Retention headroom", "How long until retention (Kafka retention.ms; Pulsar TTL or "
+                            "eviction quota) deletes messages the consumer has not read. Absent where the broker does "
+                            "not tell its retention.",
+                            ((f"min by (cluster, queue, consumer) (mqwatch_consumer_retention_headroom_seconds{qc})",
+                              "{{queue}} / {{consumer}}"),), units.Seconds))
+    return Row("Flow: catching up, consumed twice, lost", panels)
+
+
+def _flow_overview_row() -> Row:
+    qc = S(None, consumer=True)
+    return Row("Flow", [
+        Panel("Consume vs produce rate by system", "Messages consumed and produced per second, summed per system "
+              "and cluster: consumption below production means backlogs grow.",
+              ((f"sum by (system, cluster) (rate(mqwatch_consumer_consumed_total{qc}[$__rate_interval]))",
+                "{{system}} {{cluster}} consumed"),
+               (f"sum by (system, cluster) (rate(mqwatch_queue_produced_total{S(None)}[$__rate_interval]))",
+                "{{system}} {{cluster}} produced")), MSG_PER_S,
+              links=[system_link(cluster="cluster")]),
+        Panel("Longest drain ETAs", "The 10 consumers that will take longest to catch up at their current net "
+              "drain rate; a consumer not gaining (+Inf) is drawn at the 7-day cap.",
+              ((f"topk(10, {_drain_expr('system, cluster, queue, consumer', qc)})",
+                "{{system}} {{cluster}} {{queue}} / {{consumer}}"),), units.Seconds,
+              links=[system_link(cluster="cluster", queue="queue", consumer="consumer")]),
+        Panel("Reprocessed, redelivered and lost", "Per system: messages to be consumed again after a rewind and "
+              "messages deleted unread (per interval), and the highest delivery count of a pending message.",
+              ((f"sum by (system, cluster) (increase(mqwatch_consumer_reprocessed_messages_total{qc}"
+                "[$__rate_interval]))", "{{system}} {{cluster}} reprocessed"),
+               (f"sum by (system, cluster) (increase(mqwatch_consumer_lost_messages_total{qc}[$__rate_interval]))",
+                "{{system}} {{cluster}} lost"),
+               (f"max by (system, cluster) (mqwatch_pending_max_deliveries{qc})",
+                "{{system}} {{cluster}} most deliveries")), units.Short,
+              links=[system_link(cluster="cluster")]),
+    ])
+
+
 def _canary_row(system: str) -> Row:
     c = S(system, queue_label=None)
     return Row("End-to-end canary (when enabled)", [
@@ -229,6 +309,10 @@ def _canary_row(system: str) -> Row:
               # The counter exists only after a first failure; `or` shows a healthy canary as 0.
               ((f"sum by (cluster, stage) (increase(mqwatch_canary_failures_total{c}[$__rate_interval]))"
                 f" or on (cluster) (0 * min by (cluster) (mqwatch_up{c}))", "{{cluster}} {{stage}}"),), units.Short),
+        Panel("Canary messages lost, duplicated, reordered", "Sequence-numbered canary messages the broker "
+              "acknowledged that never came back, came back twice, or came back after a later one, per interval.",
+              tuple((f"sum by (cluster) (increase(mqwatch_canary_{k}_messages_total{c}[$__rate_interval]))",
+                     f"{{{{cluster}}}} {k}") for k in ("lost", "duplicated", "reordered")), units.Short),
     ])
 
 
@@ -307,6 +391,7 @@ def redis():
                   ((f"min by (cluster, queue, consumer) (mqwatch_consumer_idle_seconds{qc})",
                     "{{cluster}} {{queue}} {{consumer}}"),), units.Seconds),
         ]),
+        _flow_row("redis"),
         Row("Server", [
             Panel("Memory used of maxmemory", "Used memory as a share of maxmemory (instances without maxmemory are "
                   "not shown).",
@@ -318,6 +403,7 @@ def redis():
                   ((f"sum by (cluster) (increase(mqwatch_redis_evicted_keys_total{c}[$__rate_interval]))", "{{cluster}}"),),
                   units.Short),
         ]),
+        _canary_row("redis"),
     ])
 
 
@@ -338,6 +424,7 @@ def pulsar():
                   ((f"sum by (cluster, consumer) (mqwatch_consumer_members{S('pulsar', queue_label=None, consumer=True)})",
                     "{{cluster}} {{consumer}}"),), units.Short),
         ]),
+        _flow_row("pulsar"),
         Row("Topics", [
             Panel("Publish rate", "Messages published per second to each topic (partitions summed).",
                   ((f"sum by (cluster, queue) (rate(mqwatch_queue_produced_total{q}[$__rate_interval]))",

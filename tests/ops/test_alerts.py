@@ -29,6 +29,9 @@ REQUIRED_ALERTS = {
     "MqwatchKafkaUnderReplicatedPartitions", "MqwatchKafkaOfflinePartitions", "MqwatchCanaryFailing",
     "MqwatchCanarySlow", "MqwatchRedisMemoryNearLimit", "MqwatchRedisEvicting",
     "MqwatchRedisReplicationLinkDown", "MqwatchPulsarBrokerUnhealthy", "MqwatchPulsarSubscriptionBlocked",
+} | {  # issue 14: flow
+    "MqwatchConsumerNotDraining", "MqwatchPoisonMessage", "MqwatchReprocessingSpike", "MqwatchMessagesLost",
+    "MqwatchRetentionHeadroomLow", "MqwatchCanaryMessagesLost", "MqwatchCanaryMessagesDuplicated",
 }
 
 promtool = shutil.which("promtool")
