@@ -73,7 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"ok\n", "text/plain; charset=utf-8")
         elif path == "/readyz":
             ready = agent.ready()
-            self._send(200 if ready else 503, b"ready\n" if ready else b"not ready: a check has not completed yet\n", "text/plain; charset=utf-8")
+            body = b"ready\n" if ready else b"not ready: a check has not completed yet\n"
+            self._send(200 if ready else 503, body, "text/plain; charset=utf-8")
         elif path == "/status":
             body = json.dumps(status_document(agent), indent=2).encode()
             self._send(200, body, "application/json")
