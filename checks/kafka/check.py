@@ -6,12 +6,12 @@ import time
 
 from agent.check import Check
 from agent.counters import REBASE, Counters
-from agent.canary import emit_sequence
+from agent.canary import STAGES, emit_sequence
 from agent.flow import FlowTracker
 from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
-from checks.kafka.canary import STAGES, Canary
+from checks.kafka.canary import Canary
 from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config
 from checks.kafka.config import SCHEMA
 from checks.kafka.dlq import DlqTracker
