@@ -55,6 +55,9 @@ SCHEMA = Schema(
                                  "most messages of each Celery queue list read per cycle to tell eta/countdown "
                                  "tasks from ready ones and to age the oldest"),
         "dlq_sample": Field(Int(min=0, max=10000), 100, "newest dead jobs read per cycle for reasons and sources"),
+        "status_window": Field(Int(min=2, max=1000), 5,
+                               "collections a stream group's mqwatch_consumer_status is judged over"),
+        "allowed_lag": Field(Int(min=0), 0, "stream group lag at or below which the group counts as caught up"),
         "stream_lag_max_scan": Field(Int(min=0), 100000,
                                      "most stream entries read to count a group's lag when Redis cannot report it"),
         "pending_scan": Field(Int(min=0, max=100000), 1000,
