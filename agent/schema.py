@@ -95,7 +95,8 @@ class _Ctx:
             if path in self.lines:
                 return self.lines[path]
             path = path[:-1]
-        return self.lines.get((), None)
+        # A key missing from an empty document still has a place an editor can jump to.
+        return self.lines.get((), 1)
 
     def error(self, path: tuple, message: str):
         self.errors.append(ConfigError(message, format_path(path), self.line(path), self.file))
@@ -299,6 +300,7 @@ class Schema(Type):
         if not isinstance(value, dict):
             raise Invalid(f"expected a mapping, got {_describe(value)}")
         value = _resolve_file_fields(value, self.fields, ctx, path)
+        errors_before = len(ctx.errors)
         out = {}
         for key in value:
             if key not in self.fields:
@@ -321,7 +323,9 @@ class Schema(Type):
             else:
                 out[key] = f.default
         section = Section(out, frozenset(k for k, f in self.fields.items() if f.secret))
-        if self.check and len(out) == len(self.fields):
+        # Cross-key checks assume every key converted: after an error here they would only
+        # trip over the placeholder (and the config is rejected anyway).
+        if self.check and len(out) == len(self.fields) and len(ctx.errors) == errors_before:
             for key, message in self.check(section):
                 ctx.error(path + ((key,) if key else ()), message)
         return section

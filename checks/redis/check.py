@@ -112,9 +112,9 @@ class RedisCheck(Check):
 
         read_keys(rounds, generic, o, self._dlq_patterns, self._cursors, now, view)
         if found.get("sidekiq"):
-            sidekiq.read(rounds, found["sidekiq"], self._cursors, o.dlq_sample, now, view)
+            sidekiq.read(rounds, found["sidekiq"], self._cursors, o.dlq_sample, now, view, o.max_payload_bytes)
         if found.get("rq"):
-            rq.read(rounds, found["rq"], self._cursors, o.dlq_sample, now, view)
+            rq.read(rounds, found["rq"], self._cursors, o.dlq_sample, now, view, o.max_payload_bytes)
         if bull_queues:
             bullmq.read(rounds, o.bullmq_prefix, bull_queues, self._cursors, o.dlq_sample, now, view)
         if found.get("celery"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from checks.redis.client import is_error, label
-from checks.redis.model import QueueStat, add_length
+from checks.redis.model import DEFAULT_MAX_PAYLOAD, QueueStat, add_length, oversized
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "sidekiq"
@@ -28,7 +28,7 @@ def owned_keys(queues) -> set:
     return {b"queues", b"schedule", b"retry", b"dead"} | {b"queue:" + q for q in queues}
 
 
-def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
+def read(rounds, queues, cursors, sample: int, now: float, view, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
     for q in queues:
         name = label(q)
         stat = QueueStat(0, 0.0, NAME)
@@ -52,7 +52,7 @@ def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
     def on_dead(stat, new_members):
         bad = 0
         for member, _ in new_members[:sample]:
-            job = _job(member)
+            job = _job(member, max_payload)
             if job is None:
                 bad += 1
                 stat.sampled.append((None, None))
@@ -65,7 +65,9 @@ def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
     read_dead_set(rounds, DEAD, cursors.get(DEAD), sample, on_dead, clock=SECONDS, source="")
 
 
-def _job(raw):
+def _job(raw, max_bytes: int = DEFAULT_MAX_PAYLOAD):
+    if oversized(raw, max_bytes):
+        return None
     try:
         job = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
