@@ -102,6 +102,13 @@ CONSUMER_STATUS = _g(
     "1 for the evaluated status of this consumer on this queue (ok, lagging, stalled, stopped, rewound), 0 for the others.",
     ["queue", "consumer", "status"], example='mqwatch_consumer_status{status=~"stalled|stopped"} == 1',
 )
+PARTITION_STATUS = _g(
+    "mqwatch_partition_status",
+    "1 for the evaluated status of one partition of this consumer (granularity: partition); one series per "
+    "partition, labelled with its current status.",
+    ["queue", "consumer", "partition", "status"],
+    example='count by (cluster, queue, consumer) (mqwatch_partition_status{status="stalled"})',
+)
 CONSUMER_BLOCKED = _g(
     "mqwatch_consumer_blocked", "1 if the broker stopped dispatching to this subscription (too many unacked messages).",
     ["queue", "consumer"], example="mqwatch_consumer_blocked == 1",
@@ -111,34 +118,35 @@ CONSUMER_IDLE_SECONDS = _g(
     ["queue", "consumer"],
 )
 QUEUE_MESSAGES = _g(
-    "mqwatch_queue_messages", "Messages currently retained in this topic or queue.", ["queue"],
+    "mqwatch_queue_messages", "Messages currently retained in this topic or queue.", ["queue"], optional=["framework"],
     example="sum by (cluster, queue) (mqwatch_queue_messages)",
 )
 QUEUE_PRODUCED = _c(
     "mqwatch_queue_produced_total",
     "Messages ever produced to this topic or queue (monotonic: upstream counters tracked one by one, only increases added).",
-    ["queue"],
+    ["queue"], optional=["framework"],
     example="sum by (queue) (rate(mqwatch_queue_produced_total[5m]))",
 )
 QUEUE_BYTES = _g("mqwatch_queue_bytes", "Bytes stored for this topic or queue.", ["queue"])
 PENDING_MESSAGES = _g(
     "mqwatch_pending_messages", "Messages delivered to a consumer but not acknowledged yet.",
-    ["queue"], optional=["consumer"], example="mqwatch_pending_messages > 1000",
+    ["queue"], optional=["consumer", "framework"], example="mqwatch_pending_messages > 1000",
 )
 PENDING_OLDEST_SECONDS = _g(
     "mqwatch_pending_oldest_seconds", "Age of the oldest delivered but unacknowledged message.",
-    ["queue"], optional=["consumer"], example="mqwatch_pending_oldest_seconds > 600",
+    ["queue"], optional=["consumer", "framework"], example="mqwatch_pending_oldest_seconds > 600",
 )
 DELAYED_MESSAGES = _g(
     "mqwatch_delayed_messages", "Messages scheduled for later delivery in this delayed queue.", ["queue"],
+    optional=["framework"],
 )
 DELAYED_OVERDUE_MESSAGES = _g(
     "mqwatch_delayed_overdue_messages", "Delayed messages whose due time has already passed.", ["queue"],
-    example="mqwatch_delayed_overdue_messages > 0",
+    optional=["framework"], example="mqwatch_delayed_overdue_messages > 0",
 )
 DELAYED_OVERDUE_SECONDS = _g(
     "mqwatch_delayed_overdue_seconds", "How late the most overdue delayed message is; 0 when none is overdue.",
-    ["queue"], example="mqwatch_delayed_overdue_seconds > 60",
+    ["queue"], optional=["framework"], example="mqwatch_delayed_overdue_seconds > 60",
 )
 RETRY_MESSAGES = _g(
     "mqwatch_retry_messages", "Messages waiting in a retry queue or topic.", ["queue", "source"],
@@ -146,22 +154,23 @@ RETRY_MESSAGES = _g(
 )
 DLQ_MESSAGES = _g(
     "mqwatch_dlq_messages", "Messages currently in this dead-letter queue.", ["dlq", "source"],
-    optional=["consumer"], example="mqwatch_dlq_messages > 0",
+    optional=["consumer", "framework"], example="mqwatch_dlq_messages > 0",
 )
 DLQ_MESSAGES_TOTAL = _c(
     "mqwatch_dlq_messages_total",
     "Messages that ever arrived in this dead-letter queue "
     "(monotonic, survives retention, removal, broker counter resets and a drained key).",
-    ["dlq", "source"], optional=["consumer"], example="increase(mqwatch_dlq_messages_total[5m]) > 0",
+    ["dlq", "source"], optional=["consumer", "framework"], example="increase(mqwatch_dlq_messages_total[5m]) > 0",
 )
 DLQ_LAST_MESSAGE_TIMESTAMP = _g(
     "mqwatch_dlq_last_message_timestamp_seconds", "Unix time of the newest message in this dead-letter queue.",
-    ["dlq", "source"], optional=["consumer"], example="time() - mqwatch_dlq_last_message_timestamp_seconds",
+    ["dlq", "source"], optional=["consumer", "framework"],
+    example="time() - mqwatch_dlq_last_message_timestamp_seconds",
 )
 DLQ_REASON_MESSAGES = _g(
     "mqwatch_dlq_reason_messages",
     "Sampled dead letters by failure reason (top reasons; the rest as `other`).",
-    ["dlq", "reason"], example="topk(5, mqwatch_dlq_reason_messages)",
+    ["dlq", "reason"], optional=["framework"], example="topk(5, mqwatch_dlq_reason_messages)",
 )
 BROKERS = _g("mqwatch_brokers", "Brokers the cluster reports (Kafka metadata, Pulsar active brokers).",
              example="mqwatch_brokers < 3")
@@ -177,7 +186,7 @@ CANARY_FAILURES = _c(
 
 CONTRACT_METRICS = (
     CONSUMER_LAG_MESSAGES, PARTITION_LAG_MESSAGES, CONSUMER_LAG_SECONDS, PARTITION_LAG_SECONDS,
-    CONSUMER_MEMBERS, CONSUMER_STATE, CONSUMER_STATUS, CONSUMER_BLOCKED, CONSUMER_IDLE_SECONDS,
+    CONSUMER_MEMBERS, CONSUMER_STATE, CONSUMER_STATUS, PARTITION_STATUS, CONSUMER_BLOCKED, CONSUMER_IDLE_SECONDS,
     QUEUE_MESSAGES, QUEUE_PRODUCED, QUEUE_BYTES, PENDING_MESSAGES, PENDING_OLDEST_SECONDS,
     DELAYED_MESSAGES, DELAYED_OVERDUE_MESSAGES, DELAYED_OVERDUE_SECONDS, RETRY_MESSAGES,
     DLQ_MESSAGES, DLQ_MESSAGES_TOTAL, DLQ_LAST_MESSAGE_TIMESTAMP, DLQ_REASON_MESSAGES, BROKERS,
@@ -217,7 +226,9 @@ def render_markdown(entries: list[CatalogEntry]) -> str:
         "",
         "Generated by `mqwatch metrics --format markdown`; a test keeps this file identical to it.",
         "Every series of a check carries `system` (kafka, redis, pulsar) and `cluster` (the check's `name`).",
-        "Labels in *italics* appear only where they apply.",
+        "Labels in *italics* appear only where they apply. `framework` is on every Redis queue, delayed, pending",
+        "and DLQ series: `sidekiq`, `rq`, `bullmq`, `celery`, or `plain` for keys matched by the `keys` patterns,",
+        "so the same queue name in several job frameworks is several series.",
         "",
         "| metric | type | labels | systems | help | example |",
         "|---|---|---|---|---|---|",

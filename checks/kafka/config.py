@@ -100,7 +100,10 @@ SCHEMA = Schema(
                                   "at most this many partitions are read per cycle to date committed offsets"),
         "fetch_timeout": Field(Duration(min=0.05), 2.0,
                                "how long one cycle waits for each batch of record reads (time lag, dead letters)"),
-        "status_window": Field(Int(min=2, max=1000), 10, "observations the consumer status is evaluated over"),
+        "status_window": Field(Int(min=2, max=1000), 5,
+                               "collections the consumer status is evaluated over; a consumer must commit at least "
+                               "once per status_window - 1 collections or it looks stalled"),
+        "allowed_lag": Field(Int(min=0), 0, "lag in messages at or below which a partition counts as caught up"),
         "dlq": Field(DLQ_SCHEMA, None),
         "reasons": Field(REASONS_SCHEMA, None),
         "canary": Field(CANARY_SCHEMA, None),

@@ -34,7 +34,7 @@ class PulsarCheck(Check):
         self._binary = None
         self._canary = None
         self._sampler = None
-        self.status = StatusTracker(options.status_window)
+        self.status = StatusTracker(options.status_window, options.allowed_lag)
         self.timeline = OffsetTimeline()
         # Per (partition, broker) msgInCounter: a reset or one broker's failed scrape moves no total.
         self.produced = Counters()
@@ -174,12 +174,13 @@ class PulsarCheck(Check):
             seconds = self.lag_seconds(q, per_part, now)
             if seconds is not None:
                 out.add("mqwatch_consumer_lag_seconds", seconds, queue=q, consumer=sub)
-            positions = tuple(self._position((q, sub, n), prod, s.backlog, s.last_acked_ms) for n, prod, s in per_part)
+            positions = [self._position((q, sub, n), prod, s.backlog, s.last_acked_ms) for n, prod, s in per_part]
             if counter_reset:  # msgInCounter restarts when the topic moves to another broker: not a rewind
                 self.status.forget((q, sub))
-            status = self.status.observe((q, sub), positions, backlog, consumers > 0)
+            verdict = self.status.observe((q, sub), positions, [s.backlog for _, _, s in per_part], consumers > 0,
+                                          [n for n, _, _ in per_part])
             for st in STATUSES:
-                out.add("mqwatch_consumer_status", 1 if st == status else 0, queue=q, consumer=sub, status=st)
+                out.add("mqwatch_consumer_status", 1 if st == verdict.status else 0, queue=q, consumer=sub, status=st)
         if backlogs:
             # Pulsar keeps what the slowest subscription has not acknowledged.
             out.add("mqwatch_queue_messages", max(backlogs), queue=q)

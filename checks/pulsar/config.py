@@ -48,7 +48,10 @@ SCHEMA = Schema(
         "max_admin_bytes": Field(Int(min=1024), 16 * 1024 * 1024,
                                  "largest admin API reply read; a larger one fails with reason too_large"),
         "max_concurrency": Field(Int(min=1, max=64), 8, "admin API requests in flight at once"),
-        "status_window": Field(Int(min=2, max=1000), 10, "observations mqwatch_consumer_status is judged over"),
+        "status_window": Field(Int(min=2, max=1000), 5,
+                               "collections mqwatch_consumer_status is judged over; a subscription must acknowledge "
+                               "at least once per status_window - 1 collections or it looks stalled"),
+        "allowed_lag": Field(Int(min=0), 0, "backlog in messages at or below which a partition counts as caught up"),
         "canary": Field(
             Schema({
                 "enabled": Field(Bool(), False),
