@@ -9,7 +9,8 @@ from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
 from checks.kafka.canary import STAGES, Canary
-from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config
+from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config, librdkafka_log
+from checks.kafka.clientlog import ClientLog
 from checks.kafka.config import SCHEMA
 from checks.kafka.dlq import DlqTracker
 from checks.kafka.metrics import METRICS
@@ -34,13 +35,15 @@ class KafkaCheck(Check):
         self._status_keys: dict = {}  # group -> (group, topic) keys observed last time
         self.time_lag = TimeLag(options.time_lag, options.time_lag_fetches, options.fetch_timeout)
         self.dlq = DlqTracker(options.dlq, options.reasons)
+        self.client_log = ClientLog(librdkafka_log)  # shared by every librdkafka client of this check
 
     def base_config(self) -> dict:
-        return base_config(list(self.options.bootstrap_servers), dict(self.options.client), self.timeout)
+        o = self.options
+        return base_config(list(o.bootstrap_servers), dict(o.client), self.timeout, o.tls, self.client_log)
 
     def client(self) -> KafkaClient:
         if self._client is None:  # created lazily so a bad setting fails a collection, not the agent
-            self._client = KafkaClient(list(self.options.bootstrap_servers), dict(self.options.client), self.timeout)
+            self._client = KafkaClient(self.base_config(), self.timeout)
         return self._client
 
     def reader(self) -> RecordReader:
@@ -58,6 +61,7 @@ class KafkaCheck(Check):
         if self._client is not None:
             self._client.close()
             self._client = None
+        self.client_log.flush(everything=True)
 
     def collect(self, out: SnapshotBuilder) -> None:
         deadline = time.monotonic() + self.timeout * 0.9

@@ -45,10 +45,6 @@ class PulsarCheck(Check):
 
     # ---- clients, created lazily so a bad setting fails a collection, not the agent ----
 
-    @property
-    def _token(self) -> str:
-        return self.options.auth.token
-
     def _token_hosts(self) -> list[str]:
         """Where the token may go: the configured URLs and auth.allowed_hosts, nothing learnt."""
         o = self.options
@@ -59,23 +55,26 @@ class PulsarCheck(Check):
 
     def admin(self) -> AdminClient:
         if self._admin is None:
-            o = self.options
-            self._admin = AdminClient(o.admin_url, self._token, self._request_timeout(), o.max_concurrency,
+            o = self.options  # an HttpError("tls") from here is handled by fetch_state
+            self._admin = AdminClient(o.admin_url, o.auth, o.tls, self._request_timeout(), o.max_concurrency,
                                       o.max_admin_bytes, self._token_hosts())
         return self._admin
 
     def scraper(self) -> MetricsScraper:
         if self._scraper is None:
             o = self.options
-            self._scraper = MetricsScraper(list(o.metrics_url), self._token, self._request_timeout(),
-                                           o.max_metrics_bytes, self._token_hosts())
+            try:
+                self._scraper = MetricsScraper(list(o.metrics_url), o.auth, o.tls, self._request_timeout(),
+                                               o.max_metrics_bytes, self._token_hosts())
+            except HttpError as e:  # tls files that no longer load
+                raise CheckError(e.reason, str(e)) from None
         return self._scraper
 
     def binary(self):
         if self._binary is None:
             from checks.pulsar.binary import connect
 
-            self._binary = connect(self.options.service_url, self._token, self._request_timeout())
+            self._binary = connect(self.options.service_url, self.options.auth, self.options.tls, self._request_timeout())
         return self._binary
 
     def close(self) -> None:
