@@ -1,4 +1,4 @@
-"""Benchmark 6 in `python -m benchmarks`: time to page, end to end, at default settings.
+"""Benchmark 7 in `python -m benchmarks`: time to page, end to end, at default settings.
 
 A real tansu and a real Redis, the agent at its default 15 s interval, a Prometheus scraping it
 every 15 s and evaluating the shipped rules (alerts/mqwatch.rules.yml, unchanged) every 15 s, the
@@ -31,7 +31,7 @@ import yaml
 
 from benchmarks.report import Result, at_most, info
 
-TITLE = "6. Time to page: event to Alertmanager receiver, default settings (tansu, Redis)"
+TITLE = "7. Time to page: event to Alertmanager receiver, default settings (tansu, Redis)"
 TARGET_SECONDS = 180.0
 ALERTS = {"stopped": "MqwatchConsumerStopped", "stalled": "MqwatchConsumerStalled",
           "dlq": "MqwatchDLQReceivingMessages", "overdue": "MqwatchDelayedQueueOverdue"}
