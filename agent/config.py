@@ -30,6 +30,8 @@ AGENT_SCHEMA = Schema(
         "interval": Field(Duration(min=0.1), 15.0, "default collection interval"),
         "timeout": Field(Duration(min=0.1), 10.0, "per-check collection timeout"),
         "log_level": Field(Choice("debug", "info", "warning", "error"), "info", "log level"),
+        "alertmanager_url": Field(Str(r"(https?://[^\s/]+/?)?", "expected http(s)://host:port"), "",
+                                  "Alertmanager whose firing alerts the status page lists (optional)"),
     }
 )
 

@@ -113,7 +113,8 @@ CANARY_SCHEMA = Schema(
 SCHEMA = Schema(
     {
         "bootstrap_servers": Field(
-            ListOf(Str(r"[^\s,]+:\d{1,5}", "expected host:port"), split_commas=True, min_items=1),
+            ListOf(Str(r"[^\s,]+:\d{1,5}", "expected host:port"), split_commas=True, min_items=1,
+                   expected="host:port or a list of them (or a comma-separated string)"),
             doc="brokers to bootstrap from, a list or a comma-separated string of host:port",
         ),
         "groups": Filter(default_include=(".*",), default_exclude=()),

@@ -3,7 +3,7 @@
 from agent import tls
 from agent.schema import Bool, Duration, Field, Filter, Int, ListOf, Schema, Str
 
-_HTTP_URL = Str(r"https?://[^\s/]+(/\S*)?", "expected an http(s) URL, for example http://broker-1:8080")
+_HTTP_URL = Str(r"https?://[^\s/]+(/\S*)?", "expected an http(s) URL, for example http://broker-1:8080", noun="a URL")
 
 # Pulsar's own bookkeeping topics are noise on a lag dashboard.
 DEFAULT_TOPIC_EXCLUDES = (r"^(non-)?persistent://pulsar/system/", r"/__[^/]*$")
@@ -54,7 +54,7 @@ OAUTH2_SCHEMA = Schema({
 SCHEMA = Schema(
     {
         "metrics_url": Field(
-            ListOf(_HTTP_URL, split_commas=True), (),
+            ListOf(_HTTP_URL, split_commas=True, expected="a URL or a list of URLs"), (),
             "broker /metrics endpoints to scrape, a list or a comma-separated string",
         ),
         "admin_url": Field(Str(r"(https?://[^\s/?#]+(/[^\s?#]*)?)?", "expected http(s)://host:port[/path-prefix]"), "",
