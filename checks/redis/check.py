@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 
+from agent.canary import emit_sequence
 from agent.check import Check
-from agent.counters import Counters
+from agent.counters import REBASE, Counters
 from agent.dlq import UNKNOWN, ReasonCounts
+from agent.flow import FlowTracker
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
 from checks.redis import bullmq, celery, rq, sidekiq
@@ -50,6 +52,10 @@ class RedisCheck(Check):
         self._drained: dict = {}  # dlq whose key is gone -> monotonic time it was first missed
         # Stream IDs are positions but not message counts (see agent/status.py).
         self._status = StatusTracker(options.status_window, options.allowed_lag, positions_count_messages=False)
+        self._flow = FlowTracker(options.status_window)
+        self._stream_added = Counters()  # stream <- entries-added
+        self._lost = Counters()  # (stream, group) <- entries trimmed before the group read them
+        self._canary = None
 
     def client(self) -> RedisClient:
         if self._client is None:
@@ -72,6 +78,23 @@ class RedisCheck(Check):
         for reason, message in view.errors:
             out.error(reason, message)
         self.emit(out, view, complete)
+        if self.options.canary.enabled:
+            self.run_canary(out, client)
+
+    def run_canary(self, out: SnapshotBuilder, client: RedisClient) -> None:
+        from checks.redis.canary import StreamCanary
+
+        o = self.options.canary
+        if self._canary is None:
+            self._canary = StreamCanary(o.key, o.timeout, o.lost_after)
+        # below the connection's socket timeout, so a blocking read ends by itself
+        failure = self._canary.run(client.redis, min(o.timeout, self.timeout * 0.5))
+        if failure is not None:
+            out.error("canary_" + failure[0], failure[1])
+        out.add("mqwatch_canary_roundtrip_seconds", self._canary.stats.histogram())
+        for stage, n in self._canary.stats.failure_counts().items():
+            out.add("mqwatch_canary_failures_total", n, stage=stage)
+        emit_sequence(out, self._canary.sequence_counts())
 
     # ---- reading ------------------------------------------------------------------------
     def read(self, client: RedisClient, out: SnapshotBuilder) -> View:
@@ -159,8 +182,10 @@ class RedisCheck(Check):
             out.add("mqwatch_delayed_overdue_seconds", d.overdue_seconds, queue=q, framework=fw)
         for q, s in view.streams.items():
             out.add("mqwatch_queue_messages", s.length, queue=q, framework=PLAIN)
-            if s.entries_added is not None:
-                out.add("mqwatch_queue_produced_total", s.entries_added, queue=q, framework=PLAIN)
+            if s.entries_added is not None:  # a recreated stream starts again at 0: reset-safe
+                out.add("mqwatch_queue_produced_total", self._stream_added.observe(q, s.entries_added), queue=q,
+                        framework=PLAIN)
+        self._stream_added.retain(view.streams)
         for g in view.groups:
             labels = {"queue": g.stream, "consumer": g.group}
             if g.lag is not None:
@@ -178,8 +203,35 @@ class RedisCheck(Check):
                 verdict = self._status.observe((g.stream, g.group), (stream_position(g.delivered),), (g.lag,), active)
                 for s in STATUSES:
                     out.add("mqwatch_consumer_status", 1 if s == verdict.status else 0, **labels, status=s)
+        self.emit_flow(out, view)
         self._status.retain({(g.stream, g.group) for g in view.groups})
         self.emit_dlqs(out, view, complete)
+
+    def emit_flow(self, out: SnapshotBuilder, view: View) -> None:
+        """Per stream group: consumed (entries-read), drain ETA, rewinds (XGROUP SETID back), messages
+        trimmed unread, and delivery counts of pending entries (agent/flow.py)."""
+        now, live = time.time(), []
+        for g in view.groups:
+            if g.lag is None:
+                continue
+            key, labels = (g.stream, g.group), {"queue": g.stream, "consumer": g.group}
+            live.append(key)
+            known = g.entries_read is not None  # Redis 6 does not count what a group read
+            flow = self._flow.observe(key, now, (0,) if known else (), (g.entries_read,) if known else (), g.lag)
+            if known:
+                out.add("mqwatch_consumer_consumed_total", flow.consumed, **labels)
+                out.add("mqwatch_consumer_reprocessed_messages_total", flow.reprocessed, **labels)
+            if flow.drain_seconds is not None:
+                out.add("mqwatch_consumer_drain_seconds", flow.drain_seconds, **labels)
+            if g.unreadable is not None:  # a trim the group later skips past must not take the count back
+                self._lost.observe(key, g.unreadable, on_drop=REBASE)
+            if self._lost.total(key) is not None:
+                out.add("mqwatch_consumer_lost_messages_total", self._lost.total(key), **labels)
+            if g.max_deliveries is not None:
+                out.add("mqwatch_pending_max_deliveries", g.max_deliveries, **labels)
+                out.add("mqwatch_pending_redelivered_messages", g.redelivered, **labels)
+        self._flow.retain(live)
+        self._lost.retain(live)
 
     def emit_dlqs(self, out: SnapshotBuilder, view: View, complete: bool = True) -> None:
         for key, stat in view.dlqs.items():

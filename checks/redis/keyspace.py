@@ -65,7 +65,7 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
         elif kind == "zset":
             zsets.append(key)
         elif kind == "stream":
-            read_stream(rounds, key, now, options.stream_lag_max_scan, view)
+            read_stream(rounds, key, now, options.stream_lag_max_scan, view, pending_scan=options.pending_scan)
 
     def on_lengths(replies):
         for key, n in zip(lists, replies):

@@ -40,6 +40,10 @@ class GroupStat:
     pending_oldest_seconds: float | None
     least_idle_seconds: float | None
     delivered: int = 0  # last-delivered-id as one comparable number, for the status window
+    entries_read: int | None = None  # Redis 7: entries the group read, in entries-added's count
+    unreadable: int | None = None  # entries trimmed before the group read them (Redis 7 lag only)
+    max_deliveries: int | None = None  # highest XPENDING delivery count among the scanned pending entries
+    redelivered: int | None = None  # scanned pending entries delivered more than once
 
 
 @dataclass
