@@ -236,5 +236,19 @@ def test_every_command_the_check_sends_is_in_the_grant():
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add"
                     and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
                     and isinstance(node.args[1].value, str)):
-                used.add(node.args[1].value.lower().replace("xinfo_", "xinfo|"))
+                method = node.args[1].value.lower()
+                used.add({"xpending_range": "xpending"}.get(method, method.replace("xinfo_", "xinfo|")))
     assert used - granted == set(), f"commands the check uses but the README grant lacks: {used - granted}"
+
+
+def test_documented_canary_grant_is_enough(tls_redis, pki):
+    r = tls_redis.admin
+    r.flushall()
+    text = open(README, encoding="utf-8").read()
+    extra = re.search(r"`(\+xadd [^`]+)`", text).group(1)
+    line = _grant_line().replace(">CHANGE-ME", ">pw-canary").replace("ACL SETUSER mqwatch ", "ACL SETUSER canary ")
+    r.execute_command(*(line + " " + extra).split())
+    snap = collect_once(_check(tls_redis.url, tls={"ca_file": pki.ca}, username="canary", password="pw-canary",
+                               canary={"enabled": True, "timeout": "2s"}))
+    assert snap.ok and not snap.errors, snap.errors
+    assert snap.samples("mqwatch_canary_roundtrip_seconds")
