@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", required=True, help="config file (YAML)")
     run.add_argument("--listen", help="override agent.listen, e.g. 127.0.0.1:9325")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override agent.log_level")
+    run.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                     help="TLS and basic auth for every endpoint (exporter-toolkit format); overrides agent.web_config_file")
+    run.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                     help="serve POST /-/reload (SIGHUP reloads either way)")
 
     check = sub.add_parser("check", help="collect every check once and print the result")
     check.add_argument("-c", "--config", required=True, help="config file (YAML)")
@@ -154,21 +158,35 @@ def _snapshot_table(items) -> str:
 
 
 def cmd_run(args) -> int:
+    from agent.schema import ConfigErrors
+    from agent.webconfig import load_web_config
+
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_USAGE
+    web = None
+    web_file = args.web_config_file or cfg.agent.web_config_file
+    if web_file:
+        try:
+            web = load_web_config(web_file)
+        except ConfigErrors as e:
+            for err in e.errors:
+                print(str(err), file=sys.stderr)
+            print(f"{web_file}: {len(e.errors)} error(s)", file=sys.stderr)
+            return EXIT_USAGE
     setup_logging(args.log_level or cfg.agent.log_level)
-    return serve(cfg, args.listen or cfg.agent.listen)
+    return serve(cfg, args.listen or cfg.agent.listen, web=web, lifecycle=args.enable_lifecycle)
 
 
-def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=None) -> int:
+def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=None, web=None,
+          lifecycle: bool = False) -> int:
     from agent.app import Agent
     from agent.server import HTTPServer, split_listen
 
     agent = Agent(cfg)
     host, port = split_listen(listen)
     try:
-        server = HTTPServer(agent, host, port)
+        server = HTTPServer(agent, host, port, web=web, lifecycle=lifecycle)
     except OSError as e:
         log.error("listen_failed address=%s error=%s", listen, e.strerror)
         print(f"mqwatch: cannot listen on {listen}: {e.strerror}", file=sys.stderr)
@@ -177,7 +195,8 @@ def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=
     _install_signals(agent, stop)
     server.start()
     agent.start()
-    log.info("agent_started listen=%s:%d checks=%d version=%s", host, server.port, len(cfg.checks), __version__)
+    log.info("agent_started listen=%s port=%d tls=%s basic_auth=%s lifecycle=%s checks=%d version=%s", host, server.port,
+             bool(web and web.tls), bool(web and web.users), lifecycle, len(cfg.checks), __version__)
     if on_ready:
         on_ready(server.port)
     try:

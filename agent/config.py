@@ -21,7 +21,8 @@ DEFAULT_PORT = 9325
 
 
 def _listen_type():
-    return Str(r"(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}", "expected host:port, for example 0.0.0.0:9325")
+    return Str(r"(\[[0-9a-fA-F:.]+(%[\w.-]+)?\]|[^:\s\[\]]*):\d{1,5}",
+               "expected host:port, for example 0.0.0.0:9325, or [ipv6]:port, for example [::1]:9325")
 
 
 AGENT_SCHEMA = Schema(
@@ -30,6 +31,8 @@ AGENT_SCHEMA = Schema(
         "interval": Field(Duration(min=0.1), 15.0, "default collection interval"),
         "timeout": Field(Duration(min=0.1), 10.0, "per-check collection timeout"),
         "log_level": Field(Choice("debug", "info", "warning", "error"), "info", "log level"),
+        "web_config_file": Field(Str(), "", "TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit "
+                                 "format (see README); --web.config.file overrides it"),
     }
 )
 
@@ -93,6 +96,8 @@ def parse_config(text: str, file: str = "mqwatch.yaml", environ=None) -> Config:
         if key not in ("agent", "checks"):
             ctx.error((key,), f"unknown key{_did_you_mean(str(key), ['agent', 'checks'])}")
     agent = _convert(AGENT_SCHEMA, data.get("agent"), ctx, ("agent",))
+    if agent is not None and agent.web_config_file:
+        _check_web_config(agent.web_config_file, errors)
     checks: list[CheckConfig] = []
     raw_checks = data.get("checks")
     if raw_checks is None:
@@ -140,6 +145,16 @@ def _check_config(raw, ctx: _Ctx, path: tuple, agent: Section | None) -> CheckCo
         timeout=section.timeout if section.timeout is not None else agent.timeout,
         options=options,
     )
+
+
+def _check_web_config(path: str, errors: list) -> None:
+    """`validate` and start-up fail on a broken web config, not the first scrape."""
+    from agent.webconfig import load_web_config
+
+    try:
+        load_web_config(path)
+    except ConfigErrors as e:
+        errors.extend(e.errors)
 
 
 def _convert(schema: Schema, value, ctx: _Ctx, path: tuple):
