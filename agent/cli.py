@@ -11,6 +11,7 @@ import threading
 
 from agent import __version__
 from agent.logs import setup_logging
+from agent.redact import redact
 from agent.memtrim import limit_malloc_arenas
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
@@ -111,15 +112,15 @@ def cmd_check(args) -> int:
     for (c, _), snap in zip(pairs, snaps):
         exporter.publish(snap, c.kind)
     if args.format == "prom":
-        sys.stdout.write(exporter.body().decode())
+        text = exporter.body().decode()
     elif args.format == "json":
-        json.dump([_snapshot_json(c.kind, s) for (c, _), s in zip(pairs, snaps)], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        text = json.dumps([_snapshot_json(c.kind, s) for (c, _), s in zip(pairs, snaps)], indent=2) + "\n"
     else:
-        sys.stdout.write(_snapshot_table([(c.kind, s) for (c, _), s in zip(pairs, snaps)]))
+        text = _snapshot_table([(c.kind, s) for (c, _), s in zip(pairs, snaps)])
+    sys.stdout.write(redact(text))  # label values and errors may quote what a broker echoed
     for (c, _), s in zip(pairs, snaps):
         if not s.ok:
-            print(f"check {c.key} failed: {s.error}", file=sys.stderr)
+            print(redact(f"check {c.key} failed: {s.error}"), file=sys.stderr)
     return EXIT_OK if all(s.ok for s in snaps) else EXIT_CHECK_FAILED
 
 

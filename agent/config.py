@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from agent.redact import register_config_tree
 from agent.registry import get_check_class, known_kinds
 from agent.schema import (
     ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, _Ctx, _Invalid, Choice,
@@ -88,6 +89,8 @@ def parse_config(text: str, file: str = "mqwatch.yaml", environ=None) -> Config:
         raise ConfigErrors([ConfigError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else None, file=file)]) from None
     lines: dict[tuple, int] = {}
     data = {} if node is None else _to_python(node, (), lines, errors, file, environ)
+    # Before validation: an error message about a rejected value must not show it either.
+    register_config_tree(data)
     ctx = _Ctx(file, lines, errors)
     if not isinstance(data, dict):
         ctx.error((), "the config file must be a mapping with `agent` and `checks`")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from agent.redact import redact
+
 OTHER = "other"
 UNKNOWN = "unknown"
 MAX_REASON_LENGTH = 120
@@ -63,7 +65,7 @@ def normalize_reason(raw) -> str:
         return UNKNOWN
     if isinstance(raw, (bytes, bytearray, memoryview)):
         raw = bytes(raw[: MAX_REASON_LENGTH * 4]).decode("utf-8", errors="replace")
-    text = _CONTROL.sub(" ", str(raw)).strip()
+    text = _CONTROL.sub(" ", redact(str(raw))).strip()
     if not text:
         return UNKNOWN
     if len(text) > MAX_REASON_LENGTH:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import html
 import time
 
+from agent.redact import redact
+
 REFRESH_SECONDS = 10
 TOP_ROWS = 15
 
 
 def _e(text) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(redact(text), quote=True)  # every text on the page passes here
 
 
 def sparkline(points, width: int = 120, height: int = 24) -> str:

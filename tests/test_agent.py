@@ -206,7 +206,7 @@ def test_secrets_never_reach_the_logs(tmp_path, fresh_tansu):
 
 
 def test_scrub_removes_credentials_from_log_lines():
-    from agent.logs import scrub
+    from agent.redact import redact as scrub
 
     line = "error connecting redis://app:pa55w0rd@cache:6379/0 with sasl.password=topsecret token: abc123"
     cleaned = scrub(line)
