@@ -40,3 +40,11 @@ def pulsar_lite():
     broker = start_pulsar_lite()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """CA, server and client certificates (tests/pki.py), shared by the TLS tests."""
+    from tests.pki import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -30,35 +30,6 @@ PASSWORD = "scrape-pw-1"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$", 1)
 
 
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _ca(d, name):
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-             "-keyout", f"{name}.key", "-out", f"{name}.crt", "-subj", f"/CN={name}", cwd=d)
-
-
-def _leaf(d, name, ca, san=None):
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-    ext = d / f"{name}.ext"
-    ext.write_text(f"subjectAltName={san}\n" if san else "basicConstraints=CA:FALSE\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-             "-days", "2", "-out", f"{name}.crt", "-extfile", ext.name, cwd=d)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pki")
-    _ca(d, "ca")
-    _ca(d, "other-ca")
-    _leaf(d, "server", "ca", san="IP:127.0.0.1,IP:::1,DNS:localhost")
-    _leaf(d, "client", "ca")
-    _leaf(d, "intruder", "other-ca")
-    return d
-
-
 def _agent():
     return Agent(parse_config("agent: {interval: 1s}\nchecks: []\n", "m.yaml", {}))
 
@@ -303,3 +274,16 @@ def test_ipv6_listen_address_validates_and_binds(serve):
     server = serve(host=host)
     answer = _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", host="::1", family=socket.AF_INET6)
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok\n")
+
+
+def test_readme_web_config_example_is_valid_as_printed(pki, tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```yaml\n# web.yml\n(.*?)```", readme, re.S).group(1)
+    block = block.replace("/etc/mqwatch/tls/tls.crt", str(pki / "server.crt")).replace("/etc/mqwatch/tls/tls.key", str(pki / "server.key"))
+    f = tmp_path / "web.yml"
+    f.write_text(block)
+    web = load_web_config(str(f))
+    assert web.tls is not None and bcrypt.checkpw(b"change-me", web.users["prometheus"])
