@@ -33,7 +33,7 @@ class RedisCheck(Check):
         self._client: RedisClient | None = None
         self._dlq_patterns = DlqPatterns(options.dlq_keys)
         self._arrivals = ArrivalCounter()
-        self._reasons = ReasonCounts()
+        self._reasons = ReasonCounts(mode=options.reasons)
         self._cursors: dict = {}  # dlq -> last score / stream id / list length seen
         self._produced: dict = {}  # dlq -> last entries-added of a stream DLQ
         self._newest: dict = {}  # dlq -> last known newest dead-letter time

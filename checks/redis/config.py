@@ -1,5 +1,6 @@
 """The `kind: redis` config section."""
 
+from agent.dlq import REASONS_FIELD
 from agent.schema import Choice, Field, Int, ListOf, Schema, Str
 
 FRAMEWORKS = ("sidekiq", "rq", "bullmq", "celery")
@@ -35,6 +36,7 @@ SCHEMA = Schema(
         "max_keys": Field(Int(min=1), 10000, "scan budget: most keys looked at per cycle"),
         "scan_count": Field(Int(min=10, max=100000), 1000, "COUNT hint of each SCAN call"),
         "dlq_sample": Field(Int(min=0, max=10000), 100, "newest dead jobs read per cycle for reasons and sources"),
+        "reasons": REASONS_FIELD,
         "stream_lag_max_scan": Field(Int(min=0), 100000,
                                      "most stream entries read to count a group's lag when Redis cannot report it"),
     },
