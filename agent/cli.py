@@ -221,10 +221,18 @@ def _install_signals(agent, stop: threading.Event) -> None:
 
 
 def cmd_demo(args) -> int:
-    from agent.demo import run_demo
+    from agent import demo
+    from agent.config import load_config
 
     setup_logging("info")
-    return run_demo(args)
+    session = demo.start(args)
+    if session is None:
+        return EXIT_CHECK_FAILED
+    try:
+        return serve(load_config(session.config_path), args.listen, stop_event=session.stop_event,
+                     on_ready=session.announce)
+    finally:
+        session.close()
 
 
 if __name__ == "__main__":

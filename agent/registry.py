@@ -1,70 +1,84 @@
-"""Check kinds by name: the built-in ones and third-party ones from the `mqwatch.checks` entry points."""
+"""Check kinds by name, from the `mqwatch.checks` entry points.
+
+The core names no check: the built-in ones register through the same entry points as a
+third-party plugin (see pyproject.toml), so adding a system touches only its own folder,
+pyproject.toml and its dashboards and alerts.
+"""
 
 from __future__ import annotations
 
 import logging
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 ENTRY_POINT_GROUP = "mqwatch.checks"
 
-_BUILTIN = {
-    "kafka": "checks.kafka.check:KafkaCheck",
-    "redis": "checks.redis.check:RedisCheck",
-    "pulsar": "checks.pulsar.check:PulsarCheck",
-}
-
 _log = logging.getLogger("mqwatch.registry")
-_cache: dict[str, type] | None = None
+_registered: dict[str, type] = {}  # register() at run time: tests, embedding
 
 
-def _load(spec: str):
-    module, _, attr = spec.partition(":")
-    mod = __import__(module, fromlist=[attr])
-    return getattr(mod, attr)
+def kind_entry_points(group: str) -> dict[str, EntryPoint]:
+    """One entry point per name in `group`; a second one claiming a taken name is ignored
+    with a warning (the first installed wins), so a plugin cannot silently swap a check."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=group):
+        first = found.get(ep.name)
+        if first is None:
+            found[ep.name] = ep
+        elif first.value != ep.value:
+            _log.warning("plugin_ignored group=%s entry_point=%s value=%s reason=%s", group, ep.name, ep.value,
+                         f"{ep.name} is already provided by {first.value}")
+    return found
 
 
-def _discover() -> dict[str, type]:
-    global _cache
-    if _cache is None:
-        found: dict[str, type] = {}
-        for kind, spec in _BUILTIN.items():
-            found[kind] = _load(spec)
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in found and ep.value == _BUILTIN.get(ep.name):
-                continue
-            try:
-                cls = ep.load()
-            except Exception as e:  # a broken plugin must not take the agent down
-                _log.warning("plugin_load_failed entry_point=%s error=%r", ep.name, e)
-                continue
-            if ep.name in _BUILTIN:
-                _log.warning("plugin_ignored entry_point=%s reason=%s", ep.name, "shadows a built-in check")
-                continue
-            found[ep.name] = cls
-        _cache = found
-    return _cache
+def load_entry_point(ep: EntryPoint):
+    """The entry point's object, or None (logged) when it fails to import: a broken plugin
+    must not take the agent down."""
+    try:
+        return ep.load()
+    except Exception as e:
+        _log.warning("plugin_load_failed group=%s entry_point=%s error=%r", ep.group, ep.name, e)
+        return None
+
+
+class PluginLoadError(LookupError):
+    """A kind is installed but its plugin failed to import (the log says why)."""
 
 
 def register(kind: str, cls: type) -> None:
     """Register a check class at run time (tests, embedding)."""
-    _discover()[kind] = cls
+    _registered[kind] = cls
 
 
 def unregister(kind: str) -> None:
-    _discover().pop(kind, None)
+    _registered.pop(kind, None)
 
 
 def get_check_class(kind: str) -> type:
-    if _cache is None and kind in _BUILTIN:
-        # Import only the kinds a config uses: each check's client library costs the agent
-        # memory for its whole life (pulsar-client, redis and requests: 22 MB of RSS).
-        return _load(_BUILTIN[kind])
-    return _discover()[kind]
+    """Import only the kind asked for: each check's client library costs the agent memory
+    for its whole life (pulsar-client, redis and requests: 22 MB of RSS).
+    KeyError for a kind nobody provides, PluginLoadError for one that fails to import."""
+    if kind in _registered:
+        return _registered[kind]
+    ep = kind_entry_points(ENTRY_POINT_GROUP).get(kind)
+    if ep is None:
+        raise KeyError(kind)
+    cls = load_entry_point(ep)
+    if cls is None:
+        raise PluginLoadError(f"check kind {kind!r} is installed ({ep.value}) but failed to import; the log says why")
+    return cls
 
 
 def known_kinds() -> list[str]:
-    return sorted(_discover())
+    """Every kind a config may name. Listing does not import the checks."""
+    return sorted(set(kind_entry_points(ENTRY_POINT_GROUP)) | set(_registered))
 
 
 def all_check_classes() -> list[type]:
-    return list(_discover().values())
+    """Every check class that imports (the metric catalog needs them all)."""
+    classes = []
+    for kind in known_kinds():
+        try:
+            classes.append(get_check_class(kind))
+        except LookupError:
+            continue
+    return classes

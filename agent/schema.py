@@ -110,8 +110,9 @@ def format_path(path: tuple) -> str:
     return out
 
 
-class _Invalid(Exception):
-    """Raised by a type converter; the message is reported at the value's path."""
+class Invalid(Exception):
+    """Raised by a type converter (a check's own Type subclass too); the message is
+    reported at the value's path."""
 
 
 # ---- value types -------------------------------------------------------------------------
@@ -132,10 +133,10 @@ class Str(Type):
 
     def convert(self, value, ctx, path):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise _Invalid(f"expected a string, got {_describe(value)}")
+            raise Invalid(f"expected a string, got {_describe(value)}")
         value = str(value)
         if self.pattern and not self.pattern.fullmatch(value):
-            raise _Invalid(f"{value!r} is not valid{': ' + self.hint if self.hint else ''}")
+            raise Invalid(f"{value!r} is not valid{': ' + self.hint if self.hint else ''}")
         return value
 
 
@@ -150,11 +151,11 @@ class Int(Type):
             if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
                 value = int(value)
             else:
-                raise _Invalid(f"expected an integer, got {_describe(value)}")
+                raise Invalid(f"expected an integer, got {_describe(value)}")
         if self.min is not None and value < self.min:
-            raise _Invalid(f"must be at least {self.min}, got {value}")
+            raise Invalid(f"must be at least {self.min}, got {value}")
         if self.max is not None and value > self.max:
-            raise _Invalid(f"must be at most {self.max}, got {value}")
+            raise Invalid(f"must be at most {self.max}, got {value}")
         return value
 
 
@@ -166,13 +167,13 @@ class Float(Type):
 
     def convert(self, value, ctx, path):
         if isinstance(value, bool):
-            raise _Invalid(f"expected a number, got {_describe(value)}")
+            raise Invalid(f"expected a number, got {_describe(value)}")
         try:
             value = float(value)
         except (TypeError, ValueError):
-            raise _Invalid(f"expected a number, got {_describe(value)}") from None
+            raise Invalid(f"expected a number, got {_describe(value)}") from None
         if self.min is not None and value < self.min:
-            raise _Invalid(f"must be at least {self.min}, got {value}")
+            raise Invalid(f"must be at least {self.min}, got {value}")
         return value
 
 
@@ -184,7 +185,7 @@ class Bool(Type):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
             return value.lower() in ("true", "yes", "on")
-        raise _Invalid(f"expected true or false, got {_describe(value)}")
+        raise Invalid(f"expected true or false, got {_describe(value)}")
 
 
 class Duration(Type):
@@ -197,9 +198,9 @@ class Duration(Type):
         try:
             seconds = parse_duration(value)
         except ValueError as e:
-            raise _Invalid(str(e)) from None
+            raise Invalid(str(e)) from None
         if seconds < self.min:
-            raise _Invalid(f"must be at least {self.min:g}s")
+            raise Invalid(f"must be at least {self.min:g}s")
         return seconds
 
 
@@ -216,7 +217,7 @@ class Choice(Type):
             value = "on"
         if value not in self.choices:
             hint = _did_you_mean(str(value), self.choices)
-            raise _Invalid(f"{value!r} is not one of {', '.join(self.choices)}{hint}")
+            raise Invalid(f"{value!r} is not one of {', '.join(self.choices)}{hint}")
         return value
 
 
@@ -225,11 +226,11 @@ class Regex(Type):
 
     def convert(self, value, ctx, path):
         if not isinstance(value, str):
-            raise _Invalid(f"expected a regular expression string, got {_describe(value)}")
+            raise Invalid(f"expected a regular expression string, got {_describe(value)}")
         try:
             return re.compile(value)
         except re.error as e:
-            raise _Invalid(f"invalid regular expression {value!r}: {e}") from None
+            raise Invalid(f"invalid regular expression {value!r}: {e}") from None
 
 
 class ListOf(Type):
@@ -241,16 +242,16 @@ class ListOf(Type):
         if self.split_commas and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
-            raise _Invalid(f"expected a list, got {_describe(value)}")
+            raise Invalid(f"expected a list, got {_describe(value)}")
         if len(value) < self.min_items:
-            raise _Invalid(f"needs at least {self.min_items} item(s)")
+            raise Invalid(f"needs at least {self.min_items} item(s)")
         out = []
         for i, v in enumerate(value):
             if v is UNRESOLVED:
                 continue
             try:
                 out.append(self.item.convert(v, ctx, path + (i,)))
-            except _Invalid as e:
+            except Invalid as e:
                 ctx.error(path + (i,), str(e))
         return tuple(out)
 
@@ -264,7 +265,7 @@ class ScalarMap(Type):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise _Invalid(f"expected a mapping, got {_describe(value)}")
+            raise Invalid(f"expected a mapping, got {_describe(value)}")
         value = _resolve_file_fields(value, None, ctx, path)
         out = {}
         for k, v in value.items():
@@ -298,7 +299,7 @@ class Schema(Type):
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise _Invalid(f"expected a mapping, got {_describe(value)}")
+            raise Invalid(f"expected a mapping, got {_describe(value)}")
         value = _resolve_file_fields(value, self.fields, ctx, path)
         out = {}
         for key in value:
@@ -308,7 +309,7 @@ class Schema(Type):
             if key in value and value[key] is not UNRESOLVED:
                 try:
                     out[key] = f.type.convert(value[key], ctx, path + (key,))
-                except _Invalid as e:
+                except Invalid as e:
                     ctx.error(path + (key,), str(e))
                     if f.default is not REQUIRED:  # keep the section usable for checks that follow
                         out[key] = f.default
@@ -332,7 +333,7 @@ class Schema(Type):
         ctx = _Ctx(file, lines or {}, errors)
         try:
             result = self.convert(value, ctx, path)
-        except _Invalid as e:
+        except Invalid as e:
             ctx.error(path, str(e))
             result = None
         if errors:
@@ -397,7 +398,7 @@ def expand_env(text: str, environ=os.environ) -> str:
         v = environ.get(name)
         if v is None or (v == "" and default is not None):
             if default is None:
-                raise _Invalid(f"environment variable {name} is not set (use ${{{name}:-default}} for a default)")
+                raise Invalid(f"environment variable {name} is not set (use ${{{name}:-default}} for a default)")
             return default
         return v
 
@@ -423,6 +424,6 @@ def _did_you_mean(word: str, candidates) -> str:
 
 __all__ = [
     "Bool", "Choice", "ConfigError", "ConfigErrors", "Duration", "Field", "Filter", "Float", "Int",
-    "ListOf", "REQUIRED", "Regex", "ScalarMap", "Schema", "Section", "Str", "Type", "expand_env",
+    "Invalid", "ListOf", "REQUIRED", "Regex", "ScalarMap", "Schema", "Section", "Str", "Type", "expand_env",
     "format_path", "matches",
 ]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import bcrypt
 import yaml
 
-from agent.schema import Choice, ConfigError, ConfigErrors, Field, Schema, ScalarMap, Str, _Ctx, _Invalid
+from agent.schema import Choice, ConfigError, ConfigErrors, Field, Schema, ScalarMap, Str, _Ctx, Invalid
 
 # exporter-toolkit's names. Python's ssl cannot ask for a client certificate without
 # verifying it, so the two "accept any certificate" modes are refused with a reason.
@@ -133,7 +133,7 @@ def parse_web_config(text: str, file: str) -> WebConfig:
     ctx = _Ctx(file, lines, errors)
     try:
         section = WEB_SCHEMA.convert(data, ctx, ())
-    except _Invalid as e:
+    except Invalid as e:
         ctx.error((), str(e))
         raise ConfigErrors(errors) from None
     tls = _tls(section.tls_server_config, data.get("tls_server_config"), ctx)

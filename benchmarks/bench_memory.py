@@ -22,9 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
-from agent.embedded import free_port, start_tansu, wait_for_port
+from agent.embedded import free_port, wait_for_port
 from benchmarks.kafka_scenario import KafkaScenario, build
 from benchmarks.report import Result, Row, at_most, below, info
+from checks.kafka.embedded import start_tansu
 
 TITLE = "5. Memory and steadiness: agent on the Kafka 10k scenario, 100 cycles, 500 groups churned"
 CYCLES = 100

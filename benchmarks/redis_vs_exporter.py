@@ -25,8 +25,9 @@ import yaml
 
 from agent.app import build_check
 from agent.config import parse_config
-from agent.embedded import free_port, start_redis, wait_for_port
+from agent.embedded import free_port, wait_for_port
 from agent.scheduler import Collector
+from checks.redis.embedded import start_redis
 
 TARGET = 0.5
 EXPORTER = "/usr/bin/prometheus-redis-exporter"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.embedded import start_pulsar_lite, start_redis, start_tansu
+from checks.kafka.embedded import start_tansu
+from checks.pulsar.embedded import start_pulsar_lite
+from checks.redis.embedded import start_redis
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +46,7 @@ def pulsar_lite():
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
-    """CA, server and client certificates (tests/pki.py), shared by the TLS tests."""
+    """A private CA with server and client certificates (tests/pki.py)."""
     from tests.pki import make_pki
 
-    return make_pki(tmp_path_factory.mktemp("pki"))
+    return make_pki(str(tmp_path_factory.mktemp("pki")))

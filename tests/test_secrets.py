@@ -35,7 +35,7 @@ SECRETS = {
 }
 
 
-def _config(tmp_path, redis_server, pulsar_lite, dead_port):
+def _config(tmp_path, redis_server, pulsar_lite, dead_port, pki):
     s = SECRETS
     (tmp_path / "redis-pw").write_text(s["redis_password_file"] + "\n")
     (tmp_path / "kafka-pw").write_text(s["kafka_password_file"] + "\n")
@@ -50,6 +50,11 @@ checks:
     name: file-creds
     url: redis://{redis}/0?ssl_password={s['redis_url_ssl_password']}
     password_file: {tmp_path / 'redis-pw'}
+  - kind: redis
+    name: tls-creds
+    url: rediss://127.0.0.1:{dead_port}/0
+    tls: {{ca_file: {pki.ca}, cert_file: {pki.client_cert}, key_file: {pki.client_key_encrypted},
+          key_password_file: {pki.key_password_file}}}
   - kind: kafka
     name: sasl
     bootstrap_servers: 127.0.0.1:{dead_port}
@@ -89,6 +94,15 @@ def _invalid(config: str, dead_port: int) -> str:
         f"    admin_url: http://u:{s['pulsar_bad_admin_password']}@127.0.0.1:{dead_port}/x/y?token={s['pulsar_token']}\n", 1)
 
 
+def _tls_secrets(pki) -> dict:
+    """The tls: block's secrets: the key password, and the (encrypted) private key's PEM body."""
+    from tests.pki import KEY_PASSWORD
+
+    with open(pki.client_key_encrypted) as fh:
+        body = [line for line in fh.read().splitlines() if line and not line.startswith("-----")]
+    return {"tls_key_password_file": KEY_PASSWORD, "tls_key_file_pem": body[1]}
+
+
 def _assert_clean(where: str, text: str):
     leaked = [name for name, value in SECRETS.items() if value in text]
     assert not leaked, f"{where} leaks {leaked}"
@@ -98,10 +112,11 @@ def _mqwatch(*args):
     return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=90)
 
 
-def test_planted_secrets_appear_on_no_path(tmp_path, redis_server, pulsar_lite):
+def test_planted_secrets_appear_on_no_path(tmp_path, redis_server, pulsar_lite, pki, monkeypatch):
+    monkeypatch.setattr("tests.test_secrets.SECRETS", {**SECRETS, **_tls_secrets(pki)})
     dead_port = free_port()
     good = tmp_path / "mqwatch.yaml"
-    good.write_text(_config(tmp_path, redis_server, pulsar_lite, dead_port))
+    good.write_text(_config(tmp_path, redis_server, pulsar_lite, dead_port, pki))
     bad = tmp_path / "bad.yaml"
     bad.write_text(_invalid(good.read_text(), dead_port))
 
@@ -120,7 +135,7 @@ def test_planted_secrets_appear_on_no_path(tmp_path, redis_server, pulsar_lite):
         _assert_clean(f"check --format {fmt}", c.stdout + c.stderr)
         if fmt == "json":
             failed = {d["name"]: d["error"] for d in json.loads(c.stdout) if not d["ok"]}
-            assert {"url-creds", "sasl"} <= set(failed), failed
+            assert {"url-creds", "tls-creds", "sasl"} <= set(failed), failed
 
     agent = AgentProcess(good, free_port(), args=["--log-level", "debug", "--web.enable-lifecycle"])
     try:
@@ -130,7 +145,7 @@ def test_planted_secrets_appear_on_no_path(tmp_path, redis_server, pulsar_lite):
             doc = json.loads(agent.get("/status")[1])
             return {c["kind"] + "/" + c["name"] for c in doc["checks"] if c["last_error"]}
         # Each failing check has published its error, which quotes what its client library said.
-        wait_until(lambda: {"redis/url-creds", "kafka/sasl", "pulsar/url-creds"} <= failing_checks(), 30,
+        wait_until(lambda: {"redis/url-creds", "redis/tls-creds", "kafka/sasl", "pulsar/url-creds"} <= failing_checks(), 30,
                    message="errors of the failing checks")
         for path in ("/status", "/", "/metrics"):
             status, body, _ = agent.get(path)

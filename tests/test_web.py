@@ -8,6 +8,7 @@ import base64
 import gzip
 import http.client
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -55,16 +56,18 @@ def serve():
 
 
 def _tls_yaml(pki, extra_tls="", users=True):
-    text = f"tls_server_config:\n  cert_file: {pki / 'server.crt'}\n  key_file: {pki / 'server.key'}\n{extra_tls}"
+    text = f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n{extra_tls}"
     if users:
         text += f"basic_auth_users:\n  prometheus: {HASH}\n"
     return text
 
 
 def _client_ctx(pki, cert=None, max_version=None):
-    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    if cert:
-        ctx.load_cert_chain(str(pki / f"{cert}.crt"), str(pki / f"{cert}.key"))
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    if cert == "client":
+        ctx.load_cert_chain(pki.client_cert, pki.client_key)
+    elif cert == "intruder":  # a certificate no CA the server trusts has signed
+        ctx.load_cert_chain(pki.other_ca, os.path.join(pki.dir, "other_ca.key"))
     if max_version:
         ctx.maximum_version = max_version
     return ctx
@@ -126,7 +129,7 @@ def test_tls_only_and_every_endpoint_but_the_probes_needs_basic_auth(serve, pki,
 
 
 def test_client_certificates_are_required_and_verified(serve, pki, tmp_path):
-    server = serve(_tls_yaml(pki, f"  client_ca_file: {pki / 'ca.crt'}\n", users=False), tmp_path)
+    server = serve(_tls_yaml(pki, f"  client_ca_file: {pki.ca}\n", users=False), tmp_path)
     assert _https(server.port, "/metrics", _client_ctx(pki, cert="client"))[0] == 200
     for ctx in (_client_ctx(pki), _client_ctx(pki, cert="intruder")):
         with pytest.raises((ssl.SSLError, ConnectionError, http.client.RemoteDisconnected)):
@@ -144,7 +147,7 @@ def test_web_config_errors_name_file_line_and_key(pki, tmp_path):
     web = tmp_path / "web.yml"
     web.write_text(
         "tls_server_config:\n"
-        f"  cert_file: {pki / 'server.crt'}\n"
+        f"  cert_file: {pki.server_cert}\n"
         f"  key_file: {tmp_path / 'missing.key'}\n"
         "  client_auth_type: RequireAnyClientCert\n"
         "  min_verison: TLS12\n"
@@ -158,12 +161,12 @@ def test_web_config_errors_name_file_line_and_key(pki, tmp_path):
     assert f"{web}:4: tls_server_config.client_auth_type: RequireAnyClientCert is not supported" in text
     assert f"{web}:7: basic_auth_users.alice: expected a bcrypt hash" in text
     assert "plain-text-Pw9" not in text
-    web.write_text(f"tls_server_config:\n  cert_file: {pki / 'server.crt'}\n  key_file: {pki / 'client.key'}\n"
+    web.write_text(f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.client_key}\n"
                    "  client_auth_type: RequireAndVerifyClientCert\n")
     with pytest.raises(ConfigErrors) as e:
         load_web_config(str(web))
     assert "tls_server_config.client_ca_file: client_auth_type RequireAndVerifyClientCert needs client_ca_file" in str(e.value)
-    web.write_text(f"tls_server_config:\n  cert_file: {pki / 'server.crt'}\n  key_file: {pki / 'client.key'}\n")
+    web.write_text(f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.client_key}\n")
     with pytest.raises(ConfigErrors) as e:  # a key that does not belong to the certificate
         load_web_config(str(web))
     assert f"{web}:2: tls_server_config: cannot load the certificate, key or CA" in str(e.value)
@@ -282,7 +285,7 @@ def test_readme_web_config_example_is_valid_as_printed(pki, tmp_path):
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = re.search(r"```yaml\n# web.yml\n(.*?)```", readme, re.S).group(1)
-    block = block.replace("/etc/mqwatch/tls/tls.crt", str(pki / "server.crt")).replace("/etc/mqwatch/tls/tls.key", str(pki / "server.key"))
+    block = block.replace("/etc/mqwatch/tls/tls.crt", pki.server_cert).replace("/etc/mqwatch/tls/tls.key", pki.server_key)
     f = tmp_path / "web.yml"
     f.write_text(block)
     web = load_web_config(str(f))

@@ -3,7 +3,7 @@
 import re
 
 from agent.dlq import REASONS_FIELD
-from agent.schema import _Invalid, Bool, Choice, Duration, Field, Filter, Int, ListOf, Regex, ScalarMap, Schema, Str
+from agent.schema import Bool, Choice, Duration, Field, Filter, Int, Invalid, ListOf, Regex, ScalarMap, Schema, Str
 
 _RESERVED_CLIENT_KEYS = ("bootstrap.servers", "group.id", "enable.auto.commit", "logger")
 
@@ -27,7 +27,7 @@ class SourceRegex(Regex):
     def convert(self, value, ctx, path):
         pattern = super().convert(value, ctx, path)
         if "source" not in pattern.groupindex:
-            raise _Invalid(f"{value!r} has no named group (?P<source>...) to capture the source topic")
+            raise Invalid(f"{value!r} has no named group (?P<source>...) to capture the source topic")
         return pattern
 
 

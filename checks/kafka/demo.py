@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from agent.demo import DemoPart, Workload
-from agent.embedded import start_tansu
+from checks.kafka.embedded import start_tansu
 
 ORDERS, PAYMENTS, ORDERS_DLT = "orders", "payments", "orders.DLT"
 # What a Spring DeadLetterPublishingRecoverer writes: the wrapper, the real cause, the message.
@@ -23,11 +23,14 @@ ORDERS_PER_SECOND = 5
 log = logging.getLogger("mqwatch.demo.kafka")
 
 
-def start_demo() -> DemoPart:
+def start_broker():
+    return start_tansu()
+
+
+def start_workload(broker) -> DemoPart:
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    broker = start_tansu()
     bootstrap = broker.address
     admin = AdminClient({"bootstrap.servers": bootstrap, "logger": log})
     for f in admin.create_topics([NewTopic(ORDERS, 3, 1), NewTopic(PAYMENTS, 1, 1), NewTopic(ORDERS_DLT, 1, 1)]).values():
@@ -92,10 +95,6 @@ def start_demo() -> DemoPart:
 
     workload.start(produce, fast_consumer, analytics)
 
-    def stop_all():
-        workload.stop()
-        broker.stop()
-
     return DemoPart(
         name=f"kafka (tansu at {bootstrap})",
         checks=[{"kind": "kafka", "name": "shop", "bootstrap_servers": bootstrap, "granularity": "partition",
@@ -106,5 +105,5 @@ def start_demo() -> DemoPart:
             f"every tenth order is dead-lettered to `{ORDERS_DLT}` with Spring's exception headers",
             "the end-to-end canary produces to and consumes from `mqwatch-canary` every 5s",
         ],
-        stop=stop_all,
+        stop=workload.stop,
     )

@@ -14,7 +14,7 @@ import logging
 import random
 
 from agent.demo import DemoPart, Workload
-from agent.embedded import start_pulsar_lite
+from checks.pulsar.embedded import start_pulsar_lite
 
 TOPIC = "persistent://public/default/deliveries"
 RETRY_TOPIC = f"{TOPIC}-delivery-service-RETRY"
@@ -22,10 +22,13 @@ RETRY_DELAY_SECONDS = 3
 log = logging.getLogger("mqwatch.demo.pulsar")
 
 
-def start_demo() -> DemoPart:
+def start_broker():
+    return start_pulsar_lite()
+
+
+def start_workload(broker) -> DemoPart:
     import pulsar
 
-    broker = start_pulsar_lite()
     client = pulsar.Client(broker.extra["service_url"], logger=log, operation_timeout_seconds=10)
     workload = Workload("pulsar")
     stop = workload.stopping
@@ -41,7 +44,6 @@ def start_demo() -> DemoPart:
         retry_consumer = client.subscribe(RETRY_TOPIC, "delivery-service", consumer_type=pulsar.ConsumerType.Shared)
     except Exception:
         client.close()
-        broker.stop()
         raise
 
     def dispatch():
@@ -83,7 +85,6 @@ def start_demo() -> DemoPart:
     def stop_all():
         workload.stop()
         client.close()
-        broker.stop()
 
     return DemoPart(
         name=f"pulsar (pulsar-lite at {broker.extra['service_url']})",

@@ -43,7 +43,7 @@ class RedisCheck(Check):
     def client(self) -> RedisClient:
         if self._client is None:
             o = self.options
-            self._client = RedisClient(o.url, o.username, o.password, self.timeout)
+            self._client = RedisClient(o.url, o.username, o.password, self.timeout, o.tls)
         return self._client
 
     def close(self) -> None:

@@ -7,12 +7,17 @@ back as an exception object in its slot instead of failing the batch.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 
 import redis
-from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
+from redis.connection import SSLConnection
+from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError, ResponseError
 
+from agent import tls as tlsconf
 from agent.check import CheckError
+
+CLIENT_NAME = b"mqwatch"
 
 
 def label(value) -> str:
@@ -38,22 +43,57 @@ def is_error(result) -> bool:
     return isinstance(result, Exception)
 
 
+def _on_connect(connection) -> None:
+    """AUTH and SELECT as redis-py does, then name the connection if the user may.
+
+    CLIENT SETNAME only makes mqwatch recognisable in CLIENT LIST; a least-privilege ACL
+    user need not be granted it, so its denial is not an error.
+    """
+    connection.on_connect()
+    try:
+        connection.send_command("CLIENT", "SETNAME", CLIENT_NAME)
+        connection.read_response()
+    except ResponseError:
+        pass
+
+
+class TlsConnection(SSLConnection):
+    """A rediss:// connection using the check's `tls:` context (CA, client cert, server_name)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, server_name: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self._context, self._server_name = ssl_context, server_name
+
+    def _wrap_socket_with_ssl(self, sock):
+        return self._context.wrap_socket(sock, server_hostname=self._server_name or self.host)
+
+
 class RedisClient:
-    def __init__(self, url: str, username: str, password: str, timeout: float):
+    def __init__(self, url: str, username: str, password: str, timeout: float, tls=None):
         # Below the check's timeout so a hung server fails this collection with a clear
         # error instead of being abandoned by the scheduler.
         io_timeout = max(0.2, timeout * 0.8)
         kwargs = {"socket_timeout": io_timeout, "socket_connect_timeout": io_timeout, "decode_responses": False,
-                  "retry_on_timeout": False, "client_name": "mqwatch"}
+                  "retry_on_timeout": False, "redis_connect_func": _on_connect,
+                  "driver_info": None}  # no CLIENT SETINFO: one command fewer for the ACL grant
         if username:
             kwargs["username"] = username
         if password:
             kwargs["password"] = password
+        self._url_for_errors = _without_credentials(url)
         try:
-            self.redis = redis.Redis.from_url(url, **kwargs)
+            pool = redis.ConnectionPool.from_url(url, **kwargs)
         except ValueError as e:
             raise CheckError("config", f"invalid redis url: {e}") from None
-        self._url_for_errors = _without_credentials(url)
+        if tls is not None and tlsconf.configured(tls) and url.startswith("rediss://"):
+            try:
+                context = tlsconf.client_context(tls)
+            except (ssl.SSLError, OSError) as e:
+                raise CheckError("tls", f"{self._url_for_errors}: tls: {tlsconf.describe_ssl_error(e)}") from None
+            pool.connection_class = TlsConnection
+            pool.connection_kwargs.update(ssl_context=context, server_name=tls.server_name)
+        self.redis = redis.Redis(connection_pool=pool)
+        self._has_client_cert = bool(tls is not None and tls.cert_file) or "ssl_certfile=" in url
 
     def close(self) -> None:
         self.redis.close()
@@ -71,6 +111,8 @@ class RedisClient:
         """Turn a whole-server failure into a CheckError with a short reason, never a secret."""
         try:
             return fn()
+        except NoPermissionError as e:  # the ACL user lacks a command (Redis names it) or a key
+            raise CheckError("permission", f"{self._url_for_errors}: {e} (see the README's ACL grant)") from None
         except (AuthenticationError, AuthorizationError) as e:
             raise CheckError("auth", f"{self._url_for_errors}: authentication failed: {e}") from None
         except ResponseError as e:
@@ -80,7 +122,17 @@ class RedisClient:
         except redis.exceptions.TimeoutError:
             raise CheckError("timeout", f"{self._url_for_errors}: no reply in time") from None
         except redis.exceptions.ConnectionError as e:
+            if isinstance(e.__context__, ssl.SSLError) or "SSL" in str(e) or "_ssl.c" in str(e):
+                raise CheckError("tls", f"{self._url_for_errors}: TLS failed: {e}{self._tls_hint(e)}") from None
             raise CheckError("connection", f"{self._url_for_errors}: {e}") from None
+
+    def _tls_hint(self, e: Exception) -> str:
+        # With TLS 1.3 a server that wants a client certificate hangs up after the handshake:
+        # the client only sees EOF, so say what that usually means.
+        if not self._has_client_cert and "EOF" in str(e):
+            return (" (the server closed the TLS connection: it probably requires a client certificate; "
+                    "set tls.cert_file and tls.key_file)")
+        return ""
 
     def info(self) -> dict:
         return self.guard(lambda: self.redis.info())
@@ -157,9 +209,39 @@ class Rounds:
             todo, self._queued = self._queued, []
             results = self.client.batch([call for call, _ in todo])
             self.round_trips += 1
+            denied = Denials()
             for (call, callback), result in zip(todo, results):
+                if isinstance(result, NoPermissionError):  # not "the key changed": the user may not read it
+                    denied.add(call, result)
+                    continue
                 try:
                     callback(result)
                 except Exception as e:  # one odd reply must not end the collection
                     self.on_error("bad_reply", f"{call[0].upper()} {label(call[1]) if len(call) > 1 else ''}: "
                                                f"unexpected reply ({type(e).__name__}: {e})")
+            denied.report(self.on_error)
+
+
+class Denials:
+    """NOPERM replies of one round, reported once per refusal with the keys it hit.
+
+    The queues behind those keys produce no series this cycle; the error says which command
+    or key the ACL user lacks, so missing series never pass for a healthy `ok`.
+    """
+
+    SHOWN_KEYS = 3
+
+    def __init__(self):
+        self._by_message: dict = {}  # Redis' NOPERM text -> [command, keys]
+
+    def add(self, call: tuple, error: Exception) -> None:
+        command = call[0].replace("_", " ").upper()
+        entry = self._by_message.setdefault(str(error), [command, []])
+        if len(call) > 1:
+            entry[1].append(label(call[1]))
+
+    def report(self, on_error) -> None:
+        for message, (command, keys) in self._by_message.items():
+            shown = ", ".join(repr(k) for k in keys[: self.SHOWN_KEYS])
+            more = f" and {len(keys) - self.SHOWN_KEYS} more" if len(keys) > self.SHOWN_KEYS else ""
+            on_error("permission", f"{command} {shown}{more}: {message} (see the README's ACL grant)")

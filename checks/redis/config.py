@@ -1,5 +1,6 @@
 """The `kind: redis` config section."""
 
+from agent import tls
 from agent.dlq import REASONS_FIELD
 from agent.schema import Choice, Field, Int, ListOf, Schema, Str
 
@@ -12,6 +13,9 @@ def _check(section):
     problems = []
     if section.password and "@" in section.url.split("//", 1)[-1].split("/", 1)[0]:
         problems.append(("password", "the url already carries credentials; give them in one place only"))
+    if tls.configured(section.tls) and not section.url.startswith("rediss://"):
+        problems.append(("tls", f"tls is set but the url is {section.url.split('://', 1)[0]}://; "
+                                "use rediss:// to connect with TLS"))
     return problems
 
 
@@ -21,6 +25,7 @@ SCHEMA = Schema(
             Str(r"(rediss?|unix)://\S+", "expected redis://host:port/db, rediss:// for TLS, or unix:///path"),
             "redis://127.0.0.1:6379/0", "the server and database to watch",
         ),
+        "tls": tls.field(),
         "username": Field(Str(), "", "ACL user name (Redis 6+); empty for the default user"),
         "password": Field(Str(), "", "password; prefer password_file", secret=True),
         "keys": Field(ListOf(_GLOB), ("jobs:*", "delay:*", "stream:*"),

@@ -17,16 +17,19 @@ import random
 import time
 
 from agent.demo import DemoPart, Workload
-from agent.embedded import start_redis
+from checks.redis.embedded import start_redis
 
 POLLER_LIFETIME_SECONDS = 40
 log = logging.getLogger("mqwatch.demo.redis")
 
 
-def start_demo() -> DemoPart:
+def start_broker():
+    return start_redis()
+
+
+def start_workload(broker) -> DemoPart:
     import redis
 
-    broker = start_redis()
     r = redis.Redis(host="127.0.0.1", port=broker.port, decode_responses=True)
     r.xgroup_create("stream:payments", "payment-service", id="0", mkstream=True)
     r.xgroup_create("stream:payments", "ledger", id="0")
@@ -94,10 +97,6 @@ def start_demo() -> DemoPart:
 
     workload.start(shop, inventory_worker, timeout_poller, payment_service, ledger)
 
-    def stop_all():
-        workload.stop()
-        broker.stop()
-
     return DemoPart(
         name=f"redis (redis-server at {broker.address})",
         checks=[{"kind": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{broker.port}/0",
@@ -107,5 +106,5 @@ def start_demo() -> DemoPart:
             f"the order-timeout poller stops after {POLLER_LIFETIME_SECONDS}s, so `delay:order-timeouts` goes overdue",
             "`payment-service` leaves a third of payments unacknowledged; `ledger` falls behind; Sidekiq jobs die into `dead`",
         ],
-        stop=stop_all,
+        stop=workload.stop,
     )

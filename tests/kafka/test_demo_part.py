@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from checks.kafka.demo import DEAD_LETTER_CAUSES, ORDERS_DLT, start_demo
+from agent.demo import start_parts
+from checks.kafka.demo import DEAD_LETTER_CAUSES, ORDERS_DLT
 from tests.helpers import wait_until
 from tests.kafka.support import CheckRun, status_of
 
 
 def test_demo_part_reports_status_seconds_dead_letter_reasons_and_canary():
-    part = start_demo()
+    [part] = start_parts(only=["kafka"])
     run = CheckRun({**part.checks[0], "status_window": 3})
     try:
         def ready():

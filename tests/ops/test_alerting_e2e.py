@@ -114,7 +114,7 @@ def test_growing_dlq_and_overdue_delayed_queue_reach_chat_and_pager(tmp_path, al
     arrive with the cluster, queue and DLQ labels an on-call engineer needs."""
     import redis
 
-    from agent.embedded import start_redis
+    from checks.redis.embedded import start_redis
 
     server = start_redis()
     r = redis.Redis(host="127.0.0.1", port=server.port)

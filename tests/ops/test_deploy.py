@@ -320,8 +320,8 @@ def test_secure_component_scrapes_over_tls_with_basic_auth_that_matches_the_web_
     # real key pair in place of the cert-manager one), and the scrape password matches its hash.
     assert f"{tls_mount}/tls.crt" in web_yml and f"{tls_mount}/tls.key" in web_yml
     local = tmp_path / "web.yml"
-    local.write_text(web_yml.replace(f"{tls_mount}/tls.crt", str(pki / "server.crt"))
-                     .replace(f"{tls_mount}/tls.key", str(pki / "server.key")))
+    local.write_text(web_yml.replace(f"{tls_mount}/tls.crt", pki.server_cert)
+                     .replace(f"{tls_mount}/tls.key", pki.server_key))
     web = load_web_config(str(local))
     assert web.tls is not None and bcrypt.checkpw(password.encode(), web.users[user])
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from agent.embedded import start_redis
 from agent.scheduler import Collector
 from checks.redis.client import RedisClient
+from checks.redis.embedded import start_redis
 from tests.helpers import collect_once, make_check
 
 
