@@ -64,12 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     return handler[args.command](args)
 
 
-def _load(path: str):
+def _load(path: str, loader=None):
+    """The loaded file, or None after printing every error as file:line: key: problem."""
     from agent.config import load_config
     from agent.schema import ConfigErrors
 
     try:
-        return load_config(path)
+        return (loader or load_config)(path)
     except ConfigErrors as e:
         for err in e.errors:
             print(str(err), file=sys.stderr)
@@ -77,9 +78,19 @@ def _load(path: str):
         return None
 
 
+def _load_web(path: str):
+    """(ok, WebConfig or None): `validate` and start-up fail on a broken web config, not the first scrape."""
+    from agent.webconfig import load_web_config
+
+    if not path:
+        return True, None
+    web = _load(path, load_web_config)
+    return web is not None, web
+
+
 def cmd_validate(args) -> int:
     cfg = _load(args.config)
-    if cfg is None:
+    if cfg is None or not _load_web(cfg.agent.web_config_file)[0]:
         return EXIT_USAGE
     print(f"{args.config}: ok ({len(cfg.checks)} checks: {', '.join(c.key for c in cfg.checks)})")
     return EXIT_OK
@@ -159,22 +170,12 @@ def _snapshot_table(items) -> str:
 
 
 def cmd_run(args) -> int:
-    from agent.schema import ConfigErrors
-    from agent.webconfig import load_web_config
-
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_USAGE
-    web = None
-    web_file = args.web_config_file or cfg.agent.web_config_file
-    if web_file:
-        try:
-            web = load_web_config(web_file)
-        except ConfigErrors as e:
-            for err in e.errors:
-                print(str(err), file=sys.stderr)
-            print(f"{web_file}: {len(e.errors)} error(s)", file=sys.stderr)
-            return EXIT_USAGE
+    ok, web = _load_web(args.web_config_file or cfg.agent.web_config_file)
+    if not ok:
+        return EXIT_USAGE
     setup_logging(args.log_level or cfg.agent.log_level)
     return serve(cfg, args.listen or cfg.agent.listen, web=web, lifecycle=args.enable_lifecycle)
 

@@ -99,8 +99,6 @@ def parse_config(text: str, file: str = "mqwatch.yaml", environ=None) -> Config:
         if key not in ("agent", "checks"):
             ctx.error((key,), f"unknown key{_did_you_mean(str(key), ['agent', 'checks'])}")
     agent = _convert(AGENT_SCHEMA, data.get("agent"), ctx, ("agent",))
-    if agent is not None and agent.web_config_file:
-        _check_web_config(agent.web_config_file, errors)
     checks: list[CheckConfig] = []
     raw_checks = data.get("checks")
     if raw_checks is None:
@@ -151,16 +149,6 @@ def _check_config(raw, ctx: _Ctx, path: tuple, agent: Section | None) -> CheckCo
         timeout=section.timeout if section.timeout is not None else agent.timeout,
         options=options,
     )
-
-
-def _check_web_config(path: str, errors: list) -> None:
-    """`validate` and start-up fail on a broken web config, not the first scrape."""
-    from agent.webconfig import load_web_config
-
-    try:
-        load_web_config(path)
-    except ConfigErrors as e:
-        errors.extend(e.errors)
 
 
 def _convert(schema: Schema, value, ctx: _Ctx, path: tuple):

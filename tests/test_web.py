@@ -275,7 +275,8 @@ def test_ipv6_listen_address_validates_and_binds(serve):
 
     host, port = split_listen("[::1]:0")
     server = serve(host=host)
-    answer = _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", host="::1", family=socket.AF_INET6)
+    answer = _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", host="::1",
+                  family=socket.AF_INET6)
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok\n")
 
 
