@@ -10,6 +10,7 @@ import sys
 import threading
 
 from agent import __version__
+from agent.assets import add_commands
 from agent.logs import setup_logging
 from agent.redact import redact
 from agent.memtrim import limit_malloc_arenas
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     met = sub.add_parser("metrics", help="print the catalog of every metric mqwatch can export")
     met.add_argument("--format", choices=["table", "markdown"], default="table")
 
+    p.set_defaults(extra_handlers=add_commands(sub))
+
     demo = sub.add_parser("demo", help="start embedded brokers with an e-commerce workload and run the agent on them")
     demo.add_argument("--listen", default="127.0.0.1:9325", help="where the agent listens (default 127.0.0.1:9325)")
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: run until Ctrl-C)")
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     limit_malloc_arenas()  # before any thread (and its arena) exists
-    handler = {"run": cmd_run, "check": cmd_check, "validate": cmd_validate, "metrics": cmd_metrics, "demo": cmd_demo}
+    handler = {"run": cmd_run, "check": cmd_check, "validate": cmd_validate, "metrics": cmd_metrics, "demo": cmd_demo,
+               **args.extra_handlers}
     return handler[args.command](args)
 
 

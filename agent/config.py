@@ -135,7 +135,8 @@ def _check_config(raw, ctx: _Ctx, path: tuple, agent: Section | None) -> CheckCo
         ctx.error(path + ("kind",), str(e))
         return None
     except KeyError:
-        ctx.error(path + ("kind",), f"unknown check kind {kind!r}{_did_you_mean(str(kind), known_kinds())}; known: {', '.join(known_kinds())}")
+        known = known_kinds()
+        ctx.error(path + ("kind",), f"unknown check kind {kind!r}{_did_you_mean(str(kind), known)}; known: {', '.join(known)}")
         return None
     schema = Schema({**COMMON_CHECK_FIELDS, **cls.config_schema.fields}, cls.config_schema.check)
     section = _convert(schema, raw, ctx, path)

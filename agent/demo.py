@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 
@@ -197,7 +197,8 @@ def start(args) -> Session | None:
     broker could start."""
     parts = start_parts(getattr(args, "only", None))
     if not parts:
-        print("mqwatch demo: no embedded broker could start (pip install '.[demo]', apt-get install redis-server)", file=sys.stderr)
+        print("mqwatch demo: no embedded broker could start (pip install '.[demo]', apt-get install redis-server)",
+              file=sys.stderr)
         return None
     workdir = tempfile.mkdtemp(prefix="mqwatch-demo-")
     config_path = os.path.join(workdir, "mqwatch.yaml")

@@ -123,7 +123,8 @@ def start_alertmanager(config_yaml: str, port: int | None = None) -> Broker:
     with open(config, "w") as fh:
         fh.write(config_yaml)
     broker = spawn("alertmanager", [
-        system_binary("prometheus-alertmanager", "prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={workdir}/data",
+        system_binary("prometheus-alertmanager", "prometheus-alertmanager"), f"--config.file={config}",
+        f"--storage.path={workdir}/data",
         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
     ], port, workdir)
     broker.extra["url"] = f"http://127.0.0.1:{port}"

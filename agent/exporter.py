@@ -26,7 +26,8 @@ from agent.history import SeriesHistory
 from agent.memtrim import release_free_memory
 from agent.exposition import family_type, header, label_string, format_value, render_snapshot
 from agent.metrics import (
-    BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER, HISTOGRAM, LAST_SUCCESS, SELF_METRICS, SERIES, UP,
+    BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER, HISTOGRAM, LAST_SUCCESS,
+    SELF_METRICS, SERIES, UP,
 )
 from agent.snapshot import Snapshot
 
@@ -152,7 +153,8 @@ class Exporter:
         states = sorted(self._states.values(), key=lambda s: s.key)
         for m in SELF_METRICS:
             lines = [
-                f"{m.name}{label_string(sorted({'system': st.kind, 'cluster': st.name, **extra}.items()))} {format_value(float(value))}\n"
+                f"{m.name}{label_string(sorted({'system': st.kind, 'cluster': st.name, **extra}.items()))} "
+                f"{format_value(float(value))}\n"
                 for st in states for extra, value in _self_samples(m, st)
             ]
             if lines:

@@ -221,17 +221,20 @@ def render_markdown(entries: list[CatalogEntry]) -> str:
     ]
     for e in entries:
         m = e.metric
-        labels = [f"`{l}`" for l in m.labels] + [f"*`{l}`*" for l in m.optional_labels]
+        labels = [f"`{lbl}`" for lbl in m.labels] + [f"*`{lbl}`*" for lbl in m.optional_labels]
         example = f"`{m.example}`" if m.example else ""
         lines.append(
-            f"| `{m.name}` | {m.type} | {', '.join(labels)} | {', '.join(e.systems)} | {m.help} | {example.replace('|', '&#124;')} |"
+            f"| `{m.name}` | {m.type} | {', '.join(labels)} | {', '.join(e.systems)} | {m.help} | "
+            f"{example.replace('|', '&#124;')} |"
         )
-    lines += ["", "The agent also exports the standard `process_*` metrics of its own process (CPU, memory, open file descriptors)."]
+    lines += ["", "The agent also exports the standard `process_*` metrics of its own process "
+                  "(CPU, memory, open file descriptors)."]
     return "\n".join(lines) + "\n"
 
 
 def render_table(entries: list[CatalogEntry]) -> str:
-    rows = [(e.metric.name, e.metric.type, ",".join(e.metric.labels + e.metric.optional_labels), ",".join(e.systems)) for e in entries]
+    rows = [(e.metric.name, e.metric.type, ",".join(e.metric.labels + e.metric.optional_labels), ",".join(e.systems))
+            for e in entries]
     widths = [max(len(r[i]) for r in rows + [("metric", "type", "labels", "systems")]) for i in range(4)]
     out = ["  ".join(h.ljust(w) for h, w in zip(("metric", "type", "labels", "systems"), widths))]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]

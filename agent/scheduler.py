@@ -95,7 +95,8 @@ class Runner:
         snap = self.collector.collect()
         self.exporter.publish(snap, self.cfg.kind)
         if snap.ok:
-            log.debug("collect_ok check=%s duration=%.3f series=%d partial_errors=%d", self.cfg.key, snap.duration, snap.series, len(snap.errors))
+            log.debug("collect_ok check=%s duration=%.3f series=%d partial_errors=%d",
+                      self.cfg.key, snap.duration, snap.series, len(snap.errors))
             for reason, message in snap.errors:
                 log.warning("collect_partial_error check=%s reason=%s error=%s", self.cfg.key, reason, _one_line(message))
         else:

@@ -10,7 +10,8 @@ import difflib
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from agent.durations import parse_duration
 from agent.redact import redact, register_secret

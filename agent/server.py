@@ -159,7 +159,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"ok\n", TEXT)
         elif path == "/readyz":
             ready = agent.ready()
-            self._send(200 if ready else 503, b"ready\n" if ready else b"not ready: a check has not completed yet\n", TEXT)
+            body = b"ready\n" if ready else b"not ready: a check has not completed yet\n"
+            self._send(200 if ready else 503, body, TEXT)
         elif path == "/status":
             self._text(200, json.dumps(status_document(agent), indent=2), "application/json")
         elif path == "/":

@@ -51,7 +51,7 @@ class Snapshot:
         return None
 
     def samples(self, name: str):
-        return [(dict(l), v) for l, v in self.families.get(name, ())]
+        return [(dict(lbl), v) for lbl, v in self.families.get(name, ())]
 
 
 class UndeclaredMetric(Exception):

@@ -24,7 +24,7 @@ def sparkline(points, width: int = 120, height: int = 24) -> str:
     """An inline SVG polyline of (time, value) points; empty when there is nothing to draw."""
     values = [v for _, v in points]
     if len(values) < 2:
-        return "<svg class='spark' width='%d' height='%d'></svg>" % (width, height)
+        return f"<svg class='spark' width='{width}' height='{height}'></svg>"
     lo, hi = min(values), max(values)
     span = (hi - lo) or 1.0
     step = width / (len(values) - 1)
@@ -80,7 +80,7 @@ def _consumers_table(states) -> str:
         for labels, value in _series(st, "mqwatch_consumer_status"):
             if value == 1:
                 statuses[(labels.get("queue"), labels.get("consumer"))] = labels.get("status")
-        seconds = {(l.get("queue"), l.get("consumer")): v for l, v in _series(st, "mqwatch_consumer_lag_seconds")}
+        seconds = {(lbl.get("queue"), lbl.get("consumer")): v for lbl, v in _series(st, "mqwatch_consumer_lag_seconds")}
         for labels, messages in _series(st, "mqwatch_consumer_lag_messages"):
             key = (labels.get("queue"), labels.get("consumer"))
             secs = seconds.get(key)
@@ -90,10 +90,10 @@ def _consumers_table(states) -> str:
     rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
     html_rows = "".join(
         f"<tr class='consumer status-{_e(status or 'unknown')}'><td>{_e(st.kind)}/{_e(st.name)}</td>"
-        f"<td>{_e(l.get('queue', ''))}</td><td>{_e(l.get('consumer', ''))}</td>"
+        f"<td>{_e(lbl.get('queue', ''))}</td><td>{_e(lbl.get('consumer', ''))}</td>"
         f"<td class='lag-seconds'>{_fmt_seconds(secs) if secs >= 0 else '–'}</td><td class='lag-messages'>{msgs:.0f}</td>"
         f"<td class='status'>{_e(status)}</td><td>{sparkline(hist)}</td></tr>"
-        for secs, msgs, st, l, status, hist in rows[:TOP_ROWS])
+        for secs, msgs, st, lbl, status, hist in rows[:TOP_ROWS])
     return ("<table id='consumers'><tr><th>check</th><th>queue</th><th>consumer</th><th>lag</th>"
             "<th>messages</th><th>status</th><th>history</th></tr>" + html_rows + "</table>")
 
@@ -112,10 +112,10 @@ def _dlq_table(states) -> str:
     rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
     html_rows = "".join(
         f"<tr class='dlq{' growing' if growth > 0 else ''}'><td>{_e(st.kind)}/{_e(st.name)}</td>"
-        f"<td>{_e(l.get('dlq', ''))}</td><td>{_e(l.get('source', ''))}</td><td class='dlq-messages'>{msgs:.0f}</td>"
+        f"<td>{_e(lbl.get('dlq', ''))}</td><td>{_e(lbl.get('source', ''))}</td><td class='dlq-messages'>{msgs:.0f}</td>"
         f"<td>{'+' if growth > 0 else ''}{growth:.0f}</td>"
         f"<td class='reasons'>{'<br>'.join(f'{_e(r)} ({n:.0f})' for n, r in top)}</td><td>{sparkline(hist)}</td></tr>"
-        for growth, msgs, st, l, top, hist in rows[:TOP_ROWS])
+        for growth, msgs, st, lbl, top, hist in rows[:TOP_ROWS])
     return ("<table id='dlqs'><tr><th>check</th><th>dead-letter queue</th><th>source</th><th>messages</th>"
             "<th>recent growth</th><th>top reasons</th><th>history</th></tr>" + html_rows + "</table>")
 
@@ -123,7 +123,7 @@ def _dlq_table(states) -> str:
 def _delayed_table(states) -> str:
     rows = []
     for st in states:
-        overdue_msgs = {l.get("queue"): v for l, v in _series(st, "mqwatch_delayed_overdue_messages")}
+        overdue_msgs = {lbl.get("queue"): v for lbl, v in _series(st, "mqwatch_delayed_overdue_messages")}
         for labels, seconds in _series(st, "mqwatch_delayed_overdue_seconds"):
             if seconds <= 0:
                 continue
@@ -131,9 +131,10 @@ def _delayed_table(states) -> str:
                          _history(st, "mqwatch_delayed_overdue_seconds", labels)))
     rows.sort(key=lambda r: r[0], reverse=True)
     html_rows = "".join(
-        f"<tr class='delayed'><td>{_e(st.kind)}/{_e(st.name)}</td><td>{_e(l.get('queue', ''))}</td>"
-        f"<td class='overdue-messages'>{n:.0f}</td><td class='overdue-seconds'>{_fmt_seconds(s)}</td><td>{sparkline(hist)}</td></tr>"
-        for s, n, st, l, hist in rows[:TOP_ROWS])
+        f"<tr class='delayed'><td>{_e(st.kind)}/{_e(st.name)}</td><td>{_e(lbl.get('queue', ''))}</td>"
+        f"<td class='overdue-messages'>{n:.0f}</td><td class='overdue-seconds'>{_fmt_seconds(s)}</td>"
+        f"<td>{sparkline(hist)}</td></tr>"
+        for s, n, st, lbl, hist in rows[:TOP_ROWS])
     return ("<table id='delayed'><tr><th>check</th><th>delayed queue</th><th>overdue messages</th>"
             "<th>most overdue by</th><th>history</th></tr>" + html_rows + "</table>")
 

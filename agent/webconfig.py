@@ -62,7 +62,7 @@ WEB_SCHEMA = Schema({
 @dataclass(frozen=True)
 class WebConfig:
     file: str
-    tls: "TLSFiles | None"
+    tls: TLSFiles | None
     users: dict  # user -> bcrypt hash (bytes)
 
     def server_context(self) -> ssl.SSLContext | None:

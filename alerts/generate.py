@@ -16,7 +16,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 
@@ -228,7 +228,8 @@ ALERTS: tuple[Alert, ...] = (
         ),
         "mqwatch canary round trips on " + _CQ + " are slow",
         "The [[quantile]] quantile of canary round trips through " + _SYS + " cluster " + _CQ + " is "
-        "{{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s) for [[for]]: messages take that long from producer to "
+        "{{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s) for [[for]]: "
+        "messages take that long from producer to "
         "consumer.",
     ),
 )

@@ -90,12 +90,12 @@ def run(smoke: bool = False) -> Result:
     growth = (scaled_m["mqwatch"]["collect"] / largest) / per_part[target_size]
     res.rows.append(at_most(f"mqwatch time per partition, {largest:,} vs {target_size:,}, {scaled.committed_offsets // scaled.groups:,} "
                             f"offsets per group at both (1.0 = linear)", growth, LINEAR_SLACK))
-    res.rows.append(info(f"same for the floor", (scaled_m["floor"]["collect"] / largest)
+    res.rows.append(info("same for the floor", (scaled_m["floor"]["collect"] / largest)
                          / (measured[target_size][1]["floor"]["collect"] / target_size), "x"))
     res.rows.append(info(f"mqwatch time per partition, {largest:,} vs {target_size:,}, a fifth of the topics per group "
                          f"(offsets per group 3x)", per_part[largest] / per_part[target_size], "x"))
     floor_growth = (measured[largest][1]["floor"]["collect"] / largest) / (measured[target_size][1]["floor"]["collect"] / target_size)
-    res.rows.append(info(f"same for the floor", floor_growth, "x"))
+    res.rows.append(info("same for the floor", floor_growth, "x"))
     res.details += [
         f"Scenario per size: topics of {per_topic} partitions, one record each, {groups} groups each committing on a fifth "
         "of the topics (offset 0 on even partitions, 1 on odd ones, so half the partitions lag by one). "

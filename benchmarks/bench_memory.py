@@ -122,10 +122,10 @@ class _Watcher:
 
 def run(smoke: bool = False) -> Result:
     if smoke:
-        scenario, cycles, churn, churn_at, per_group = KafkaScenario(200, groups=3, partitions_per_topic=20), 12, 20, 3, 20
+        scenario, cycles, churn, churn_at = KafkaScenario(200, groups=3, partitions_per_topic=20), 12, 20, 3
         interval = 0.1
     else:
-        scenario, cycles, churn, churn_at, per_group = KafkaScenario(10_000), CYCLES, CHURN_GROUPS, CHURN_AT, 100
+        scenario, cycles, churn, churn_at = KafkaScenario(10_000), CYCLES, CHURN_GROUPS, CHURN_AT
         interval = INTERVAL
     res = Result("memory", TITLE)
     broker = start_tansu()

@@ -130,7 +130,7 @@ def run(topics: int, subscriptions: int, runs: int, out=sys.stdout) -> dict:
     finally:
         server.stop()
     snap = results[-1][1]
-    queues = {l["queue"] for l, _ in snap.samples("mqwatch_consumer_lag_messages")}
+    queues = {lbl["queue"] for lbl, _ in snap.samples("mqwatch_consumer_lag_messages")}
     floor, mine = min(floors), min(r[0] for r in results)
     ratio = mine / floor
     report = {"topics": topics, "subscriptions": subscriptions, "bytes": len(text), "floor_s": floor,

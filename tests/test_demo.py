@@ -18,7 +18,7 @@ def metrics(port):
 
 
 def lag(text, consumer):
-    m = re.search(r'mqwatch_consumer_lag_messages\{cluster="shop",consumer="%s",queue="orders",system="kafka"\} ([0-9.e+]+)' % consumer, text)
+    m = re.search(rf'mqwatch_consumer_lag_messages\{{cluster="shop",consumer="{consumer}",queue="orders",system="kafka"\}} ([0-9.e+]+)', text)
     return float(m.group(1)) if m else None
 
 

@@ -95,7 +95,7 @@ def _raw(port, data: bytes, host="127.0.0.1", family=socket.AF_INET, timeout=5.0
         while True:
             try:
                 chunk = s.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break

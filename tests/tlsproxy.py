@@ -31,7 +31,7 @@ class TlsProxy:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"tls-proxy-{self.port}", daemon=True)
 
-    def start(self) -> "TlsProxy":
+    def start(self) -> TlsProxy:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("the TLS proxy did not start")

@@ -111,7 +111,7 @@ class DlqTracker:
             ranges[tp] = (end - n, end)
             budget -= n
         got = reader.read(ranges, time_left)
-        for tp, (first, end) in ranges.items():
+        for tp, (_, end) in ranges.items():
             recs = got.records.get(tp) or []
             if tp in got.complete:
                 self._read_upto[tp] = end

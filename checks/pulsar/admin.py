@@ -59,7 +59,11 @@ class AdminClient:
         state = ClusterState(source="admin")
         tenants = _str_list(self._get(f"{self.base}/admin/v2/tenants", deadline), "tenants")
         namespaces = []
-        for tenant, result in self._map(lambda t: self._get(f"{self.base}/admin/v2/namespaces/{quote(t, safe='')}", deadline), tenants):
+
+        def list_namespaces(tenant):
+            return self._get(f"{self.base}/admin/v2/namespaces/{quote(tenant, safe='')}", deadline)
+
+        for tenant, result in self._map(list_namespaces, tenants):
             if isinstance(result, Exception):
                 errors.append(_as_error(result, f"namespaces of tenant {tenant}"))
             else:
@@ -81,7 +85,7 @@ class AdminClient:
         jobs = sorted((t, True) for t in partitioned if topic_filter(t)) + sorted((t, False) for t in plain if topic_filter(t))
 
         skipped = []
-        for (topic, is_partitioned), result in self._map(lambda job: self._topic_stats(job[0], job[1], deadline), jobs):
+        for (topic, _), result in self._map(lambda job: self._topic_stats(job[0], job[1], deadline), jobs):
             if isinstance(result, _DeadlineReached):
                 skipped.append(topic)
             elif isinstance(result, Exception):

@@ -51,7 +51,8 @@ def start_workload(broker) -> DemoPart:
         while not stop.wait(0.5):
             n += 1
             reason = rng.choice(["AddressNotFound", "CourierTimeout"]) if n % 6 == 0 else ""
-            producer.send(f'{{"order_id": {n}, "courier": "C{n % 4}"}}'.encode(), properties={"reject_reason": reason} if reason else None)
+            producer.send(f'{{"order_id": {n}, "courier": "C{n % 4}"}}'.encode(),
+                          properties={"reject_reason": reason} if reason else None)
 
     def deliver():
         while not stop.is_set():

@@ -137,7 +137,7 @@ class RedisClient:
     def info(self) -> dict:
         return self.guard(lambda: self.redis.info())
 
-    def scan(self, patterns, count: int, budget: int, types=(None,)) -> "ScanResult":
+    def scan(self, patterns, count: int, budget: int, types=(None,)) -> ScanResult:
         """Keys matching any pattern, with their type, at most `budget` of them (never KEYS).
 
         With types, each pattern is scanned once per type with SCAN's TYPE filter (Redis 6+),
@@ -149,13 +149,13 @@ class RedisClient:
             for kind in types:
                 if not _has_glob(pattern):  # a literal name needs no scan: the reads tell if it exists
                     key = pattern.encode()
-                    if kind is None or self.guard(lambda: self.redis.type(key)).decode() == kind:
+                    if kind is None or self.guard(lambda: self.redis.type(key)).decode() == kind:  # noqa: B023 (called at once)
                         seen.setdefault(key, kind)
                 else:
                     cursor = 0
                     while True:
                         cursor, keys = self.guard(
-                            lambda: self.redis.scan(cursor, match=pattern, count=count, _type=kind))
+                            lambda: self.redis.scan(cursor, match=pattern, count=count, _type=kind))  # noqa: B023 (called at once)
                         for k in keys:
                             seen.setdefault(k, kind)
                         if len(seen) > budget:

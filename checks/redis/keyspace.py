@@ -72,8 +72,8 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
             _read_dlq(rounds, key, name, kind, source, cursors.get(name), options, clock, now, view)
         elif kind == "list":
             if key.endswith(suffix) and len(key) > len(suffix):
-                _llen(rounds, key, view, lambda n, q=label(key[: -len(suffix)]): view.pending.__setitem__(
-                    (q, None), PendingStat(n)))
+                pending = label(key[: -len(suffix)])
+                _llen(rounds, key, view, lambda n, q=pending: view.pending.__setitem__((q, None), PendingStat(n)))
             else:
                 _llen(rounds, key, view, lambda n, q=name: view.queues.__setitem__(q, QueueStat(n)))
         elif kind == "zset":

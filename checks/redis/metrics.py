@@ -19,7 +19,8 @@ QUEUE_LATENCY = _g(
 )
 QUEUE_FRAMEWORK = _g(
     "mqwatch_redis_queue_framework", "Always 1: the job framework that owns this queue (sidekiq, rq, bullmq, celery).",
-    ["queue", "framework"], example='mqwatch_queue_messages * on (cluster, queue) group_left (framework) mqwatch_redis_queue_framework',
+    ["queue", "framework"],
+    example="mqwatch_queue_messages * on (cluster, queue) group_left (framework) mqwatch_redis_queue_framework",
 )
 KEYS_SCANNED = _g("mqwatch_redis_keys_scanned", "Keys matched by the configured patterns in the last cycle.")
 KEY_BUDGET_EXCEEDED = _g(

@@ -71,7 +71,7 @@ class View:
         self.errors.append((reason, message))
 
 
-def add_length(stat: QueueStat, view: "View", what: str):
+def add_length(stat: QueueStat, view: View, what: str):
     """A reply handler adding a length reply (LLEN, ZCARD) to stat.messages.
 
     An error reply means the key changed type between the scan and the read: it is reported

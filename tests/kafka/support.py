@@ -22,7 +22,7 @@ class CheckRun:
 
 def status_of(snap, topic: str, group: str) -> str | None:
     """The one status whose series is 1, asserting the series is one-hot."""
-    hot = [l["status"] for l, v in snap.samples("mqwatch_consumer_status")
-           if l["queue"] == topic and l["consumer"] == group and v == 1]
+    hot = [lbl["status"] for lbl, v in snap.samples("mqwatch_consumer_status")
+           if lbl["queue"] == topic and lbl["consumer"] == group and v == 1]
     assert len(hot) <= 1, hot
     return hot[0] if hot else None

@@ -21,7 +21,7 @@ def _roundtrips(snap):
 
 
 def _failures(snap):
-    return {l["stage"]: v for l, v in snap.samples("mqwatch_canary_failures_total")}
+    return {lbl["stage"]: v for lbl, v in snap.samples("mqwatch_canary_failures_total")}
 
 
 def test_canary_round_trips_then_fails_while_the_broker_is_frozen_and_recovers(fresh_tansu):

@@ -14,7 +14,7 @@ def test_demo_part_reports_status_seconds_dead_letter_reasons_and_canary():
     try:
         def ready():
             snap = run.collect()
-            reasons = {l["reason"] for l, _ in snap.samples("mqwatch_dlq_reason_messages")}
+            reasons = {lbl["reason"] for lbl, _ in snap.samples("mqwatch_dlq_reason_messages")}
             h = snap.value("mqwatch_canary_roundtrip_seconds")
             return snap if set(DEAD_LETTER_CAUSES) <= reasons and h is not None and h.count >= 1 else None
 

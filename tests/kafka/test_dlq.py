@@ -20,8 +20,8 @@ CONNECT = [
 
 def _series(snap, name, **match):
     return {
-        tuple(v for k, v in sorted(l.items()) if k not in ("system", "cluster", *match)): value
-        for l, value in snap.samples(name) if all(l.get(k) == v for k, v in match.items())
+        tuple(v for k, v in sorted(lbl.items()) if k not in ("system", "cluster", *match)): value
+        for lbl, value in snap.samples(name) if all(lbl.get(k) == v for k, v in match.items())
     }
 
 
@@ -53,7 +53,7 @@ def test_every_naming_convention_is_found_with_its_source(kafka_check, kafka_boo
         source = dict(k for k in expected)[t]
         assert snap.value("mqwatch_dlq_messages", dlq=t, source=source) == 1 + i % 3
     assert set(_series(snap, "mqwatch_retry_messages")) == set(retries.items())
-    assert all(l["dlq"] != plain for l, _ in snap.samples("mqwatch_dlq_messages"))
+    assert all(lbl["dlq"] != plain for lbl, _ in snap.samples("mqwatch_dlq_messages"))
 
 
 def test_arrivals_count_across_cycles_and_reasons_count_only_new_dead_letters(kafka_check, kafka_bootstrap):
@@ -163,7 +163,7 @@ def test_a_deleted_dlq_vanishes_with_its_series(kafka_check, kafka_bootstrap):
     snap = run.collect()
     for name in ("mqwatch_dlq_messages", "mqwatch_dlq_messages_total", "mqwatch_dlq_reason_messages",
                  "mqwatch_dlq_last_message_timestamp_seconds"):
-        assert [l for l, _ in snap.samples(name) if l["dlq"] == dlq] == [], name
+        assert [lbl for lbl, _ in snap.samples(name) if lbl["dlq"] == dlq] == [], name
 
 
 def test_reasons_keep_class_names_and_show_messages_only_when_asked(kafka_check, kafka_bootstrap):

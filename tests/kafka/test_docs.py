@@ -41,7 +41,7 @@ def test_every_config_key_is_in_the_sample_and_the_readme(key):
 
 @pytest.mark.parametrize("metric", [m.name for m in KafkaCheck.metrics])
 def test_every_metric_has_an_example_query_in_the_readme_and_the_catalog(metric):
-    rows = [l for l in (KAFKA / "README.md").read_text().splitlines() if l.startswith(f"| `{metric}` |")]
+    rows = [line for line in (KAFKA / "README.md").read_text().splitlines() if line.startswith(f"| `{metric}` |")]
     assert rows, f"{metric} missing from README.md"
     assert re.search(rf"`[^`]*{metric}", rows[0].split("|", 3)[3]), f"no example query for {metric}"
     assert next(m for m in KafkaCheck.metrics if m.name == metric).example, f"no catalog example for {metric}"

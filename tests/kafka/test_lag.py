@@ -58,7 +58,10 @@ checks:
     assert lag(orders) == (10 - 4) + (7 - 7) + (4 - 1)
     assert [lag(orders, p) for p in range(3)] == [6, 0, 3]
     assert lag(payments) == 0
-    key = lambda name, **l: (name, tuple(sorted({"cluster": "shop", "system": "kafka", **l}.items())))
+
+    def key(name, **labels):
+        return name, tuple(sorted({"cluster": "shop", "system": "kafka", **labels}.items()))
+
     assert got[key("mqwatch_up")] == 1
     assert got[key("mqwatch_queue_messages", queue=orders)] == 21
     assert got[key("mqwatch_queue_produced_total", queue=orders)] == 21
@@ -95,9 +98,9 @@ def test_group_filters_include_and_exclude(kafka_bootstrap):
     for g in (keep, drop):
         kafka_commit(kafka_bootstrap, g, {(orders, 0): 1})
     snap = collect_once(kafka_check(kafka_bootstrap, groups={"include": ["^svc-"], "exclude": ["-drop-"]}))
-    consumers = {l["consumer"] for l, _ in snap.samples("mqwatch_consumer_lag_messages")}
+    consumers = {lbl["consumer"] for lbl, _ in snap.samples("mqwatch_consumer_lag_messages")}
     assert keep in consumers and drop not in consumers
-    assert all(l["consumer"].startswith("svc-") for l, _ in snap.samples("mqwatch_consumer_members"))
+    assert all(lbl["consumer"].startswith("svc-") for lbl, _ in snap.samples("mqwatch_consumer_members"))
 
 
 def test_topic_filter_drops_topic_and_its_lag(kafka_bootstrap):
@@ -128,7 +131,7 @@ def test_deleted_group_vanishes_and_empty_group_keeps_its_lag(kafka_bootstrap):
     second = collect_once(check)
     assert second.value("mqwatch_consumer_lag_messages", queue=orders, consumer=group) is None
     assert second.value("mqwatch_consumer_members", consumer=group) is None
-    assert not [l for l, _ in second.samples("mqwatch_consumer_state") if l["consumer"] == group]
+    assert not [lbl for lbl, _ in second.samples("mqwatch_consumer_state") if lbl["consumer"] == group]
     # the other group has no members at all, and still reports its lag
     assert second.value("mqwatch_consumer_lag_messages", queue=orders, consumer=other) == 10
     check.close()

@@ -83,7 +83,7 @@ def test_live_member_that_stops_committing_is_stalled(kafka_check, kafka_bootstr
             snap = run.collect()
             statuses.append(status_of(snap, topic, group))
             time.sleep(0.2)
-        state = [l["state"] for l, v in snap.samples("mqwatch_consumer_state") if l["consumer"] == group and v == 1]
+        state = [lbl["state"] for lbl, v in snap.samples("mqwatch_consumer_state") if lbl["consumer"] == group and v == 1]
         assert state == ["Stable"]
         # Fresh agent: ok until the window is full (the group is active), then stalled.
         assert statuses[: WINDOW - 1] == ["ok"] * (WINDOW - 1), statuses
@@ -101,4 +101,4 @@ def test_status_series_of_a_deleted_group_vanish(kafka_check, kafka_bootstrap):
     assert status_of(run.collect(), topic, group) == "stopped"
     kafka_delete_group(kafka_bootstrap, group)
     snap = run.collect()
-    assert [l for l, _ in snap.samples("mqwatch_consumer_status") if l["consumer"] == group] == []
+    assert [lbl for lbl, _ in snap.samples("mqwatch_consumer_status") if lbl["consumer"] == group] == []

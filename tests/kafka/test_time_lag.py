@@ -91,7 +91,7 @@ def test_exact_reads_are_bounded_per_cycle_and_cached_until_the_group_commits(ka
     run = kafka_check(prefix, time_lag="exact", time_lag_fetches=4, granularity="partition")
 
     def dated(snap):
-        return {l["partition"] for l, _ in snap.samples("mqwatch_partition_lag_seconds")}
+        return {lbl["partition"] for lbl, _ in snap.samples("mqwatch_partition_lag_seconds")}
 
     first = run.collect()
     assert len(dated(first)) == 4

@@ -81,7 +81,7 @@ def test_rules_read_only_metrics_in_the_catalog():
     for rule in _rules():
         names = set()
 
-        def visit(node):
+        def visit(node, names=names):
             if isinstance(node, promql_parser.VectorSelector) and node.name:
                 names.add(node.name)
 

@@ -66,7 +66,7 @@ def test_admin_partitioned_topic_aggregates_partitions(admin_fixture):
     # The oldest waiting message of any partition decides.
     assert 89 <= snap.value("mqwatch_consumer_lag_seconds", queue=q, consumer="tracker") <= 95
     assert snap.value("mqwatch_consumer_members", queue=q, consumer="tracker") == 1
-    assert not [l for l, _ in snap.samples("mqwatch_queue_produced_total") if "-partition-" in l["queue"]]
+    assert not [lbl for lbl, _ in snap.samples("mqwatch_queue_produced_total") if "-partition-" in lbl["queue"]]
 
 
 def test_admin_dead_letter_and_retry_topics(admin_fixture):
@@ -128,7 +128,7 @@ def test_vanished_topic_and_subscription_disappear_with_their_state(admin_fixtur
     assert second.ok
     assert second.value("mqwatch_consumer_lag_messages", queue=NS + "orders", consumer="audit") is None
     assert not second.samples("mqwatch_dlq_messages_total")
-    assert not [l for l, _ in second.samples("mqwatch_consumer_status") if l["consumer"] == "audit"]
+    assert not [lbl for lbl, _ in second.samples("mqwatch_consumer_status") if lbl["consumer"] == "audit"]
     assert (NS + "orders", "audit") not in check.status._windows
     assert check.arrivals.total(NS + "orders-billing-DLQ") is None
     check.close()

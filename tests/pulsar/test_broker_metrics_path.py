@@ -51,7 +51,7 @@ def test_subscription_backlog_is_lag_with_full_topic_name(pulsar_lite, scenario)
     # Nobody consumes and 5 messages wait: stopped from the first observation.
     assert snap.value("mqwatch_consumer_status", queue=q, consumer="billing", status="stopped") == 1
     assert snap.value("mqwatch_pulsar_broker_healthy", broker=f"127.0.0.1:{pulsar_lite.extra['metrics_port']}") == 1
-    assert all(not l["queue"].startswith(("orders", "payments")) for l, _ in snap.samples("mqwatch_queue_messages"))
+    assert all(not lbl["queue"].startswith(("orders", "payments")) for lbl, _ in snap.samples("mqwatch_queue_messages"))
 
 
 def test_lag_seconds_estimated_from_msgin_history(pulsar_lite, pulsar_client):
@@ -91,7 +91,7 @@ def test_dlq_from_real_nacks_with_sampled_reasons(pulsar_lite, scenario):
     newest = snap.value("mqwatch_dlq_last_message_timestamp_seconds", **labels)
     assert scenario["first_produce"] - 1 <= newest <= time.time()
     # mqwatch's own reader subscription on the DLQ is not reported as a consumer.
-    assert not [l for l, _ in snap.samples("mqwatch_consumer_lag_messages") if l["queue"] == scenario["dlq"]]
+    assert not [lbl for lbl, _ in snap.samples("mqwatch_consumer_lag_messages") if lbl["queue"] == scenario["dlq"]]
 
 
 def test_partitioned_topic_is_one_queue(partitioned_pulsar):
@@ -115,7 +115,7 @@ def test_partitioned_topic_is_one_queue(partitioned_pulsar):
     assert snap.value("mqwatch_pulsar_topic_partitions", queue=q) == 3
     assert snap.value("mqwatch_queue_produced_total", queue=q) == 7
     assert snap.value("mqwatch_consumer_lag_messages", queue=q, consumer="tracker") == 7
-    assert not [l for l, _ in snap.samples("mqwatch_queue_produced_total") if "-partition-" in l["queue"]]
+    assert not [lbl for lbl, _ in snap.samples("mqwatch_queue_produced_total") if "-partition-" in lbl["queue"]]
 
 
 def test_canary_round_trip(pulsar_lite):
@@ -172,8 +172,8 @@ def test_abandoned_subscription_is_stopped_not_rewound_while_traffic_flows(pulsa
     try:
         for _ in range(14):
             snap = collect_once(check)
-            seen += [l["status"] for l, v in snap.samples("mqwatch_consumer_status")
-                     if v == 1 and l["consumer"] == "tracking" and l["queue"] == NS + topic]
+            seen += [lbl["status"] for lbl, v in snap.samples("mqwatch_consumer_status")
+                     if v == 1 and lbl["consumer"] == "tracking" and lbl["queue"] == NS + topic]
             time.sleep(1.0)
     finally:
         stop.set()

@@ -27,7 +27,7 @@ def test_dead_letter_reason_messages_are_opt_in(pulsar_lite, pulsar_client):
         finally:
             check.close()
         assert snap.ok, snap.error
-        return {l["reason"]: v for l, v in snap.samples("mqwatch_dlq_reason_messages") if l["dlq"] == NS + dlq}
+        return {lbl["reason"]: v for lbl, v in snap.samples("mqwatch_dlq_reason_messages") if lbl["dlq"] == NS + dlq}
 
     assert reasons() == {"message_hidden": 1, "ValidationError": 2}
     assert reasons(reasons="message") == {"invalid e-mail dave@example.com": 1,

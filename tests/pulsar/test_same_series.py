@@ -9,9 +9,9 @@ import time
 
 import pulsar
 
-from tests.helpers import collect_once, make_check, unique, wait_until
+from tests.helpers import collect_once, make_check, unique
 from tests.pulsar.admin_fixture import subscription_json, topic_stats_json
-from tests.pulsar.workload import metric_value, nack_into_dlq, produce, raw_samples, subscribe_and_leave, wait_metric
+from tests.pulsar.workload import nack_into_dlq, produce, raw_samples, subscribe_and_leave, wait_metric
 
 NS = "persistent://public/default/"
 
@@ -21,7 +21,7 @@ def admin_json_from_broker(metrics_url: str, topics: list[str], earliest_ms: dic
     docs = {}
     samples = raw_samples(metrics_url)
     for topic in topics:
-        def topic_value(name):
+        def topic_value(name, topic=topic):
             return next(s.value for s in samples if s.name == name and s.labels.get("topic") == topic)
 
         subs = {}
@@ -50,14 +50,13 @@ def series(snap, skip=()):
 def test_metrics_and_admin_paths_produce_the_same_series(pulsar_lite, pulsar_client, admin_fixture):
     url = pulsar_lite.extra["metrics_url"]
     orders, payments = unique("same-orders"), unique("same-payments")
-    prefix = orders.rsplit("-", 2)[0]
     subscribe_and_leave(pulsar_client, orders, "billing")
     nack_into_dlq(pulsar_client, payments, "worker", 2)
     dlq = f"{payments}-worker-DLQ"
     wait_metric(url, "pulsar_in_messages_total", 2, topic=dlq)
     wait_metric(url, "pulsar_subscription_back_log", 0, topic=orders, subscription="billing")
 
-    metrics_cfg = {"kind": "pulsar", "name": "events", "metrics_url": url, "topics": {"include": [f"/same-(orders|payments)-"]}}
+    metrics_cfg = {"kind": "pulsar", "name": "events", "metrics_url": url, "topics": {"include": ["/same-(orders|payments)-"]}}
     _, metrics_check = make_check(metrics_cfg)
     _, admin_check = make_check({**metrics_cfg, "metrics_url": [], "admin_url": admin_fixture.url})
     admin_fixture.set_cluster()

@@ -18,10 +18,10 @@ def test_dead_letter_messages_are_hidden_by_default_and_class_names_kept(db):
                json.dumps({"error": "SMTPRecipientsRefused: bob@example.com"}),
                json.dumps({"error_class": "Net::ReadTimeout", "error": "timed out after 5s talking to 10.0.0.7"}))
     default = collect_once(db.check(keys=[], dlq_keys=["*:dead"], frameworks=[]))
-    reasons = {l["reason"]: v for l, v in default.samples("mqwatch_dlq_reason_messages") if l["dlq"] == dlq}
+    reasons = {lbl["reason"]: v for lbl, v in default.samples("mqwatch_dlq_reason_messages") if lbl["dlq"] == dlq}
     assert reasons == {"message_hidden": 1, "SMTPRecipientsRefused": 1, "Net::ReadTimeout": 1}
     shown = collect_once(db.check(keys=[], dlq_keys=["*:dead"], frameworks=[], reasons="message"))
-    reasons = {l["reason"]: v for l, v in shown.samples("mqwatch_dlq_reason_messages") if l["dlq"] == dlq}
+    reasons = {lbl["reason"]: v for lbl, v in shown.samples("mqwatch_dlq_reason_messages") if lbl["dlq"] == dlq}
     assert reasons == {"bounce from bob@example.com": 1, "SMTPRecipientsRefused: bob@example.com": 1, "Net::ReadTimeout": 1}
 
 
