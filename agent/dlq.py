@@ -1,8 +1,9 @@
 """Dead-letter bookkeeping shared by every system: arrivals that never go down, and reasons.
 
-- ArrivalCounter turns what a broker lets us see (a monotonic produce counter that may
-  reset, or only the current size) into `mqwatch_dlq_messages_total`, which must not
-  drop when retention or a consumer removes dead letters.
+- Arrivals (`mqwatch_dlq_messages_total`) are agent.counters.Counters on every system:
+  per upstream series (partition, broker), non-negative increments only, so the total never
+  drops when retention or a consumer removes dead letters, when a broker counter resets, or
+  when one broker cannot be read for a cycle.
 - ReasonCounts counts sampled dead letters by failure reason with a bounded label set:
   the top K reasons by count, everything else as `other`.
 - Reasons are exception class names by default (`reasons: class`): exception messages are
@@ -29,43 +30,6 @@ REASONS_FIELD = Field(
 )
 MAX_REASON_LENGTH = 120
 _MAX_TRACKED_REASONS = 1000
-
-
-class ArrivalCounter:
-    def __init__(self):
-        self._last: dict = {}
-        self._total: dict = {}
-
-    def observe_counter(self, key, value: float) -> float:
-        """A source counter (Kafka high watermarks, Pulsar msgInCounter); a drop means it reset."""
-        last = self._last.get(key)
-        delta = value if last is None or value < last else value - last
-        return self._bump(key, value, delta)
-
-    def observe_level(self, key, value: float) -> float:
-        """Only the current size is known: count its increases (a drop is removals, not a reset)."""
-        last = self._last.get(key)
-        delta = value if last is None else max(0.0, value - last)
-        return self._bump(key, value, delta)
-
-    def add(self, key, n: float, level: float | None = None) -> float:
-        """Arrivals counted directly (for example entries newer than the last one seen)."""
-        return self._bump(key, self._last.get(key, 0.0) if level is None else level, n)
-
-    def total(self, key) -> float | None:
-        return self._total.get(key)
-
-    def _bump(self, key, observed: float, delta: float) -> float:
-        self._last[key] = observed
-        self._total[key] = self._total.get(key, 0.0) + max(0.0, delta)
-        return self._total[key]
-
-    def retain(self, keys) -> None:
-        keys = set(keys)
-        for d in (self._last, self._total):
-            for k in list(d):
-                if k not in keys:
-                    del d[k]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")

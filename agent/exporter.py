@@ -46,6 +46,10 @@ class CheckState:
     last_duration: float | None = None
     last_error: str = ""
     completed: int = 0
+    # The runner allowed to publish for this check: a reload that replaces the check gives it
+    # a new owner, and one that removes it drops the state, so a collection that outlives
+    # its runner can never bring the old check's series back.
+    owner: object = None
     errors_total: dict = field(default_factory=lambda: defaultdict(float))
     history: SeriesHistory = field(default_factory=lambda: SeriesHistory(HISTORY_POINTS))  # (metric, labels) -> points
     rendered: dict = field(default_factory=dict)  # metric name -> sample lines of `snapshot`
@@ -84,12 +88,15 @@ class Exporter:
         self.render()
 
     # ---- state ------------------------------------------------------------------------
-    def ensure(self, kind: str, name: str, interval: float = 0.0) -> CheckState:
+    def ensure(self, kind: str, name: str, interval: float = 0.0, owner: object = None) -> CheckState:
+        """The check's state (created if new); `owner` (a runner's token) becomes the only publisher."""
         with self._lock:
             st = self._states.get(f"{kind}/{name}")
             if st is None:
                 st = self._states[f"{kind}/{name}"] = CheckState(kind, name, interval)
             st.interval = interval
+            if owner is not None:
+                st.owner = owner
             return st
 
     def retain(self, keys: set[str]) -> None:
@@ -104,13 +111,17 @@ class Exporter:
         with self._lock:
             return list(self._states.values())
 
-    def publish(self, snap: Snapshot, kind: str | None = None) -> None:
+    def publish(self, snap: Snapshot, kind: str | None = None, owner: object = None) -> bool:
+        """Make `snap` the check's current data. With `owner`, only while that runner still owns
+        the check (not removed or replaced since); False when the snapshot was dropped."""
         kind = kind or snap.system
         for name, d in snap.metric_defs.items():
             self._defs.setdefault(name, d)
         rendered = render_snapshot(snap, self._def) if snap.ok else {}  # outside the lock: scrapes never wait
         with self._lock:
             st = self._states.get(f"{kind}/{snap.cluster}")
+            if owner is not None and (st is None or st.owner is not owner):
+                return False
             if st is None:
                 st = self._states[f"{kind}/{snap.cluster}"] = CheckState(kind, snap.cluster)
             st.snapshot, st.rendered = snap, rendered
@@ -128,6 +139,7 @@ class Exporter:
         # Once per cycle, after the cycle's transient objects are gone: the agent's RSS then
         # tracks what it holds rather than the peak of its largest cycle (benchmark 5).
         release_free_memory()
+        return True
 
     # ---- rendering --------------------------------------------------------------------
     def render(self) -> None:

@@ -115,7 +115,9 @@ QUEUE_MESSAGES = _g(
     example="sum by (cluster, queue) (mqwatch_queue_messages)",
 )
 QUEUE_PRODUCED = _c(
-    "mqwatch_queue_produced_total", "Messages ever produced to this topic or queue (monotonic).", ["queue"],
+    "mqwatch_queue_produced_total",
+    "Messages ever produced to this topic or queue (monotonic: upstream counters tracked one by one, only increases added).",
+    ["queue"],
     example="sum by (queue) (rate(mqwatch_queue_produced_total[5m]))",
 )
 QUEUE_BYTES = _g("mqwatch_queue_bytes", "Bytes stored for this topic or queue.", ["queue"])
@@ -148,7 +150,8 @@ DLQ_MESSAGES = _g(
 )
 DLQ_MESSAGES_TOTAL = _c(
     "mqwatch_dlq_messages_total",
-    "Messages that ever arrived in this dead-letter queue (monotonic, survives retention and removal).",
+    "Messages that ever arrived in this dead-letter queue "
+    "(monotonic, survives retention, removal, broker counter resets and a drained key).",
     ["dlq", "source"], optional=["consumer"], example="increase(mqwatch_dlq_messages_total[5m]) > 0",
 )
 DLQ_LAST_MESSAGE_TIMESTAMP = _g(

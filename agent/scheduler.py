@@ -74,14 +74,19 @@ class Runner:
         self.collector = Collector(check, cfg.timeout)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"runner-{cfg.key}", daemon=True)
-        exporter.ensure(cfg.kind, cfg.name, cfg.interval)
+        # This runner's generation: the exporter takes snapshots only from the check's current
+        # runner, so one stopped by a reload or shutdown never publishes again.
+        self._owner = object()
+        exporter.ensure(cfg.kind, cfg.name, cfg.interval, owner=self._owner)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, close: bool = True) -> None:
+        """Stop the loop; a collection still running is abandoned and its result dropped."""
         self._stop.set()
-        self._thread.join(timeout=1.0)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=1.0)
         if close:
             _close_quietly(self.check)
 
@@ -89,11 +94,13 @@ class Runner:
         """Take a new interval/timeout without losing the check's state."""
         self.cfg = cfg
         self.collector.timeout = cfg.timeout
-        self.exporter.ensure(cfg.kind, cfg.name, cfg.interval)
+        self.exporter.ensure(cfg.kind, cfg.name, cfg.interval, owner=self._owner)
 
     def run_once(self) -> Snapshot:
         snap = self.collector.collect()
-        self.exporter.publish(snap, self.cfg.kind)
+        if self._stop.is_set() or not self.exporter.publish(snap, self.cfg.kind, owner=self._owner):
+            log.info("collect_dropped check=%s reason=%s", self.cfg.key, "the check was removed, replaced or stopped")
+            return snap
         if snap.ok:
             log.debug("collect_ok check=%s duration=%.3f series=%d partial_errors=%d",
                       self.cfg.key, snap.duration, snap.series, len(snap.errors))

@@ -51,17 +51,113 @@ class Alert:
     expr: Callable[[Params, Callable[[str], str]], str]
     summary: str
     description: str
+    # Labels (besides cluster) that queue_overrides/consumer_overrides may select on: only
+    # alerts whose every series carries them (a positive matcher would empty the others).
+    keys: tuple[str, ...] = ()
 
 
-# Go templates in summary/description see the alert's labels; [[key]] is a threshold.
+# Go templates in summary/description see the alert's labels; [[key]] is a threshold. Every
+# optional label is wrapped in `with`, so a text reads well when the series lacks it (a Kafka
+# group's member count has no queue, a Kafka DLQ no consumer).
+_CL = "{{ with $labels.cluster }} ({{ . }}){{ end }}"
 _CQ = "{{ $labels.cluster }}"
-_Q = "{{ $labels.queue }}"
-_C = "{{ $labels.consumer }}"
-_SYS = "{{ $labels.system }}"
-# Pulsar DLQs and Redis pending lists carry `consumer`, Kafka DLQs and Celery lists do not.
+_SYS = "{{ with $labels.system }}{{ . }} {{ end }}"
+_CONS = "{{ with $labels.consumer }}Consumer {{ . }}{{ else }}A consumer{{ end }}"
+_ON_Q = "{{ with $labels.queue }} on {{ . }}{{ end }}"
+_OF_Q = "{{ with $labels.queue }} of queue {{ . }}{{ end }}"
 _OPT_C = "{{ with $labels.consumer }} (consumer {{ . }}){{ end }}"
-_STALLED, _STOPPED = 'status="stalled"', 'status="stopped"'
+_DLQ = "{{ with $labels.dlq }}{{ . }}{{ else }}a dead-letter queue{{ end }}"
+_THE_DLQ = "{{ with $labels.dlq }}dead-letter queue {{ . }}{{ else }}a dead-letter queue{{ end }}"
+_FROM_SRC = "{{ with $labels.source }} from {{ . }}{{ end }}"
+_STALLED, _STOPPED, _LAGGING, _REWOUND = ('status="stalled"', 'status="stopped"', 'status="lagging"',
+                                          'status="rewound"')
 _ACTIVE_STATES = 'state=~"Stable|PreparingRebalance|CompletingRebalance"'
+# N sidecars watching the same cluster send one alert, not N: every rule aggregates away the
+# labels of the agent that reported the series (`job` stays: it tells which deployment).
+_AGENT = "instance, pod"
+_CONSUMER_KEY = "system, cluster, queue, consumer"
+
+
+def _one(expr: str, how: str = "max") -> str:
+    return f"{how} without ({_AGENT}) ({expr})"
+
+
+def _last(p: Params, series: str) -> str:
+    """The newest sample within `gap`: one failed collection (a stale series) neither resolves a
+    firing alert nor restarts its `for:`, while a flapping value still does (unlike max_over_time,
+    which would make a series that dips below the threshold every other scrape look steady)."""
+    return f"last_over_time({series}[{p.gap}])"
+
+
+def _status(p: Params, s, status: str) -> str:
+    """A consumer status (evaluated by the agent over its window) with lag in seconds above a
+    floor: a caught-up group whose lag is only transaction markers has 0 s of lag (KAFKA-10683).
+    Where lag in seconds is not measured (time_lag off) the status alone decides."""
+    return (
+        f"({_one(_last(p, s('mqwatch_consumer_status', status)))} == 1)"
+        f" unless on ({_CONSUMER_KEY}) ({_one(_last(p, s('mqwatch_consumer_lag_seconds')))} <= {p.min_lag_seconds})"
+    )
+
+
+def _dlq_arrivals(p: Params, s) -> str:
+    total = s("mqwatch_dlq_messages_total")
+    return _one(
+        # Growth of a DLQ already seen. A counter reset (agent restart) makes increase() count
+        # the whole DLQ again: ignore the window after a reset rather than page on every restart.
+        # TODO(issue 18 item 4): drop the resets() clause once the agent keeps the arrivals of a
+        # Redis DLQ whose key was deleted (faults' agent/counters.py); until then a DLQ emptied by
+        # deleting its key is silent for one window after its next dead letters.
+        f"((increase({total}[{p.window}]) > {p.threshold_messages}) unless (resets({total}[{p.window}]) > 0))"
+        # A DLQ series that appears with its first dead letters has no earlier sample, so
+        # increase() says 0: a series that did not exist `window` ago counts with its value,
+        # provided its check was collecting then (not every old DLQ on the agent's first start,
+        # nor after an outage).
+        f" or (({total} > {p.threshold_messages}) unless ({total} offset {p.window})"
+        f" and on (system, cluster, job, instance) ({s('mqwatch_up')} offset {p.window} == 1))"
+    )
+
+
+def _is(label: str, value: str, op: str = "=") -> str:
+    return f'{label}{op}"{value}"'
+
+
+def _dlq_not_drained(p: Params, s) -> str:
+    # Pulsar and Redis dead letters leave the DLQ when handled. Kafka retains records whatever
+    # reads them, so there a DLQ is "not handled" while no consumer group on the DLQ topic is
+    # caught up (none at all, or one whose lag stays above 0).
+    held = _last(p, s("mqwatch_dlq_messages", _is("system", "kafka", "!=")))
+    kafka_held = _last(p, s("mqwatch_dlq_messages", _is("system", "kafka")))
+    caught_up = _last(p, s("mqwatch_consumer_lag_messages", _is("system", "kafka")))
+    return _one(
+        f"({held} > 0) or (({kafka_held} > 0)"
+        f' unless on (system, cluster, dlq) label_replace({caught_up} == 0, "dlq", "$1", "queue", "(.*)"))'
+    )
+
+
+def _empty_lag_growing(p: Params, s) -> str:
+    lag, produced = s("mqwatch_consumer_lag_messages"), s("mqwatch_queue_produced_total")
+    # Most of what was produced piled up as lag. Flink/Spark-style groups commit without joining
+    # and keep consuming with no members; they must not page here. (A ratio, not "consumed == 0":
+    # backlog and produce counters are sampled apart.)
+    growing = (f"(delta({lag}[{p.window}]) > 0) and ((delta({lag}[{p.window}])"
+               f" / on (system, cluster, queue, job, instance) group_left increase({produced}[{p.window}]))"
+               f" >= {p.unconsumed_ratio})")
+    # Nobody consumes: no members on this very queue (Pulsar subscriptions and Redis groups are
+    # per queue: a same-named busy one elsewhere must not hide it), or, on a Redis stream whose
+    # dead consumers stay members until XGROUP DELCONSUMER, none seen within max_idle. Kafka
+    # counts members per group (no queue label).
+    per_queue = (f"({s('mqwatch_consumer_members', _is('queue', '', '!='))} == 0)"
+                 f" or on ({_CONSUMER_KEY}, job, instance)"
+                 f" ({s('mqwatch_consumer_idle_seconds')} > {seconds(p.max_idle):g})")
+    per_group = f"{s('mqwatch_consumer_members', _is('queue', ''))} == 0"
+    either = (f"(({growing}) and on ({_CONSUMER_KEY}, job, instance) ({per_queue}))"
+              f" or (({growing}) and on (system, cluster, consumer, job, instance) ({per_group}))")
+    # A group the broker reports active is consuming, whatever its member list says (tansu, and
+    # brokers that hide members from describe without permission).
+    return f"{_one(either)} unless on (system, cluster, consumer) ({s('mqwatch_consumer_state', _ACTIVE_STATES)} == 1)"
+
+
+_CONSUMER_KEYS = ("queue", "consumer")
 
 ALERTS: tuple[Alert, ...] = (
     Alert(
@@ -69,134 +165,199 @@ ALERTS: tuple[Alert, ...] = (
         lambda p, s: f"up{{{p.target_selector}}} == 0",
         "mqwatch agent {{ $labels.instance }} cannot be scraped",
         "Prometheus cannot scrape the mqwatch agent {{ $labels.instance }} (job {{ $labels.job }}) for [[for]]: "
-        "lag, DLQ and broker alerts of the clusters it watches are blind until it is back.",
+        "nothing it watches is measured, and its alerts resolve once their data is a few minutes old.",
+    ),
+    Alert(
+        "MqwatchTargetMissing", "mqwatch-agent",
+        lambda p, s: f"absent(up{{{p.target_selector}}})",
+        "No mqwatch agent is scraped at all",
+        "Prometheus has no scrape target matching {[[target_selector]]} for [[for]] (agents scaled to 0, "
+        "or their service discovery broke): no queue, consumer or dead-letter alert can fire.",
     ),
     Alert(
         "MqwatchCheckFailing", "mqwatch-agent",
-        lambda p, s: f"{s('mqwatch_up')} == 0",
+        lambda p, s: f"{_one(s('mqwatch_up'), 'min')} == 0",
         "mqwatch cannot collect from {{ $labels.system }} cluster " + _CQ,
-        "The mqwatch {{ $labels.system }} check of cluster " + _CQ + " has failed every collection for [[for]] "
-        "(no queue or consumer is being measured). See /status on {{ $labels.instance }} for the last error.",
+        "The mqwatch " + _SYS + "check of cluster " + _CQ + " has failed every collection for [[for]] "
+        "(no queue or consumer of it is being measured). /status on the agent shows the last error.",
+    ),
+    Alert(
+        "MqwatchCheckStale", "mqwatch-agent",
+        lambda p, s: f"{_one('time() - ' + s('mqwatch_last_success_timestamp_seconds'))} > {p.threshold_seconds}",
+        "mqwatch data of {{ $labels.system }} cluster " + _CQ + " is {{ $value | humanizeDuration }} old",
+        "The last successful collection of the " + _SYS + "check of cluster " + _CQ + " was "
+        "{{ $value | humanizeDuration }} ago (threshold [[threshold_seconds]]s): its series are gone, so its "
+        "lag and dead-letter alerts cannot fire.",
+    ),
+    Alert(
+        "MqwatchCollectErrors", "mqwatch-agent",
+        lambda p, s: (f"sum without ({_AGENT}, reason) (increase({s('mqwatch_collect_errors_total')}[{p.window}]))"
+                      f" > {p.threshold_errors}"),
+        "mqwatch collections of {{ $labels.system }} cluster " + _CQ + " keep failing",
+        "{{ $value | humanize }} collections of the " + _SYS + "check of cluster " + _CQ + " failed in the last "
+        "[[window]], for [[for]] (threshold [[threshold_errors]]): lag and dead-letter data has gaps or is "
+        "partial. /status on the agent shows the reasons.",
     ),
     Alert(
         "MqwatchConsumerLagHigh", "mqwatch-consumers",
-        lambda p, s: f"{s('mqwatch_consumer_lag_seconds')} > {p.threshold_seconds}",
-        "Consumer " + _C + " is {{ $value | humanizeDuration }} behind on " + _Q + " (" + _CQ + ")",
-        "Consumer " + _C + " on queue " + _Q + " in " + _SYS + " cluster " + _CQ + " has not consumed a message "
-        "that is {{ $value | humanizeDuration }} old (threshold [[threshold_seconds]]s, for [[for]]).",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_consumer_lag_seconds')))} > {p.threshold_seconds}",
+        _CONS + " is {{ $value | humanizeDuration }} behind" + _ON_Q + _CL,
+        _CONS + _OF_Q.replace("of queue", "on queue") + " in " + _SYS + "cluster " + _CQ + " has not consumed a "
+        "message that is {{ $value | humanizeDuration }} old (threshold [[threshold_seconds]]s, for [[for]]).",
+        keys=_CONSUMER_KEYS,
+    ),
+    Alert(
+        "MqwatchConsumerLagging", "mqwatch-consumers",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_consumer_status', _LAGGING)))} == 1",
+        _CONS + " has not kept up" + _ON_Q + " for [[for]]" + _CL,
+        _CONS + " in cluster " + _CQ + " consumes" + _ON_Q.replace(" on ", " ") + " but its lag has not decreased for [[for]]: "
+        "it is slower than its producers and its backlog keeps growing.",
+        keys=_CONSUMER_KEYS,
+    ),
+    Alert(
+        "MqwatchConsumerRewound", "mqwatch-consumers",
+        lambda p, s: f"{_one('max_over_time(' + s('mqwatch_consumer_status', _REWOUND) + '[' + p.window + '])')} == 1",
+        _CONS + " was rewound" + _ON_Q + _CL,
+        _CONS + " in cluster " + _CQ + " moved its committed position" + _ON_Q + " backwards in the last "
+        "[[window]] (an offset reset or a replay): its messages are consumed again.",
+        keys=_CONSUMER_KEYS,
     ),
     Alert(
         "MqwatchConsumerStalled", "mqwatch-consumers",
-        lambda p, s: f"{s('mqwatch_consumer_status', _STALLED)} == 1",
-        "Consumer " + _C + " is stalled on " + _Q + " (" + _CQ + ")",
-        "Consumer " + _C + " in cluster " + _CQ + " is connected to queue " + _Q + " but has not committed "
-        "progress for [[for]] while messages are waiting: its workers are alive but stuck.",
+        lambda p, s: _status(p, s, _STALLED),
+        _CONS + " is stalled" + _ON_Q + _CL,
+        _CONS + " in cluster " + _CQ + " is connected" + _ON_Q.replace(" on ", " to ") + " but has not committed "
+        "progress while messages wait (over [[min_lag_seconds]]s old): its workers are alive but stuck.",
+        keys=_CONSUMER_KEYS,
     ),
     Alert(
         "MqwatchConsumerStopped", "mqwatch-consumers",
-        lambda p, s: f"{s('mqwatch_consumer_status', _STOPPED)} == 1",
-        "Consumer " + _C + " stopped consuming " + _Q + " (" + _CQ + ")",
-        "Consumer " + _C + " in cluster " + _CQ + " has no active members and has not moved its position on "
-        "queue " + _Q + " for [[for]] while messages are waiting: nobody is consuming them.",
+        lambda p, s: _status(p, s, _STOPPED),
+        _CONS + " stopped consuming" + _ON_Q.replace(" on ", " ") + _CL,
+        _CONS + " in cluster " + _CQ + " has no active members and has not moved its position" + _ON_Q
+        + " while messages wait (over [[min_lag_seconds]]s old): nobody is consuming them.",
+        keys=_CONSUMER_KEYS,
     ),
     Alert(
         "MqwatchConsumerGroupEmptyLagGrowing", "mqwatch-consumers",
-        # Most of what was produced piled up as lag: nobody consumes. Flink/Spark-style groups
-        # commit without joining and keep consuming with no members; they must not page here.
-        # (A ratio, not "consumed == 0": backlog and produce counters are sampled apart.)
-        lambda p, s: (
-            f"((delta({s('mqwatch_consumer_lag_messages')}[{p.window}]) > 0)"
-            f" and ((delta({s('mqwatch_consumer_lag_messages')}[{p.window}])"
-            f" / on (system, cluster, queue, job, instance) group_left"
-            f" increase({s('mqwatch_queue_produced_total')}[{p.window}])) >= {p.unconsumed_ratio}))"
-            f" and ignoring (queue) (max without (queue) ({s('mqwatch_consumer_members')}) == 0)"
-            # A group the broker reports active is consuming, whatever its member list says
-            # (tansu, and brokers that hide members from describe without permission).
-            f" unless on (system, cluster, consumer) ({s('mqwatch_consumer_state', _ACTIVE_STATES)} == 1)"
-        ),
-        "Consumer " + _C + " has no members while its lag on " + _Q + " grows (" + _CQ + ")",
-        "Consumer " + _C + " in cluster " + _CQ + " has no members, and of what was produced to queue " + _Q + " in "
-        "the last [[window]] at least [[unconsumed_ratio]] piled up unconsumed: its lag grew by {{ $value }} "
-        "messages (for [[for]]).",
+        _empty_lag_growing,
+        _CONS + " has no live members while its lag" + _ON_Q + " grows" + _CL,
+        _CONS + " in cluster " + _CQ + " has no members (or, on a Redis stream, none seen within [[max_idle]]), "
+        "and of what was produced" + _OF_Q.replace("of queue", "to queue") + " in the last [[window]] at least "
+        "[[unconsumed_ratio]] piled up unconsumed: its lag grew by {{ $value | humanize }} messages (for [[for]]).",
     ),
     Alert(
         "MqwatchPendingTooOld", "mqwatch-consumers",
-        lambda p, s: f"{s('mqwatch_pending_oldest_seconds')} > {p.threshold_seconds}",
-        "Unacknowledged work on " + _Q + " is {{ $value | humanizeDuration }} old (" + _CQ + ")",
-        "The oldest message delivered" + _OPT_C + " on queue " + _Q + " in cluster " + _CQ + " has been "
-        "waiting for an acknowledgement for {{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s).",
+        lambda p, s: (f"{_one(_last(p, s('mqwatch_pending_oldest_seconds', _is('queue', p.exclude_queues, '!~'))))}"
+                      f" > {p.threshold_seconds}"),
+        "Unacknowledged work" + _ON_Q + " is {{ $value | humanizeDuration }} old" + _CL,
+        "The oldest message delivered" + _OPT_C + _ON_Q + " in cluster " + _CQ + " has been waiting for an "
+        "acknowledgement for {{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s): its worker died "
+        "or hangs.",
+        keys=_CONSUMER_KEYS,
+    ),
+    Alert(
+        "MqwatchJobQueueLatencyHigh", "mqwatch-consumers",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_redis_queue_latency_seconds')))} > {p.threshold_seconds}",
+        "Jobs wait {{ $value | humanizeDuration }}" + _ON_Q + _CL,
+        "The oldest job waiting" + _ON_Q + " in Redis cluster " + _CQ + " was enqueued "
+        "{{ $value | humanizeDuration }} ago (threshold [[threshold_seconds]]s, for [[for]]): its workers are "
+        "too few, stuck or gone.",
+        keys=("queue",),
     ),
     Alert(
         "MqwatchDLQReceivingMessages", "mqwatch-dead-letters",
-        # A counter reset (agent restart) makes increase() count the whole DLQ again: ignore
-        # the window after a reset rather than page on every restart.
-        lambda p, s: (
-            f"(increase({s('mqwatch_dlq_messages_total')}[{p.window}]) > {p.threshold_messages})"
-            f" unless (resets({s('mqwatch_dlq_messages_total')}[{p.window}]) > 0)"
-        ),
-        "Dead letters arriving in {{ $labels.dlq }} from " + _Q.replace("queue", "source") + " (" + _CQ + ")",
-        "{{ $value | humanize }} messages from queue {{ $labels.source }}" + _OPT_C + " arrived in "
-        "dead-letter queue {{ $labels.dlq }} of cluster " + _CQ + " in the last [[window]].",
+        _dlq_arrivals,
+        "Dead letters arriving in " + _DLQ + _FROM_SRC + _CL,
+        "{{ $value | humanize }} messages" + _FROM_SRC + _OPT_C + " arrived in " + _THE_DLQ + " of cluster " + _CQ
+        + " in the last [[window]].",
     ),
     Alert(
         "MqwatchDLQNotDrained", "mqwatch-dead-letters",
-        lambda p, s: f"{s('mqwatch_dlq_messages')} > 0",
-        "Dead-letter queue {{ $labels.dlq }} has not been drained for [[for]] (" + _CQ + ")",
-        "Dead-letter queue {{ $labels.dlq }} of queue {{ $labels.source }}" + _OPT_C + " in cluster " + _CQ
-        + " has held {{ $value | humanize }} messages without being emptied for [[for]].",
+        _dlq_not_drained,
+        "Dead letters in " + _DLQ + " not handled for [[for]]" + _CL,
+        "{{ with $labels.dlq }}Dead-letter queue {{ . }}{{ else }}A dead-letter queue{{ end }}"
+        + _FROM_SRC.replace(" from ", " of queue ") + _OPT_C + " in " + _SYS
+        + "cluster " + _CQ + " has held {{ $value | humanize }} messages for [[for]] that nobody handled (on Kafka: "
+        "no consumer group on it is caught up).",
+    ),
+    Alert(
+        "MqwatchRetryQueueGrowing", "mqwatch-dead-letters",
+        lambda p, s: f"{_one('delta(' + s('mqwatch_retry_messages') + '[' + p.window + '])')} > {p.threshold_messages}",
+        "Retry queue" + _ON_Q.replace(" on ", " ") + " grew by {{ $value | humanize }}" + _CL,
+        "Retry queue" + _ON_Q.replace(" on ", " ") + _FROM_SRC.replace(" from ", " of ") + " in cluster " + _CQ
+        + " grew by {{ $value | humanize }} messages in the last [[window]] (threshold [[threshold_messages]], for "
+        "[[for]]): more messages fail than the retries resolve.",
     ),
     Alert(
         "MqwatchDelayedQueueOverdue", "mqwatch-dead-letters",
-        lambda p, s: f"{s('mqwatch_delayed_overdue_seconds')} > {p.threshold_seconds}",
-        "Delayed queue " + _Q + " is {{ $value | humanizeDuration }} overdue (" + _CQ + ")",
-        "Delayed queue " + _Q + " in cluster " + _CQ + " holds work whose due time passed "
-        "{{ $value | humanizeDuration }} ago (threshold [[threshold_seconds]]s): "
-        "the poller that moves due work is probably dead.",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_delayed_overdue_seconds')))} > {p.threshold_seconds}",
+        "Delayed queue" + _ON_Q.replace(" on ", " ") + " is {{ $value | humanizeDuration }} overdue" + _CL,
+        "Delayed queue" + _ON_Q.replace(" on ", " ") + " in cluster " + _CQ + " holds work whose due time passed "
+        "{{ $value | humanizeDuration }} ago (threshold [[threshold_seconds]]s): the poller that moves due work "
+        "is probably dead.",
+        keys=("queue",),
     ),
     Alert(
         "MqwatchKafkaUnderReplicatedPartitions", "mqwatch-brokers",
-        lambda p, s: f"{s('mqwatch_kafka_under_replicated_partitions')} > 0",
-        "Topic " + _Q + " has under-replicated partitions (" + _CQ + ")",
-        "{{ $value }} partitions of topic " + _Q + " in Kafka cluster " + _CQ + " have fewer in-sync replicas "
-        "than replicas for [[for]]: one more broker failure makes them unavailable to their consumers.",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_kafka_under_replicated_partitions')))} > 0",
+        "Topic" + _ON_Q.replace(" on ", " ") + " has under-replicated partitions" + _CL,
+        "{{ $value }} partitions of topic" + _ON_Q.replace(" on ", " ") + " in Kafka cluster " + _CQ + " have fewer "
+        "in-sync replicas than replicas for [[for]]: one more broker failure makes them unavailable.",
     ),
     Alert(
         "MqwatchKafkaOfflinePartitions", "mqwatch-brokers",
-        lambda p, s: f"{s('mqwatch_kafka_offline_partitions')} > 0",
-        "Topic " + _Q + " has offline partitions (" + _CQ + ")",
-        "{{ $value }} partitions of topic " + _Q + " in Kafka cluster " + _CQ + " have no leader: producers and "
-        "consumers of those partitions are failing.",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_kafka_offline_partitions')))} > 0",
+        "Topic" + _ON_Q.replace(" on ", " ") + " has offline partitions" + _CL,
+        "{{ $value }} partitions of topic" + _ON_Q.replace(" on ", " ") + " in Kafka cluster " + _CQ + " have no "
+        "leader: producers and consumers of those partitions are failing.",
+    ),
+    Alert(
+        "MqwatchKafkaBrokersDown", "mqwatch-brokers",
+        lambda p, s: (f"{_one('max_over_time(' + s('mqwatch_brokers', _is('system', 'kafka')) + '[' + p.window + '])')}"
+                      f" - {_one(_last(p, s('mqwatch_brokers', _is('system', 'kafka'))))} > 0"),
+        "Kafka cluster " + _CQ + " lost {{ $value }} brokers",
+        "Kafka cluster " + _CQ + " reports {{ $value }} brokers fewer than it had in the last [[window]] (for "
+        "[[for]]): their partitions moved to the others, or are under-replicated or offline.",
+    ),
+    Alert(
+        "MqwatchKafkaNoController", "mqwatch-brokers",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_kafka_controller_id')))} == -1",
+        "Kafka cluster " + _CQ + " has no active controller",
+        "Kafka cluster " + _CQ + " has reported no active controller for [[for]]: leader elections, topic and "
+        "partition changes cannot happen.",
     ),
     Alert(
         "MqwatchPulsarBrokerUnhealthy", "mqwatch-brokers",
-        lambda p, s: f"{s('mqwatch_pulsar_broker_healthy')} == 0",
-        "Pulsar broker {{ $labels.broker }} is unhealthy (" + _CQ + ")",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_pulsar_broker_healthy')), 'min')} == 0",
+        "Pulsar broker {{ $labels.broker }} is unhealthy" + _CL,
         "Pulsar broker {{ $labels.broker }} of cluster " + _CQ + " failed its health check for [[for]]; "
         "the topics it owns are unavailable to their producers and consumers.",
     ),
     Alert(
         "MqwatchPulsarSubscriptionBlocked", "mqwatch-brokers",
-        lambda p, s: f"{s('mqwatch_consumer_blocked')} == 1",
-        "Subscription " + _C + " on " + _Q + " is blocked (" + _CQ + ")",
-        "Pulsar stopped dispatching to subscription " + _C + " on topic " + _Q + " in cluster " + _CQ + " for [[for]] "
-        "because it holds too many unacknowledged messages.",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_consumer_blocked')))} == 1",
+        "Subscription{{ with $labels.consumer }} {{ . }}{{ end }} is blocked" + _ON_Q + _CL,
+        "Pulsar stopped dispatching to subscription{{ with $labels.consumer }} {{ . }}{{ end }}" + _ON_Q
+        + " in cluster " + _CQ
+        + " for [[for]] because it holds too many unacknowledged messages.",
     ),
     Alert(
         "MqwatchRedisMemoryNearLimit", "mqwatch-brokers",
         lambda p, s: (
-            f"{s('mqwatch_redis_used_memory_bytes')} / ({s('mqwatch_redis_maxmemory_bytes')} > 0)"
-            f" > {p.threshold_ratio}"
+            _one(_last(p, s("mqwatch_redis_used_memory_bytes")) + " / ("
+                 + _last(p, s("mqwatch_redis_maxmemory_bytes")) + " > 0)")
+            + f" > {p.threshold_ratio}"
         ),
         "Redis " + _CQ + " uses {{ $value | humanizePercentage }} of maxmemory",
         "Redis cluster " + _CQ + " has used {{ $value | humanizePercentage }} of its maxmemory for [[for]] "
-        "(threshold [[threshold_ratio]]); once full, Redis evicts or rejects writes of every queue "
-        "in it.",
+        "(threshold [[threshold_ratio]]); once full, Redis evicts or rejects writes of every queue in it.",
     ),
     Alert(
         "MqwatchRedisEvicting", "mqwatch-brokers",
         lambda p, s: (
-            f"(increase({s('mqwatch_redis_evicted_keys_total')}[{p.window}]) > 0)"
-            f" unless (resets({s('mqwatch_redis_evicted_keys_total')}[{p.window}]) > 0)"
+            f"{_one('increase(' + s('mqwatch_redis_evicted_keys_total') + '[' + p.window + '])')} > 0"
+            f" unless {_one('resets(' + s('mqwatch_redis_evicted_keys_total') + '[' + p.window + '])')} > 0"
         ),
         "Redis " + _CQ + " is evicting keys",
         "Redis cluster " + _CQ + " evicted {{ $value | humanize }} keys in the last [[window]]: queue and job keys "
@@ -204,7 +365,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "MqwatchRedisReplicationLinkDown", "mqwatch-brokers",
-        lambda p, s: f"{s('mqwatch_redis_master_link_up')} == 0",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_redis_master_link_up')), 'min')} == 0",
         "Redis replica of " + _CQ + " lost its master link",
         "A Redis replica of cluster " + _CQ + " has had its replication link to the master down for [[for]]; "
         "queues read from it are stale and a failover would lose data.",
@@ -212,27 +373,32 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchCanaryFailing", "mqwatch-canary",
         lambda p, s: (
-            f"sum without (stage) (increase({s('mqwatch_canary_failures_total')}[{p.window}]))"
+            f"{_one('sum without (stage) (increase(' + s('mqwatch_canary_failures_total') + '[' + p.window + ']))')}"
             f" >= {p.threshold_failures}"
         ),
         "mqwatch canary round trips fail on " + _CQ,
-        "{{ $value | humanize }} canary round trips through " + _SYS + " cluster " + _CQ + " failed in the last "
-        "[[window]] (threshold [[threshold_failures]]): producing to or consuming from it is broken end to "
-        "end.",
+        "{{ $value | humanize }} canary round trips through " + _SYS + "cluster " + _CQ + " failed in the last "
+        "[[window]] (threshold [[threshold_failures]]): producing to or consuming from it is broken end to end.",
     ),
     Alert(
         "MqwatchCanarySlow", "mqwatch-canary",
         lambda p, s: (
-            f"histogram_quantile({p.quantile}, rate({s('mqwatch_canary_roundtrip_seconds_bucket')}[{p.window}]))"
-            f" > {p.threshold_seconds}"
+            _one(f"histogram_quantile({p.quantile}, rate("
+                 + s("mqwatch_canary_roundtrip_seconds_bucket") + f"[{p.window}]))")
+            + f" > {p.threshold_seconds}"
         ),
         "mqwatch canary round trips on " + _CQ + " are slow",
-        "The [[quantile]] quantile of canary round trips through " + _SYS + " cluster " + _CQ + " is "
-        "{{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s) for [[for]]: "
-        "messages take that long from producer to "
-        "consumer.",
+        "The [[quantile]] quantile of canary round trips through " + _SYS + "cluster " + _CQ + " is "
+        "{{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s) for [[for]]: messages take that long "
+        "from producer to consumer.",
     ),
 )
+
+
+# Per-label overrides, most specific first: a consumer's own values win over its queue's, which
+# win over its cluster's, which win over the shared rule.
+SCOPES = (("consumer", "consumer_overrides"), ("queue", "queue_overrides"), ("cluster", "cluster_overrides"))
+_ALERTS_BY_NAME = {a.name: a for a in ALERTS}
 
 
 def _check_alert_changes(where: str, name: str, changes, config: dict) -> None:
@@ -248,7 +414,8 @@ def _check_alert_changes(where: str, name: str, changes, config: dict) -> None:
 
 def load_config(overrides: dict | None = None, base: Path = THRESHOLDS) -> dict:
     config = yaml.safe_load(base.read_text())
-    config.setdefault("cluster_overrides", {})
+    for _, key in SCOPES:
+        config.setdefault(key, {})
     for key, value in (overrides or {}).items():
         if key == "alerts":
             for name, changes in (value or {}).items():
@@ -258,11 +425,19 @@ def load_config(overrides: dict | None = None, base: Path = THRESHOLDS) -> dict:
             config[key] = value
         else:
             raise ValueError(f"overrides: unknown key {key!r} (known: {', '.join(sorted(config))})")
-    for cluster, alerts in (config["cluster_overrides"] or {}).items():
-        for name, changes in (alerts or {}).items():
-            _check_alert_changes(f"overrides: cluster_overrides.{cluster}", name, changes, config)
-            if name in _CLUSTERLESS:
-                raise ValueError(f"overrides: cluster_overrides.{cluster}.{name}: this alert has no cluster label")
+    for label, key in SCOPES:
+        if not isinstance(config[key] or {}, dict):
+            raise ValueError(f"overrides: {key}: expected a mapping of {label} name to alerts")
+        for value, alerts in (config[key] or {}).items():
+            for name, changes in (alerts or {}).items():
+                where = f"overrides: {key}.{value}"
+                _check_alert_changes(where, name, changes, config)
+                if label == "cluster" and name in _CLUSTERLESS:
+                    raise ValueError(f"{where}.{name}: this alert has no cluster label")
+                if label != "cluster" and label not in _ALERTS_BY_NAME[name].keys:
+                    allowed = sorted(n for n, a in _ALERTS_BY_NAME.items() if label in a.keys)
+                    raise ValueError(f"{where}.{name}: this alert cannot be set per {label} "
+                                     f"(per {label}: {', '.join(allowed)})")
     return config
 
 
@@ -283,22 +458,30 @@ def _fill(text: str, params: Params) -> str:
 
 
 # Alerts computed from series without a `cluster` label cannot be overridden per cluster.
-_CLUSTERLESS = {"MqwatchTargetDown"}
+_CLUSTERLESS = {"MqwatchTargetDown", "MqwatchTargetMissing"}
 
 
 def _regex_escape(value: str) -> str:
     return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\\\1", value)
 
 
+def _capped(params: Params, key: str, max_for: str | None) -> str:
+    value = str(params.get(key, "0s"))
+    if max_for is not None and seconds(value) > seconds(max_for):
+        value = max_for
+    params[key] = value
+    return value
+
+
 def _rule(alert: Alert, params: Params, config: dict, matchers: str, max_for: str | None) -> dict:
     params.setdefault("target_selector", config["target_selector"])
-    for_ = str(params["for"])
-    if max_for is not None and seconds(for_) > seconds(max_for):
-        for_ = max_for
-    params["for"] = for_
+    for_ = _capped(params, "for", max_for)
+    keep = _capped(params, "keep_firing_for", max_for)
     rule = {"alert": alert.name, "expr": alert.expr(params, _selector(matchers))}
     if seconds(for_) > 0:
         rule["for"] = for_
+    if seconds(keep) > 0:
+        rule["keep_firing_for"] = keep
     rule["labels"] = {"severity": params["severity"]}
     rule["annotations"] = {
         "summary": _fill(alert.summary, params),
@@ -308,27 +491,37 @@ def _rule(alert: Alert, params: Params, config: dict, matchers: str, max_for: st
     return rule
 
 
-def rule_groups(config: dict, max_for: str | None = None) -> list[dict]:
-    """The `groups:` of a Prometheus rules file. `max_for` caps every `for:` (short-interval tests).
+def _not_in(label: str, values) -> str:
+    return f'{label}!~"{"|".join(_regex_escape(v) for v in values)}"' if values else ""
 
-    A cluster named in `cluster_overrides` gets its own copy of each alert it changes, selecting
-    `cluster="<name>"`; the shared rule then excludes those clusters, so no alert fires twice.
+
+def rule_groups(config: dict, max_for: str | None = None) -> list[dict]:
+    """The `groups:` of a Prometheus rules file. `max_for` caps every `for:` and `keep_firing_for:`
+    (short-interval tests and the demo).
+
+    A consumer, queue or cluster named in `consumer_overrides`/`queue_overrides`/`cluster_overrides`
+    gets its own copy of each alert it changes, selecting `<label>="<name>"` and excluding the more
+    specific overrides; the shared rule excludes them all, so no alert fires twice.
     """
     selector = config.get("selector") or ""
-    per_cluster = config.get("cluster_overrides") or {}
     groups: dict[str, list] = {}
     for alert in ALERTS:
         base = dict(config["alerts"][alert.name])
-        special = [c for c in per_cluster if alert.name in (per_cluster[c] or {})]
+        special = [(label, value, changes[alert.name]) for label, key in SCOPES
+                   for value, changes in (config.get(key) or {}).items() if alert.name in (changes or {})]
+
+        def excluding(scopes):
+            return [_not_in(label, [v for lab, v, _ in scopes if lab == label]) for label, _ in SCOPES]
+
         rules = []
         if base.get("enabled", True):
-            exclude = f'cluster!~"{"|".join(_regex_escape(c) for c in special)}"' if special else ""
-            rules.append(_rule(alert, Params(base), config, ",".join(m for m in (selector, exclude) if m), max_for))
-        for cluster in special:
-            params = Params({**base, "enabled": True, **per_cluster[cluster][alert.name]})
+            matchers = ",".join(m for m in (selector, *excluding(special)) if m)
+            rules.append(_rule(alert, Params(base), config, matchers, max_for))
+        for i, (label, value, changes) in enumerate(special):
+            params = Params({**base, "enabled": True, **changes})
             if params["enabled"]:
-                matcher = f'cluster="{cluster}"'
-                rules.append(_rule(alert, params, config, ",".join(m for m in (selector, matcher) if m), max_for))
+                matchers = [selector, f'{label}="{value}"', *excluding([x for x in special[:i] if x[0] != label])]
+                rules.append(_rule(alert, params, config, ",".join(m for m in matchers if m), max_for))
         groups.setdefault(alert.group, []).extend(rules)
     return [{"name": name, "rules": rules} for name, rules in groups.items() if rules]
 
@@ -357,7 +550,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rules-out", type=Path, default=RULES_OUT)
     ap.add_argument("--prometheusrule-out", type=Path, default=None,
                     help=f"default: {PROMETHEUSRULE_OUT.relative_to(ROOT)} when no other option changes the output")
-    ap.add_argument("--max-for", help="cap every `for:` at this duration (test-only fast rules, e.g. 15s)")
+    ap.add_argument("--max-for", help="cap every `for:` and `keep_firing_for:` at this duration "
+                    "(the demo and end-to-end tests, e.g. 15s; never in production)")
     args = ap.parse_args(argv)
     try:
         overrides = yaml.safe_load(args.overrides.read_text()) if args.overrides else None

@@ -7,6 +7,11 @@ One overview of every cluster (worst consumers by lag in seconds, DLQ arrivals, 
 queues, broker and collection health) links to one dashboard per system and one for dead-letter
 queues. Every dashboard has `datasource`, `cluster`, `queue` and `consumer` variables. Panels are
 described by the small `Panel` records below; the builders turn them into Grafana's JSON.
+
+Several agents may report the same series (sidecars): every sum and count first aggregates away
+the reporting agent (`instance`, `pod`), as the alert rules do. Lag panels draw the alert's
+threshold (from alerts/thresholds.yaml), health tiles turn red, and panels an alert is computed
+from link to its runbook.
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import units
+from grafana_foundation_sdk.models.common import BigValueColorMode, GraphTresholdsStyleMode
 from grafana_foundation_sdk.models.dashboard import (
-    DashboardCursorSync, DashboardLinkType, DataSourceRef, VariableRefresh, VariableSort,
+    DashboardCursorSync, DashboardLinkType, DataSourceRef, Threshold, ThresholdsMode, ValueMap, ValueMappingResult,
+    VariableRefresh, VariableSort,
 )
+
+from alerts.generate import load_config as load_alert_config
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 OUT_DIR = Path(__file__).resolve().parent
@@ -32,19 +42,48 @@ SYSTEMS = ("kafka", "redis", "pulsar")
 UID = {"overview": "mqwatch-overview", "kafka": "mqwatch-kafka", "redis": "mqwatch-redis",
        "pulsar": "mqwatch-pulsar", "dlq": "mqwatch-dlq"}
 MSG_PER_S = units.CountsPerSecond
+ALERTS_CONFIG = load_alert_config()
+RUNBOOKS = ALERTS_CONFIG["runbook_base_url"].rstrip("/")
+AGENT = "instance, pod"  # the labels of the agent that reported a series
 
 
-def link_to(uid: str, title: str, **labels: str) -> db.DashboardLink:
+def threshold_of(alert: str) -> float:
+    return float(ALERTS_CONFIG["alerts"][alert]["threshold_seconds"])
+
+
+def one(expr: str) -> str:
+    """One series per object however many agents report it (sidecars): sum only after this."""
+    return f"max without ({AGENT}) ({expr})"
+
+
+def _field(label: str, table: bool) -> str:
+    # A table of an instant query has one column per label (${__data.fields.x}); a time series
+    # has one field per series whose labels are ${__field.labels.x}.
+    return f"${{__data.fields.{label}}}" if table else f"${{__field.labels.{label}}}"
+
+
+def link_to(uid: str, title: str, table: bool = False, **labels: str) -> db.DashboardLink:
     """A data link to another mqwatch dashboard, carrying the clicked series' labels and the time range."""
-    vars_ = "".join(f"&var-{var}=${{__field.labels.{label}}}" for var, label in labels.items())
+    vars_ = "".join(f"&var-{var}={_field(label, table)}" for var, label in labels.items())
     return db.DashboardLink(title).url(f"/d/{uid}?${{__url_time_range}}&var-datasource=${{datasource}}{vars_}")
 
 
-def system_link(**labels: str) -> db.DashboardLink:
+def system_link(table: bool = False, **labels: str) -> db.DashboardLink:
     # The overview mixes systems; the clicked series' `system` picks the detail dashboard.
-    vars_ = "".join(f"&var-{var}=${{__field.labels.{label}}}" for var, label in labels.items())
-    return (db.DashboardLink("Open the ${__field.labels.system} dashboard")
-            .url(f"/d/mqwatch-${{__field.labels.system}}?${{__url_time_range}}&var-datasource=${{datasource}}{vars_}"))
+    vars_ = "".join(f"&var-{var}={_field(label, table)}" for var, label in labels.items())
+    system = _field("system", table)
+    return (db.DashboardLink(f"Open the {system} dashboard")
+            .url(f"/d/mqwatch-{system}?${{__url_time_range}}&var-datasource=${{datasource}}{vars_}"))
+
+
+def runbook(alert: str) -> db.DashboardLink:
+    return db.DashboardLink(f"Runbook: {alert}").url(f"{RUNBOOKS}/{alert}.md").target_blank(True)
+
+
+# Health tiles: 0 is a failure and must not read as a green "Off".
+HEALTH_MAPPINGS = [ValueMap({"0": ValueMappingResult(text="Failing", color="red", index=0),
+                             "1": ValueMappingResult(text="OK", color="green", index=1)})]
+HEALTH_STEPS = [Threshold(None, "red"), Threshold(1.0, "green")]
 
 
 @dataclass
@@ -58,6 +97,10 @@ class Panel:
     height: int = 8
     links: list = field(default_factory=list)
     min: float | None = 0
+    threshold: float | None = None  # the alert's threshold, drawn on a time series or colouring a tile
+    health: bool = False  # a 1 = healthy / 0 = failing tile
+    sort_desc: str | None = None  # table column to sort by, worst (highest) first
+    runbooks: tuple[str, ...] = ()  # alerts computed from this panel's data
 
 
 @dataclass
@@ -66,14 +109,18 @@ class Row:
     panels: list[Panel]
 
 
-def S(system: str | None, *, queue_label: str | None = "queue", consumer: bool = False, extra: str = "") -> str:
-    """The label matchers of a panel query: fixed system, then the dashboard's variables."""
+def S(system: str | None, *, queue_label: str | None = "queue", consumer: bool = False, consumer_opt: bool = False,
+      extra: str = "") -> str:
+    """The label matchers of a panel query: fixed system, then the dashboard's variables.
+    consumer_opt: the series may lack `consumer` (Kafka DLQs); "All" must keep them."""
     parts = [f'system="{system}"'] if system else []
     parts.append('cluster=~"$cluster"')
     if queue_label:
         parts.append(f'{queue_label}=~"$queue"')
     if consumer:
         parts.append('consumer=~"$consumer"')
+    if consumer_opt:
+        parts.append('consumer=~"$consumer|"')
     if extra:
         parts.append(extra)
     return "{" + ", ".join(parts) + "}"
@@ -99,10 +146,24 @@ def _build_panel(p: Panel, panel_id: int):
         builder = builder.with_target(query)
     if p.links:
         builder = builder.data_links(p.links)
+    if p.runbooks:
+        builder = builder.links([runbook(a) for a in p.runbooks])
+    if p.health:
+        builder = (builder.mappings(HEALTH_MAPPINGS)
+                   .thresholds(db.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(HEALTH_STEPS))
+                   .color_mode(BigValueColorMode.BACKGROUND))
+    elif p.threshold is not None:
+        steps = [Threshold(None, "green"), Threshold(p.threshold, "red")]
+        builder = builder.thresholds(db.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps))
+        if p.kind == "timeseries":
+            builder = builder.thresholds_style(cb.GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED))
+    if p.sort_desc:
+        builder = builder.sort_by([cb.TableSortByFieldState().display_name(p.sort_desc).desc(True)])
     return builder
 
 
-def _variables(system: str | None, queue_metric: str, queue_label: str = "queue"):
+def _variables(system: str | None, queue_metric: str, queue_label: str = "queue",
+               consumer_metric: str = "mqwatch_consumer_lag_messages", extra=()):
     sys_match = f'system="{system}", ' if system else ""
 
     def query_var(name, label, query, description):
@@ -119,16 +180,16 @@ def _variables(system: str | None, queue_metric: str, queue_label: str = "queue"
         query_var("queue", "Queue", f'label_values({queue_metric}{{{sys_match}cluster=~"$cluster"}}, {queue_label})',
                   "Topic, stream, list or job queue."),
         query_var("consumer", "Consumer",
-                  f'label_values(mqwatch_consumer_lag_messages{{{sys_match}cluster=~"$cluster"}}, consumer)',
+                  f'label_values({consumer_metric}{{{sys_match}cluster=~"$cluster"}}, consumer)',
                   "Consumer group (Kafka, Redis streams) or subscription (Pulsar)."),
-    ]
+    ] + [query_var(*v) for v in extra]
 
 
 def build_dashboard(key: str, title: str, description: str, system: str | None, rows: list[Row],
-                    queue_metric: str = "mqwatch_queue_messages", queue_label: str = "queue"):
+                    queue_metric: str = "mqwatch_queue_messages", queue_label: str = "queue", **variables):
     builder = (db.Dashboard(title).uid(UID[key]).description(description).tags([TAG] + ([system] if system else []))
                .editable().tooltip(DashboardCursorSync.CROSSHAIR).refresh("30s").time("now-3h", "now")
-               .timezone("browser").variables(_variables(system, queue_metric, queue_label))
+               .timezone("browser").variables(_variables(system, queue_metric, queue_label, **variables))
                .link(db.DashboardLink("mqwatch dashboards").type(DashboardLinkType.DASHBOARDS).tags([TAG])
                      .as_dropdown(True).include_vars(True).keep_time(True)))
     panel_id = 1
@@ -143,63 +204,125 @@ def build_dashboard(key: str, title: str, description: str, system: str | None, 
 
 # ---- the dashboards ----------------------------------------------------------------------------
 
+DLQ_VAR = 'dlq=~"$dlq"'
+STUCK = 'status=~"stalled|stopped"'
+LAG_ALERTS = ("MqwatchConsumerLagHigh", "MqwatchConsumerStalled", "MqwatchConsumerStopped")
+
+
 def overview():
-    lag = f"max by (system, cluster, queue, consumer) (mqwatch_consumer_lag_seconds{S(None, consumer=True)})"
+    lag_by = "system, cluster, queue, consumer"
+    lag_sel = f"mqwatch_consumer_lag_seconds{S(None, consumer=True)}"
+    lag = f"max by ({lag_by}) ({lag_sel})"
+    # topk in a range query picks the top 10 at every step (more than 10 series over the range):
+    # rank once, by the worst value over the whole range, at its end.
+    worst_over_range = f"topk(10, max by ({lag_by}) (max_over_time({lag_sel}[$__range] @ end())))"
+    status_sel = f"mqwatch_consumer_status{S(None, consumer=True)}"
+    stuck_sel = f"mqwatch_consumer_status{S(None, consumer=True, extra=STUCK)}"
+    dlq_held = f"max by (system, cluster, dlq, source) (mqwatch_dlq_messages{S(None, queue_label='source')})"
+    c = S(None, queue_label=None)
     return build_dashboard("overview", "mqwatch / Overview",
-                           "Every cluster mqwatch watches: who is behind, what is dead-lettered or overdue, and "
-                           "whether brokers and collection are healthy. Click a series to open its detail dashboard.",
+                           "Every cluster mqwatch watches: what is firing, who is behind, what is dead-lettered or "
+                           "overdue, and whether brokers, collection and the agents are healthy. Click a row or a "
+                           "series to open its detail dashboard.",
                            None, [
+        Row("Now", [
+            Panel("Firing mqwatch alerts", "Alerts of the mqwatch rules firing now, most severe first. Click a row "
+                  "for its runbook.",
+                  (('sum by (alertname, severity, system, cluster, queue, consumer, dlq) '
+                    '(ALERTS{alertname=~"Mqwatch.*", alertstate="firing"})', ""),), units.Short, kind="table",
+                  sort_desc="severity",
+                  links=[db.DashboardLink("Runbook for ${__data.fields.alertname}")
+                         .url(f"{RUNBOOKS}/${{__data.fields.alertname}}.md").target_blank(True)]),
+            Panel("Stalled or stopped consumers", "Consumers the agent evaluates as stalled (members but no "
+                  "progress) or stopped (nobody consuming) while messages wait, with their lag in seconds. Click a "
+                  "row to open the system's dashboard for that consumer.",
+                  ((f"max by ({lag_by}, status) ({stuck_sel}) == 1", ""),
+                   (f"max by ({lag_by}) ({lag_sel}) and on ({lag_by}) (max by ({lag_by}) ({stuck_sel}) == 1)", "")),
+                  units.Seconds, kind="table",
+                  links=[system_link(table=True, cluster="cluster", queue="queue", consumer="consumer")],
+                  runbooks=("MqwatchConsumerStalled", "MqwatchConsumerStopped")),
+        ]),
         Row("Consumers", [
             Panel("Worst consumers by lag (seconds)",
-                  "The 10 consumers whose oldest unconsumed message is oldest, across all systems. "
+                  "The 10 consumers whose oldest unconsumed message is oldest, across all systems, worst first. "
                   "Click a row to open the system's dashboard for that consumer.",
-                  ((f"topk(10, {lag})", ""),), units.Seconds, kind="table",
-                  links=[system_link(cluster="cluster", queue="queue", consumer="consumer")]),
-            Panel("Lag in seconds, worst 10 over time", "Age of the oldest unconsumed message per consumer and queue.",
-                  ((f"topk(10, {lag})", "{{system}} {{cluster}} {{queue}} / {{consumer}}"),), units.Seconds,
-                  links=[system_link(cluster="cluster", queue="queue", consumer="consumer")]),
+                  ((f"topk(10, {lag})", ""),), units.Seconds, kind="table", sort_desc="Value",
+                  threshold=threshold_of("MqwatchConsumerLagHigh"),
+                  links=[system_link(table=True, cluster="cluster", queue="queue", consumer="consumer")],
+                  runbooks=LAG_ALERTS),
+            Panel("Lag in seconds, worst 10 over time", "Age of the oldest unconsumed message of the 10 consumers "
+                  "that were furthest behind in the time range; the dashed line is the lag alert's threshold.",
+                  ((f"{lag} and on ({lag_by}) {worst_over_range}", "{{system}} {{cluster}} {{queue}} / {{consumer}}"),),
+                  units.Seconds, threshold=threshold_of("MqwatchConsumerLagHigh"),
+                  links=[system_link(cluster="cluster", queue="queue", consumer="consumer")], runbooks=LAG_ALERTS),
             Panel("Consumers by status", "How many consumer/queue pairs mqwatch evaluates as ok, lagging, stalled, "
                   "stopped or rewound (see the consumer status rules in docs).",
-                  ((f'count by (status) (mqwatch_consumer_status{S(None, consumer=True)} == 1)', "{{status}}"),),
-                  units.Short),
+                  ((f'count by (status) ({one(status_sel)} == 1)', "{{status}}"),), units.Short),
             Panel("Lag in messages by system", "Messages waiting for their consumers, summed per system and cluster.",
-                  ((f"sum by (system, cluster) (mqwatch_consumer_lag_messages{S(None, consumer=True)})",
+                  ((f"sum by (system, cluster) ({one('mqwatch_consumer_lag_messages' + S(None, consumer=True))})",
                     "{{system}} {{cluster}}"),), units.Short,
                   links=[system_link(cluster="cluster")]),
         ]),
         Row("Dead letters and delayed work", [
+            Panel("Worst dead-letter queues", "The 10 DLQs holding the most dead letters, worst first. Click a row "
+                  "to open the dead-letter dashboard for its source queue.",
+                  ((f"topk(10, {dlq_held})", ""),), units.Short, kind="table", sort_desc="Value",
+                  links=[link_to(UID["dlq"], "Open the dead-letter dashboard", table=True, cluster="cluster",
+                                 queue="source", dlq="dlq")],
+                  runbooks=("MqwatchDLQReceivingMessages", "MqwatchDLQNotDrained")),
             Panel("DLQ arrivals", "Messages that arrived in each dead-letter queue per interval (from the monotonic "
                   "`mqwatch_dlq_messages_total`). Click to open the dead-letter dashboard.",
-                  (("sum by (system, cluster, dlq, source) (increase(mqwatch_dlq_messages_total"
-                    f"{S(None, queue_label='source')}[$__rate_interval]))", "{{cluster}} {{dlq}}"),), units.Short,
-                  links=[link_to(UID["dlq"], "Open the dead-letter dashboard", cluster="cluster", queue="source")]),
+                  (("sum by (system, cluster, dlq, source) ("
+                    + one(f"increase(mqwatch_dlq_messages_total{S(None, queue_label='source')}[$__rate_interval])")
+                    + ")", "{{cluster}} {{dlq}}"),), units.Short,
+                  links=[link_to(UID["dlq"], "Open the dead-letter dashboard", cluster="cluster", queue="source",
+                                 dlq="dlq")],
+                  runbooks=("MqwatchDLQReceivingMessages",)),
             Panel("Overdue delayed queues", "How late the most overdue entry of each delayed queue is; above zero "
-                  "means the poller that moves due work is not keeping up or died.",
+                  "means the poller that moves due work is not keeping up or died. The dashed line is the alert's "
+                  "threshold.",
                   ((f"max by (system, cluster, queue) (mqwatch_delayed_overdue_seconds{S(None)})",
                     "{{system}} {{cluster}} {{queue}}"),), units.Seconds,
-                  links=[system_link(cluster="cluster", queue="queue")]),
+                  threshold=threshold_of("MqwatchDelayedQueueOverdue"),
+                  links=[system_link(cluster="cluster", queue="queue")], runbooks=("MqwatchDelayedQueueOverdue",)),
         ]),
         Row("Brokers and collection", [
             Panel("Brokers", "Brokers each cluster reports (Kafka metadata, Pulsar active brokers).",
-                  ((f"sum by (system, cluster) (mqwatch_brokers{S(None, queue_label=None)})", "{{system}} {{cluster}}"),),
-                  units.Short, kind="stat", width=8, links=[system_link(cluster="cluster")]),
-            Panel("Checks collecting", "1 when the last collection of a check succeeded; 0 means mqwatch cannot "
-                  "reach that cluster (see the agent's /status page for the error).",
-                  ((f"min by (system, cluster) (mqwatch_up{S(None, queue_label=None)})", "{{system}} {{cluster}}"),),
-                  units.BoolOnOff, kind="stat", width=8, links=[system_link(cluster="cluster")]),
+                  ((f"max by (system, cluster) (mqwatch_brokers{c})", "{{system}} {{cluster}}"),),
+                  units.Short, kind="stat", width=8, links=[system_link(cluster="cluster")],
+                  runbooks=("MqwatchKafkaBrokersDown",)),
+            Panel("Checks collecting", "OK when the last collection of a check succeeded on every agent; Failing "
+                  "(red) means mqwatch cannot reach that cluster (see the agent's /status page for the error).",
+                  ((f"min by (system, cluster) (mqwatch_up{c})", "{{system}} {{cluster}}"),),
+                  units.NoUnit, kind="stat", width=8, health=True, links=[system_link(cluster="cluster")],
+                  runbooks=("MqwatchCheckFailing", "MqwatchCheckStale")),
             Panel("Collection errors", "Collection errors per check and reason per interval (timeouts, connection, "
                   "auth, broker errors; partial errors count too). A check that never failed shows 0.",
                   # The counter only exists once a check has failed; `or` shows healthy checks as 0.
-                  ((f"sum by (system, cluster, reason) (increase(mqwatch_collect_errors_total{S(None, queue_label=None)}"
-                    "[$__rate_interval])) or on (system, cluster) "
-                    f"(0 * min by (system, cluster) (mqwatch_up{S(None, queue_label=None)}))",
-                    "{{system}} {{cluster}} {{reason}}"),), units.Short, width=8),
+                  (("sum by (system, cluster, reason) ("
+                    + one(f"increase(mqwatch_collect_errors_total{c}[$__rate_interval])") + ") or on (system, cluster) "
+                    f"(0 * min by (system, cluster) (mqwatch_up{c}))",
+                    "{{system}} {{cluster}} {{reason}}"),), units.Short, width=8, runbooks=("MqwatchCollectErrors",)),
             Panel("Collection duration", "How long each check's last collection took; compare with its interval.",
-                  ((f"max by (system, cluster) (mqwatch_collect_duration_seconds{S(None, queue_label=None)})",
+                  ((f"max by (system, cluster) (mqwatch_collect_duration_seconds{c})",
                     "{{system}} {{cluster}}"),), units.Seconds),
-            Panel("Seconds since last successful collection", "Staleness of each check's data.",
-                  ((f"time() - max by (system, cluster) (mqwatch_last_success_timestamp_seconds"
-                    f"{S(None, queue_label=None)})", "{{system}} {{cluster}}"),), units.Seconds),
+            Panel("Seconds since last successful collection", "Staleness of each check's data; the dashed line is "
+                  "the stale-data alert's threshold.",
+                  ((f"time() - max by (system, cluster) (mqwatch_last_success_timestamp_seconds{c})",
+                    "{{system}} {{cluster}}"),), units.Seconds, threshold=threshold_of("MqwatchCheckStale"),
+                  runbooks=("MqwatchCheckStale",)),
+        ]),
+        Row("mqwatch agents", [
+            Panel("Agents scraped", "Each mqwatch agent Prometheus scrapes: OK, or Failing (red) when it cannot be "
+                  "scraped. No tile at all means no agent is scraped.",
+                  ((f"up{{{ALERTS_CONFIG['target_selector']}}}", "{{instance}}"),), units.NoUnit, kind="stat",
+                  width=8, health=True, runbooks=("MqwatchTargetDown", "MqwatchTargetMissing")),
+            Panel("Agent versions", "Agents by mqwatch version (a rollout in progress shows two).",
+                  (('count by (version) (mqwatch_build_info)', "{{version}}"),), units.Short, kind="stat", width=8),
+            Panel("Series per check", "Series each check exported in its last collection (a sudden drop means "
+                  "objects went missing).",
+                  ((f"max by (system, cluster) (mqwatch_check_series{c})", "{{system}} {{cluster}}"),), units.Short,
+                  width=8),
         ]),
     ])
 
@@ -208,27 +331,32 @@ def _consumer_rows(system: str, backlog_word: str) -> list[Panel]:
     q = S(system, consumer=True)
     return [
         Panel(f"Lag in messages ({backlog_word})", "Messages produced but not yet consumed, per consumer and queue.",
-              ((f"sum by (cluster, queue, consumer) (mqwatch_consumer_lag_messages{q})",
+              ((f"sum by (cluster, queue, consumer) ({one('mqwatch_consumer_lag_messages' + q)})",
                 "{{cluster}} {{queue}} / {{consumer}}"),), units.Short),
-        Panel("Lag in seconds", "Age of the oldest message each consumer has not consumed yet; 0 when caught up.",
+        Panel("Lag in seconds", "Age of the oldest message each consumer has not consumed yet; 0 when caught up. "
+              "The dashed line is the lag alert's threshold.",
               ((f"max by (cluster, queue, consumer) (mqwatch_consumer_lag_seconds{q})",
-                "{{cluster}} {{queue}} / {{consumer}}"),), units.Seconds),
+                "{{cluster}} {{queue}} / {{consumer}}"),), units.Seconds,
+              threshold=threshold_of("MqwatchConsumerLagHigh"), runbooks=LAG_ALERTS),
     ]
 
 
 def _canary_row(system: str) -> Row:
     c = S(system, queue_label=None)
+    buckets = one(f"rate(mqwatch_canary_roundtrip_seconds_bucket{c}[$__rate_interval])")
     return Row("End-to-end canary (when enabled)", [
         Panel("Canary round trip", "Time from producing a canary message to consuming it back: what a real "
               "producer/consumer pair experiences. Empty unless the check's canary is enabled.",
-              ((f"histogram_quantile(0.5, sum by (cluster, le) (rate(mqwatch_canary_roundtrip_seconds_bucket{c}"
-                "[$__rate_interval])))", "{{cluster}} p50"),
-               (f"histogram_quantile(0.99, sum by (cluster, le) (rate(mqwatch_canary_roundtrip_seconds_bucket{c}"
-                "[$__rate_interval])))", "{{cluster}} p99")), units.Seconds),
+              ((f"histogram_quantile(0.5, sum by (cluster, le) ({buckets}))",
+                "{{cluster}} p50"),
+               (f"histogram_quantile(0.99, sum by (cluster, le) ({buckets}))",
+                "{{cluster}} p99")), units.Seconds, threshold=threshold_of("MqwatchCanarySlow"),
+              runbooks=("MqwatchCanarySlow",)),
         Panel("Canary failures", "Canary round trips that failed per interval, by stage (produce, consume, timeout).",
               # The counter exists only after a first failure; `or` shows a healthy canary as 0.
-              ((f"sum by (cluster, stage) (increase(mqwatch_canary_failures_total{c}[$__rate_interval]))"
-                f" or on (cluster) (0 * min by (cluster) (mqwatch_up{c}))", "{{cluster}} {{stage}}"),), units.Short),
+              ((f"sum by (cluster, stage) ({one(f'increase(mqwatch_canary_failures_total{c}[$__rate_interval])')})"
+                f" or on (cluster) (0 * min by (cluster) (mqwatch_up{c}))", "{{cluster}} {{stage}}"),), units.Short,
+              runbooks=("MqwatchCanaryFailing",)),
     ])
 
 
@@ -236,38 +364,44 @@ def kafka():
     q = S("kafka", consumer=True)
     t = S("kafka")
     c = S("kafka", queue_label=None)
+    g = S("kafka", queue_label=None, consumer=True)
     return build_dashboard("kafka", "mqwatch / Kafka", "Kafka consumer groups, topics and broker health.", "kafka", [
         Row("Consumer groups", _consumer_rows("kafka", "summed over partitions") + [
-            Panel("Consumer status", "Evaluated status of each group on each topic (1 = current): ok, lagging, "
-                  "stalled (members but no progress), stopped (no members, no progress), rewound.",
-                  ((f'mqwatch_consumer_status{q} == 1', "{{queue}} / {{consumer}}: {{status}}"),), units.Short,
-                  kind="table"),
-            Panel("Members", "Consumers joined to each group.",
-                  ((f"sum by (cluster, consumer) (mqwatch_consumer_members{S('kafka', queue_label=None, consumer=True)})",
-                    "{{cluster}} {{consumer}}"),), units.Short),
+            Panel("Consumer status", "Evaluated status of each group on each topic: ok, lagging, stalled (members "
+                  "but no progress), stopped (no members, no progress), rewound.",
+                  ((f'max by (cluster, queue, consumer, status) (mqwatch_consumer_status{q}) == 1', ""),), units.Short,
+                  kind="table", runbooks=("MqwatchConsumerStalled", "MqwatchConsumerStopped", "MqwatchConsumerLagging")),
+            Panel("Members", "Consumers joined to each group (Kafka counts members per group, not per topic).",
+                  ((f"max by (cluster, consumer) (mqwatch_consumer_members{g})", "{{cluster}} {{consumer}}"),),
+                  units.Short, runbooks=("MqwatchConsumerGroupEmptyLagGrowing",)),
             Panel("Group state", "The state the broker reports for each group (Stable, Empty, rebalancing, Dead).",
-                  ((f'mqwatch_consumer_state{S("kafka", queue_label=None, consumer=True)} == 1',
-                    "{{consumer}}: {{state}}"),), units.Short, kind="table"),
+                  ((f'max by (cluster, consumer, state) (mqwatch_consumer_state{g}) == 1', ""),), units.Short,
+                  kind="table"),
         ]),
         Row("Topics", [
             Panel("Produce rate", "Messages produced per second to each topic.",
-                  ((f"sum by (cluster, queue) (rate(mqwatch_queue_produced_total{t}[$__rate_interval]))",
+                  ((f"sum by (cluster, queue) ({one(f'rate(mqwatch_queue_produced_total{t}[$__rate_interval])')})",
                     "{{cluster}} {{queue}}"),), MSG_PER_S),
             Panel("Retained messages", "Messages currently retained per topic.",
-                  ((f"sum by (cluster, queue) (mqwatch_queue_messages{t})", "{{cluster}} {{queue}}"),), units.Short),
+                  ((f"sum by (cluster, queue) ({one('mqwatch_queue_messages' + t)})", "{{cluster}} {{queue}}"),),
+                  units.Short),
         ]),
         Row("Brokers", [
             Panel("Brokers", "Brokers in the cluster metadata.",
-                  ((f"sum by (cluster) (mqwatch_brokers{c})", "{{cluster}}"),), units.Short, kind="stat", width=6),
-            Panel("Controller", "Broker id of the active controller; frequent changes mean an unstable cluster.",
+                  ((f"max by (cluster) (mqwatch_brokers{c})", "{{cluster}}"),), units.Short, kind="stat", width=6,
+                  runbooks=("MqwatchKafkaBrokersDown",)),
+            Panel("Controller", "Broker id of the active controller (-1: none); frequent changes mean an unstable "
+                  "cluster.",
                   ((f"max by (cluster) (mqwatch_kafka_controller_id{c})", "{{cluster}}"),), units.NoUnit,
-                  kind="stat", width=6, min=None),
+                  kind="stat", width=6, min=None, runbooks=("MqwatchKafkaNoController",)),
             Panel("Under-replicated and offline partitions", "Partitions whose ISR is short of their replicas, and "
                   "partitions without a leader.",
-                  ((f"sum by (cluster) (mqwatch_kafka_under_replicated_partitions{t})", "{{cluster}} under-replicated"),
-                   (f"sum by (cluster) (mqwatch_kafka_offline_partitions{t})", "{{cluster}} offline")), units.Short),
+                  ((f"sum by (cluster) ({one('mqwatch_kafka_under_replicated_partitions' + t)})",
+                    "{{cluster}} under-replicated"),
+                   (f"sum by (cluster) ({one('mqwatch_kafka_offline_partitions' + t)})", "{{cluster}} offline")),
+                  units.Short, runbooks=("MqwatchKafkaUnderReplicatedPartitions", "MqwatchKafkaOfflinePartitions")),
             Panel("Partitions per topic", "Partition count of each topic.",
-                  ((f"sum by (cluster, queue) (mqwatch_kafka_topic_partitions{t})", "{{cluster}} {{queue}}"),),
+                  ((f"max by (cluster, queue) (mqwatch_kafka_topic_partitions{t})", ""),),
                   units.Short, kind="table"),
         ]),
         _canary_row("kafka"),
@@ -282,27 +416,38 @@ def redis():
                            "Redis lists, delayed sorted sets, streams, job frameworks and server health.", "redis", [
         Row("Queues and delayed work", [
             Panel("Queue length", "Messages waiting in each list, stream or job-framework queue.",
-                  ((f"sum by (cluster, queue) (mqwatch_queue_messages{q})", "{{cluster}} {{queue}}"),), units.Short),
+                  ((f"sum by (cluster, queue) ({one('mqwatch_queue_messages' + q)})", "{{cluster}} {{queue}}"),),
+                  units.Short),
+            Panel("Job queue latency", "Age of the oldest job waiting in each Sidekiq, RQ, BullMQ, Celery or "
+                  "plain-list queue (how long a job waits before a worker takes it). The dashed line is the alert's "
+                  "threshold.",
+                  ((f"max by (cluster, queue) (mqwatch_redis_queue_latency_seconds{q})", "{{cluster}} {{queue}}"),),
+                  units.Seconds, threshold=threshold_of("MqwatchJobQueueLatencyHigh"),
+                  runbooks=("MqwatchJobQueueLatencyHigh",)),
             Panel("Delayed queue: most overdue entry", "How late the most overdue entry of each due-time sorted set "
                   "is (Sidekiq schedule/retry, BullMQ delayed, your own delay queues); 0 when none is overdue.",
                   ((f"max by (cluster, queue) (mqwatch_delayed_overdue_seconds{q})", "{{cluster}} {{queue}}"),),
-                  units.Seconds),
+                  units.Seconds, threshold=threshold_of("MqwatchDelayedQueueOverdue"),
+                  runbooks=("MqwatchDelayedQueueOverdue",)),
             Panel("Delayed and overdue entries", "Entries scheduled for later, and those whose due time passed.",
-                  ((f"sum by (cluster, queue) (mqwatch_delayed_messages{q})", "{{cluster}} {{queue}} scheduled"),
-                   (f"sum by (cluster, queue) (mqwatch_delayed_overdue_messages{q})", "{{cluster}} {{queue}} overdue")),
-                  units.Short),
+                  ((f"sum by (cluster, queue) ({one('mqwatch_delayed_messages' + q)})", "{{cluster}} {{queue}} scheduled"),
+                   (f"sum by (cluster, queue) ({one('mqwatch_delayed_overdue_messages' + q)})",
+                    "{{cluster}} {{queue}} overdue")), units.Short),
         ]),
         Row("Streams and pending work", _consumer_rows("redis", "stream consumer groups") + [
             Panel("Pending (unacknowledged) messages", "Delivered to a consumer but never acknowledged (XPENDING, "
                   "processing lists, Celery unacked).",
-                  ((f"sum by (cluster, queue, consumer) (mqwatch_pending_messages{q})",
+                  ((f"sum by (cluster, queue, consumer) ({one('mqwatch_pending_messages' + q)})",
                     "{{cluster}} {{queue}} {{consumer}}"),), units.Short),
             Panel("Oldest pending message", "Age of the oldest delivered but unacknowledged message.",
                   ((f"max by (cluster, queue, consumer) (mqwatch_pending_oldest_seconds{q})",
-                    "{{cluster}} {{queue}} {{consumer}}"),), units.Seconds),
-            Panel("Consumers per group", "Consumers of each stream consumer group.",
-                  ((f"sum by (cluster, consumer) (mqwatch_consumer_members{S('redis', queue_label=None, consumer=True)})",
-                    "{{cluster}} {{consumer}}"),), units.Short),
+                    "{{cluster}} {{queue}} {{consumer}}"),), units.Seconds,
+                  threshold=threshold_of("MqwatchPendingTooOld"), runbooks=("MqwatchPendingTooOld",)),
+            Panel("Consumers per group", "Consumers of each stream consumer group, per stream (a group name can "
+                  "exist on several streams).",
+                  ((f"max by (cluster, queue, consumer) (mqwatch_consumer_members{qc})",
+                    "{{cluster}} {{queue}} / {{consumer}}"),), units.Short,
+                  runbooks=("MqwatchConsumerGroupEmptyLagGrowing",)),
             Panel("Least idle consumer", "Idle time of the most recently active consumer of each group.",
                   ((f"min by (cluster, queue, consumer) (mqwatch_consumer_idle_seconds{qc})",
                     "{{cluster}} {{queue}} {{consumer}}"),), units.Seconds),
@@ -310,13 +455,15 @@ def redis():
         Row("Server", [
             Panel("Memory used of maxmemory", "Used memory as a share of maxmemory (instances without maxmemory are "
                   "not shown).",
-                  ((f"mqwatch_redis_used_memory_bytes{c} / (mqwatch_redis_maxmemory_bytes{c} > 0)", "{{cluster}}"),),
-                  units.PercentUnit, min=0),
+                  ((f"max by (cluster) (mqwatch_redis_used_memory_bytes{c} / (mqwatch_redis_maxmemory_bytes{c} > 0))",
+                    "{{cluster}}"),), units.PercentUnit, min=0,
+                  threshold=float(ALERTS_CONFIG["alerts"]["MqwatchRedisMemoryNearLimit"]["threshold_ratio"]),
+                  runbooks=("MqwatchRedisMemoryNearLimit",)),
             Panel("Memory used", "Bytes of memory Redis uses.",
-                  ((f"mqwatch_redis_used_memory_bytes{c}", "{{cluster}}"),), units.BytesIEC),
+                  ((f"max by (cluster) (mqwatch_redis_used_memory_bytes{c})", "{{cluster}}"),), units.BytesIEC),
             Panel("Evicted keys", "Keys evicted per interval because maxmemory was reached.",
-                  ((f"sum by (cluster) (increase(mqwatch_redis_evicted_keys_total{c}[$__rate_interval]))", "{{cluster}}"),),
-                  units.Short),
+                  ((f"sum by (cluster) ({one(f'increase(mqwatch_redis_evicted_keys_total{c}[$__rate_interval])')})",
+                    "{{cluster}}"),), units.Short, runbooks=("MqwatchRedisEvicting",)),
         ]),
     ])
 
@@ -328,69 +475,80 @@ def pulsar():
     return build_dashboard("pulsar", "mqwatch / Pulsar", "Pulsar subscriptions, topics and broker health.", "pulsar", [
         Row("Subscriptions", _consumer_rows("pulsar", "backlog") + [
             Panel("Unacknowledged messages", "Messages delivered to the subscription's consumers but not acked.",
-                  ((f"sum by (cluster, queue, consumer) (mqwatch_pending_messages{qc})",
+                  ((f"sum by (cluster, queue, consumer) ({one('mqwatch_pending_messages' + qc)})",
                     "{{cluster}} {{queue}} / {{consumer}}"),), units.Short),
             Panel("Blocked subscriptions", "1 while the broker stops dispatching to a subscription because it holds "
                   "too many unacknowledged messages.",
                   ((f"max by (cluster, queue, consumer) (mqwatch_consumer_blocked{qc})",
-                    "{{cluster}} {{queue}} / {{consumer}}"),), units.Short),
-            Panel("Consumers", "Consumers connected to each subscription.",
-                  ((f"sum by (cluster, consumer) (mqwatch_consumer_members{S('pulsar', queue_label=None, consumer=True)})",
-                    "{{cluster}} {{consumer}}"),), units.Short),
+                    "{{cluster}} {{queue}} / {{consumer}}"),), units.Short,
+                  runbooks=("MqwatchPulsarSubscriptionBlocked",)),
+            Panel("Consumers", "Consumers connected to each subscription, per topic (a subscription name can exist "
+                  "on several topics).",
+                  ((f"max by (cluster, queue, consumer) (mqwatch_consumer_members{qc})",
+                    "{{cluster}} {{queue}} / {{consumer}}"),), units.Short,
+                  runbooks=("MqwatchConsumerGroupEmptyLagGrowing",)),
         ]),
         Row("Topics", [
             Panel("Publish rate", "Messages published per second to each topic (partitions summed).",
-                  ((f"sum by (cluster, queue) (rate(mqwatch_queue_produced_total{q}[$__rate_interval]))",
+                  ((f"sum by (cluster, queue) ({one(f'rate(mqwatch_queue_produced_total{q}[$__rate_interval])')})",
                     "{{cluster}} {{queue}}"),), MSG_PER_S),
             Panel("Storage", "Bytes stored per topic.",
-                  ((f"sum by (cluster, queue) (mqwatch_queue_bytes{q})", "{{cluster}} {{queue}}"),), units.BytesIEC),
+                  ((f"sum by (cluster, queue) ({one('mqwatch_queue_bytes' + q)})", "{{cluster}} {{queue}}"),),
+                  units.BytesIEC),
         ]),
         Row("Brokers", [
             Panel("Active brokers", "Brokers the cluster reports as active.",
-                  ((f"sum by (cluster) (mqwatch_brokers{c})", "{{cluster}}"),), units.Short, kind="stat"),
-            Panel("Broker health", "1 when a broker passes its health check (admin API or metrics reachability).",
+                  ((f"max by (cluster) (mqwatch_brokers{c})", "{{cluster}}"),), units.Short, kind="stat"),
+            Panel("Broker health", "OK when a broker passes its health check (admin API or metrics reachability); "
+                  "Failing (red) otherwise.",
                   ((f"min by (cluster, broker) (mqwatch_pulsar_broker_healthy{c})", "{{cluster}} {{broker}}"),),
-                  units.BoolOnOff, kind="stat"),
+                  units.NoUnit, kind="stat", health=True, runbooks=("MqwatchPulsarBrokerUnhealthy",)),
         ]),
         _canary_row("pulsar"),
     ])
 
 
 def dlq():
-    d = S(None, queue_label="source")
-    r = S(None, queue_label=None)
+    # `queue` holds source queues here (the queue the dead letters came from); `dlq` the DLQs.
+    d = S(None, queue_label="source", consumer_opt=True, extra=DLQ_VAR)
     return build_dashboard("dlq", "mqwatch / Dead-letter queues",
                            "Dead-letter and retry queues of every system: arrivals, size, age and failure reasons. "
-                           "The queue variable selects the source queue the dead letters came from.", None, [
+                           "The queue variable selects the source queue the dead letters came from; consumer the "
+                           "Pulsar subscription or Redis group (Kafka DLQs have none).", None, [
         Row("Arrivals", [
             Panel("Dead letters arriving", "Messages that arrived in each DLQ per interval; survives retention and "
                   "removal of dead letters.",
-                  ((f"sum by (system, cluster, dlq, source) (increase(mqwatch_dlq_messages_total{d}[$__rate_interval]))",
+                  ((f"sum by (system, cluster, dlq, source) "
+                    f"({one(f'increase(mqwatch_dlq_messages_total{d}[$__rate_interval])')})",
                     "{{system}} {{cluster}} {{dlq}}"),), units.Short,
-                  links=[system_link(cluster="cluster", queue="source")]),
+                  links=[system_link(cluster="cluster", queue="source")], runbooks=("MqwatchDLQReceivingMessages",)),
             Panel("Messages in DLQs", "Dead letters currently held.",
-                  ((f"sum by (system, cluster, dlq, source) (mqwatch_dlq_messages{d})", "{{system}} {{cluster}} {{dlq}}"),),
-                  units.Short),
+                  ((f"sum by (system, cluster, dlq, source) ({one('mqwatch_dlq_messages' + d)})",
+                    "{{system}} {{cluster}} {{dlq}}"),), units.Short, runbooks=("MqwatchDLQNotDrained",)),
         ]),
         Row("Why and since when", [
             Panel("Top failure reasons", "Sampled dead letters by failure reason read from headers or job data "
-                  "(top reasons per DLQ; the rest as `other`).",
-                  ((f"topk(20, sum by (system, cluster, dlq, reason) (mqwatch_dlq_reason_messages{r}))", ""),),
-                  units.Short, kind="table"),
+                  "(top reasons per DLQ; the rest as `other`), most frequent first.",
+                  ((f"topk(20, max by (system, cluster, dlq, reason) "
+                    f"(mqwatch_dlq_reason_messages{S(None, queue_label=None, extra=DLQ_VAR)}))", ""),),
+                  units.Short, kind="table", sort_desc="Value"),
             Panel("Newest dead letter age", "Time since the newest message arrived in each DLQ.",
                   ((f"time() - max by (system, cluster, dlq, source) (mqwatch_dlq_last_message_timestamp_seconds{d})",
                     "{{system}} {{cluster}} {{dlq}}"),), units.Seconds),
-            Panel("Retry queues", "Messages waiting in retry queues or topics, by source queue.",
-                  ((f"sum by (system, cluster, queue, source) (mqwatch_retry_messages{S(None)})",
-                    "{{system}} {{cluster}} {{queue}}"),), units.Short),
+            Panel("Retry queues", "Messages waiting in retry queues or topics of the selected source queues.",
+                  ((f"sum by (system, cluster, queue, source) ({one('mqwatch_retry_messages' + S(None, queue_label='source'))})",
+                    "{{system}} {{cluster}} {{queue}}"),), units.Short, runbooks=("MqwatchRetryQueueGrowing",)),
         ]),
-    ], queue_metric="mqwatch_dlq_messages", queue_label="source")
+    ], queue_metric="mqwatch_dlq_messages", queue_label="source", consumer_metric="mqwatch_dlq_messages",
+       extra=(("dlq", "DLQ", 'label_values(mqwatch_dlq_messages{cluster=~"$cluster", source=~"$queue"}, dlq)',
+               "Dead-letter queue (topic, list or set) of the selected source queues."),))
 
 
 DASHBOARDS = {"overview": overview, "kafka": kafka, "redis": redis, "pulsar": pulsar, "dlq": dlq}
 
 # What Grafana sends in place of the variables when "All" is selected (and a typical interval).
-ALL_SELECTED = {"$cluster": ".*", "$queue": ".*", "$consumer": ".*", "$__rate_interval": "1m", "$__interval": "15s"}
+ALL_SELECTED = {"$cluster": ".*", "$queue": ".*", "$consumer": ".*", "$dlq": ".*", "$__rate_interval": "1m",
+                "$__interval": "15s", "$__range": "3h"}
 
 
 def substitute(expr: str, values: dict | None = None) -> str:

@@ -1,6 +1,7 @@
 """The metric catalog is the contract: docs match it, checks cannot emit outside it, plugins join it."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -8,12 +9,20 @@ import textwrap
 import pytest
 
 from agent.check import Check
-from agent.metrics import GAUGE, MetricDef, catalog, render_markdown
+from agent.metrics import CONTRACT_METRICS, GAUGE, MetricDef, catalog, render_markdown
 from agent.registry import register, unregister
 from agent.schema import Field, Int, Schema
 from tests.helpers import collect_once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_contract_metric_is_declared_by_a_shipped_check():
+    # Alerts and dashboards may read only the catalog; a contract metric no check declares would
+    # be a panel or an alert that never shows anything.
+    declared = {e.metric.name: set(e.systems) for e in catalog()}
+    for metric in CONTRACT_METRICS:
+        assert declared.get(metric.name), f"{metric.name}: in the contract but no check declares it"
 
 
 def test_docs_metrics_md_is_the_generated_catalog():
@@ -24,7 +33,7 @@ def test_docs_metrics_md_is_the_generated_catalog():
 def test_metric_names_follow_prometheus_conventions():
     for entry in catalog():
         m = entry.metric
-        assert m.name.startswith("mqwatch_") or m.name == "mqwatch_build_info"
+        assert re.fullmatch(r"mqwatch_[a-z][a-z0-9_]*[a-z0-9]", m.name), f"{m.name}: not a mqwatch_ snake_case name"
         assert m.help.endswith(".") and len(m.help) > 10, m.name
         assert not (set(m.labels) & {"system", "cluster"}), m.name
         if m.type == "counter":

@@ -1,56 +1,11 @@
-"""agent.dlq: monotonic arrivals and bounded reason counts, table-driven."""
+"""agent.dlq: bounded reason counts, table-driven (arrivals: tests/test_counters.py)."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, strategies as st
 
-from agent.dlq import MAX_REASON_LENGTH, OTHER, UNKNOWN, ArrivalCounter, ReasonCounts, normalize_reason
-
-COUNTER_CASES = [
-    # (name, observed counter values, expected totals after each)
-    ("first-sight-counts-everything-so-far", [7], [7]),
-    ("growth-is-added", [7, 9, 12], [7, 9, 12]),
-    ("no-change-adds-nothing", [7, 7, 7], [7, 7, 7]),
-    ("reset-to-a-smaller-value-counts-the-new-value", [7, 9, 2, 5], [7, 9, 11, 14]),
-    ("reset-to-zero", [7, 0, 3], [7, 7, 10]),
-]
-
-
-@pytest.mark.parametrize("name,values,totals", COUNTER_CASES, ids=[c[0] for c in COUNTER_CASES])
-def test_observe_counter(name, values, totals):
-    c = ArrivalCounter()
-    assert [c.observe_counter("dlq", v) for v in values] == totals
-
-
-LEVEL_CASES = [
-    ("first-sight-counts-the-current-size", [4], [4]),
-    ("growth-is-arrivals", [4, 6], [4, 6]),
-    ("removal-is-not-an-arrival-and-never-decreases-the-total", [4, 6, 1, 3], [4, 6, 6, 8]),
-]
-
-
-@pytest.mark.parametrize("name,values,totals", LEVEL_CASES, ids=[c[0] for c in LEVEL_CASES])
-def test_observe_level(name, values, totals):
-    c = ArrivalCounter()
-    assert [c.observe_level("q", v) for v in values] == totals
-
-
-def test_arrivals_are_kept_per_key_and_forgotten_when_the_key_vanishes():
-    c = ArrivalCounter()
-    c.observe_counter("a", 5)
-    c.observe_counter("b", 2)
-    c.retain(["b"])
-    assert c.total("a") is None and c.total("b") == 2
-    assert c.observe_counter("a", 6) == 6  # a recreated DLQ starts over
-
-
-@given(st.lists(st.integers(min_value=0, max_value=10**9), max_size=30))
-def test_totals_never_decrease(values):
-    c = ArrivalCounter()
-    totals = [c.observe_counter("d", v) for v in values]
-    assert totals == sorted(totals)
-
+from agent.dlq import MAX_REASON_LENGTH, OTHER, UNKNOWN, ReasonCounts, normalize_reason
 
 REASON_CASES = [
     ("none-is-unknown", None, UNKNOWN),

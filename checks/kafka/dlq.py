@@ -1,8 +1,9 @@
 """Dead-letter and retry topics: which topics they are, their size, arrivals and reasons.
 
-Arrivals are the sum of high watermarks (every record ever appended), fed to
-agent.dlq.ArrivalCounter so `mqwatch_dlq_messages_total` keeps counting when retention
-or a re-processing job empties the DLQ, and survives a recreated topic.
+Arrivals are the high watermarks (every record ever appended), each partition fed to
+agent.counters.Counters on its own, so `mqwatch_dlq_messages_total` keeps counting when
+retention or a re-processing job empties the DLQ, survives a recreated topic, and does
+not move when one partition's end offset is missing for a cycle.
 
 Reasons come from sampling: each cycle at most `reasons.sample` dead letters that
 arrived since the last cycle are read, newest first, in one read for all DLQ partitions.
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.dlq import UNKNOWN, ArrivalCounter, ReasonCounts, normalize_reason
+from agent.counters import Counters
+from agent.dlq import UNKNOWN, ReasonCounts, normalize_reason
 from checks.kafka.reasons import original_topic, reason_of
 
 DLQ, RETRY = "dlq", "retry"
@@ -52,7 +54,7 @@ def classify(topic: str, options) -> tuple[str, str] | None:
 class DlqTracker:
     def __init__(self, dlq_options, reason_options):
         self.dlq_options, self.reason_options = dlq_options, reason_options
-        self.arrivals = ArrivalCounter()
+        self.arrivals = Counters()
         self.reasons = ReasonCounts(reason_options.top, reason_options.mode)
         self.last_timestamp: dict = {}  # dlq -> unix time of its newest record seen
         self.learned_source: dict = {}  # dlq -> source topic named by its newest dead letter's headers
@@ -71,9 +73,12 @@ class DlqTracker:
     def update(self, cycle: DlqCycle, view, reader, time_left: float) -> None:
         dlq_parts = {(t, p) for t in cycle.dlqs for p in view.topics[t]}
         for dlq in cycle.dlqs:
-            ends = [view.end_offsets.get((dlq, p)) for p in view.topics[dlq]]
-            if ends and None not in ends:
-                self.arrivals.observe_counter(dlq, sum(ends))
+            # Each partition on its own: one whose end offset is unknown this cycle adds nothing,
+            # and a recreated topic's partitions start over (their new ends are arrivals).
+            for p in view.topics[dlq]:
+                end = view.end_offsets.get((dlq, p))
+                if end is not None:
+                    self.arrivals.observe(dlq, end, upstream=p)
         self._sample(cycle, view, dlq_parts, reader, time_left)
         for dlq in cycle.learn_source:
             cycle.dlqs[dlq] = self.learned_source.get(dlq, UNKNOWN)

@@ -13,10 +13,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
-import requests
 from requests.adapters import HTTPAdapter
 
-from checks.pulsar.http import HttpError, get, get_json, new_session
+from checks.pulsar.http import HttpError, TokenSession, get, get_json, new_session
 from checks.pulsar.model import (
     NOT_PARTITIONED, ClusterState, PartitionState, SubscriptionState, TopicState, namespace_and_local,
     split_partition,
@@ -28,6 +27,9 @@ DOMAINS = ("persistent", "non-persistent")
 _STATS_QUERY = "getPreciseBacklog=false&subscriptionBacklogSize=false&getEarliestTimeInBacklog=true"
 
 
+_DETAIL_BYTES = 4096  # a health check answers "ok"
+
+
 class BadReply(Exception):
     pass
 
@@ -37,11 +39,15 @@ class _DeadlineReached(HttpError):
 
 
 class AdminClient:
-    def __init__(self, base_url: str, token: str, request_timeout: float, max_concurrency: int):
+    def __init__(self, base_url: str, token: str, request_timeout: float, max_concurrency: int,
+                 max_bytes: int | None = None, allowed_hosts=()):
         self.base = base_url.rstrip("/")
         self.request_timeout = request_timeout
         self.max_concurrency = max_concurrency
-        self.session: requests.Session = new_session(token)
+        self.max_bytes = max_bytes
+        # The token goes to the configured admin URL (and allowed_hosts), never to the broker
+        # addresses the admin API lists or redirects to.
+        self.session: TokenSession = new_session(token, [self.base, *allowed_hosts])
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_concurrency)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -96,6 +102,7 @@ class AdminClient:
             errors.append(("timeout", f"collection deadline reached: stats of {len(skipped)} of {len(jobs)} topics "
                                       f"not fetched (first: {skipped[0]}); raise the check's timeout or max_concurrency"))
 
+        state.complete = not errors
         state.brokers = self._broker_health(deadline, errors)
         return state, errors
 
@@ -129,16 +136,25 @@ class AdminClient:
         if not brokers:  # at least judge the broker we talk to
             brokers = [urlsplit(self.base).netloc]
         health: dict[str, bool] = {}
+        not_trusted = []
         for broker, result in self._map(
-            lambda b: get(self.session, f"{scheme}://{b}/admin/v2/brokers/health", self._timeout(deadline)), sorted(set(brokers))
+            lambda b: get(self.session, f"{scheme}://{b}/admin/v2/brokers/health", self._timeout(deadline),
+                          max_bytes=_DETAIL_BYTES), sorted(set(brokers))
         ):
             if isinstance(result, _DeadlineReached):
+                continue
+            if (isinstance(result, HttpError) and result.reason == "auth"
+                    and not self.session.may_send_token(f"{scheme}://{broker}")):
+                not_trusted.append(broker)  # wants the token we keep for configured hosts: not judged
                 continue
             healthy = not isinstance(result, Exception) and result.text.strip().strip('"') == "ok"
             if not healthy:
                 detail = str(result) if isinstance(result, Exception) else f"answered {result.text[:60]!r}"
                 errors.append(("broker_unhealthy", f"broker {broker} failed its health check: {detail}"))
             health[broker] = healthy
+        if not_trusted:
+            errors.append(("auth", f"broker health of {', '.join(not_trusted)} not checked: it needs the token, "
+                                   "which is only sent to configured hosts (add them to auth.allowed_hosts)"))
         return health
 
     # ---- plumbing ---------------------------------------------------------------------------
@@ -150,7 +166,7 @@ class AdminClient:
         return min(self.request_timeout, left)
 
     def _get(self, url: str, deadline: float):
-        return get_json(self.session, url, self._timeout(deadline))
+        return get_json(self.session, url, self._timeout(deadline), max_bytes=self.max_bytes, cap_key="max_admin_bytes")
 
     def _map(self, fn, items):
         """(item, result or exception) for every item, at most max_concurrency at once."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from agent.check import Check, CheckError
-from agent.dlq import ArrivalCounter
+from agent.counters import Counters
 from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
@@ -36,7 +36,9 @@ class PulsarCheck(Check):
         self._sampler = None
         self.status = StatusTracker(options.status_window)
         self.timeline = OffsetTimeline()
-        self.arrivals = ArrivalCounter()
+        # Per (partition, broker) msgInCounter: a reset or one broker's failed scrape moves no total.
+        self.produced = Counters()
+        self.arrivals = Counters()
         self._dlq_last_arrival: dict[str, float] = {}
         self._last_produced: dict[tuple, float] = {}
         self._positions: dict[tuple, tuple] = {}  # (topic, subscription, partition) -> (published, backlog, position)
@@ -47,17 +49,26 @@ class PulsarCheck(Check):
     def _token(self) -> str:
         return self.options.auth.token
 
+    def _token_hosts(self) -> list[str]:
+        """Where the token may go: the configured URLs and auth.allowed_hosts, nothing learnt."""
+        o = self.options
+        return [*o.metrics_url, *([o.admin_url] if o.admin_url else []), *o.auth.allowed_hosts]
+
     def _request_timeout(self) -> float:
         return min(self.options.request_timeout, self.timeout * _DEADLINE_SHARE)
 
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient(self.options.admin_url, self._token, self._request_timeout(), self.options.max_concurrency)
+            o = self.options
+            self._admin = AdminClient(o.admin_url, self._token, self._request_timeout(), o.max_concurrency,
+                                      o.max_admin_bytes, self._token_hosts())
         return self._admin
 
     def scraper(self) -> MetricsScraper:
         if self._scraper is None:
-            self._scraper = MetricsScraper(list(self.options.metrics_url), self._token, self._request_timeout())
+            o = self.options
+            self._scraper = MetricsScraper(list(o.metrics_url), self._token, self._request_timeout(),
+                                           o.max_metrics_bytes, self._token_hosts())
         return self._scraper
 
     def binary(self):
@@ -97,6 +108,10 @@ class PulsarCheck(Check):
         for name in sorted(state.topics):
             self.emit_topic(out, state.topics[name], now)
         self.emit_dead_letters(out, state, letters, now, deadline)
+        # Something could not be read (a broker's /metrics, a namespace listing): what is
+        # missing is unknown, not gone, so no state of a "vanished" topic is dropped this cycle.
+        if state.complete:
+            self._prune(state, sorted(n for n, info in letters.items() if info.kind == DLQ))
         if self.options.canary.enabled:
             self.run_canary(out, deadline)
 
@@ -131,9 +146,8 @@ class PulsarCheck(Check):
         q = topic.name
         parts = sorted(topic.partitions.items())
         out.add("mqwatch_pulsar_topic_partitions", max(1, sum(1 for n, _ in parts if n >= 0)), queue=q)
-        produced = [p.produced for _, p in parts if p.produced is not None]
-        if produced:
-            out.add("mqwatch_queue_produced_total", sum(produced), queue=q)
+        if self._observe_produced(self.produced, q, parts):
+            out.add("mqwatch_queue_produced_total", self.produced.total(q), queue=q)
         stored = [p.storage_bytes for _, p in parts if p.storage_bytes is not None]
         if stored:
             out.add("mqwatch_queue_bytes", sum(stored), queue=q)
@@ -238,9 +252,9 @@ class PulsarCheck(Check):
             labels = {"dlq": name, "source": info.source, "consumer": info.consumer or None}
             if waiting is not None:
                 out.add("mqwatch_dlq_messages", waiting, **labels)
-            if produced:
-                before = self.arrivals.total(name)
-                total = self.arrivals.observe_counter(name, sum(produced))
+            before = self.arrivals.total(name)
+            if self._observe_produced(self.arrivals, name, topic.partitions.items()):
+                total = self.arrivals.total(name)
                 if before is not None and total > before:
                     self._dlq_last_arrival[name] = now  # within one interval of the real arrival
                 out.add("mqwatch_dlq_messages_total", total, **labels)
@@ -251,7 +265,6 @@ class PulsarCheck(Check):
             if self._sampler is not None:
                 for reason, n in self._sampler.reasons.top(name).items():
                     out.add("mqwatch_dlq_reason_messages", n, dlq=name, reason=reason)
-        self._prune(state, dlqs)
 
     def sample_dead_letters(self, out: SnapshotBuilder, dlqs: list[str], deadline: float) -> None:
         from checks.pulsar.sampler import DeadLetterSampler
@@ -285,6 +298,16 @@ class PulsarCheck(Check):
         for stage in STAGES:
             out.add("mqwatch_canary_failures_total", self._canary.failures[stage], stage=stage)
 
+    @staticmethod
+    def _observe_produced(counters: Counters, key: str, parts) -> bool:
+        """Feeds every (partition, broker) published counter seen this cycle; False when none was."""
+        seen = False
+        for n, p in parts:
+            for broker, value in p.produced_counters().items():
+                counters.observe(key, value, upstream=(n, broker))
+                seen = True
+        return seen
+
     def _prune(self, state: ClusterState, dlqs: list[str]) -> None:
         """Forget vanished topics and subscriptions so state does not grow forever."""
         self.status.retain((n, s) for n, t in state.topics.items() for s in t.subscription_names())
@@ -296,6 +319,7 @@ class PulsarCheck(Check):
         for key in [k for k in self._positions if k[:2] not in subscriptions]:
             del self._positions[key]
         self.arrivals.retain(dlqs)
+        self.produced.retain(state.topics)
         for d in list(self._dlq_last_arrival):
             if d not in dlqs:
                 del self._dlq_last_arrival[d]

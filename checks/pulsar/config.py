@@ -32,10 +32,22 @@ SCHEMA = Schema(
                            "the admin REST API (exact lag seconds, blocked subscriptions, broker health)"),
         "service_url": Field(Str(r"(pulsar(\+ssl)?://\S+)?", "expected pulsar://host:6650"), "",
                              "binary protocol URL for the canary and DLQ sampling"),
-        "auth": Field(Schema({"token": Field(Str(), "", "JWT sent as a bearer token", secret=True)}), None),
+        "auth": Field(Schema({
+            "token": Field(Str(), "", "JWT sent as a bearer token", secret=True),
+            "allowed_hosts": Field(
+                ListOf(Str(r"[^\s/:]+(:\d+)?", "expected host or host:port"), split_commas=True), (),
+                "more hosts (host:port) that may receive the token besides those of metrics_url and admin_url, "
+                "for example brokers the admin API lists for health checks",
+            ),
+        }), None),
         "topics": Filter(default_include=(".*",), default_exclude=DEFAULT_TOPIC_EXCLUDES),
         "subscriptions": Filter(default_include=(".*",), default_exclude=DEFAULT_SUBSCRIPTION_EXCLUDES),
         "request_timeout": Field(Duration(min=0.05), 5.0, "timeout of each HTTP request (capped below the check timeout)"),
+        "max_metrics_bytes": Field(Int(min=1024), 128 * 1024 * 1024,
+                                   "largest broker /metrics reply read (about 73 MB per 10,000 topics); "
+                                   "a larger one fails with reason too_large"),
+        "max_admin_bytes": Field(Int(min=1024), 16 * 1024 * 1024,
+                                 "largest admin API reply read; a larger one fails with reason too_large"),
         "max_concurrency": Field(Int(min=1, max=64), 8, "admin API requests in flight at once"),
         "status_window": Field(Int(min=2, max=1000), 10, "observations mqwatch_consumer_status is judged over"),
         "canary": Field(

@@ -65,8 +65,10 @@ def relevant_lines(text: str) -> str:
     return "\n".join(line for line in text.split("\n") if line.startswith(_LINE_PREFIXES)) + "\n"
 
 
-def parse_exposition(text: str, state: ClusterState | None = None) -> ClusterState:
+def parse_exposition(text: str, state: ClusterState | None = None, source: str = "") -> ClusterState:
     """Adds what `text` says about topics and subscriptions to `state` (a new one by default).
+
+    `source` names the broker the text came from: published counters are also kept per source.
 
     Raises ExpositionError for text the Prometheus parser rejects; nothing is added then.
     """
@@ -96,6 +98,8 @@ def parse_exposition(text: str, state: ClusterState | None = None) -> ClusterSta
         field = _TOPIC_FIELDS.get(name)
         if field is not None:
             setattr(part, field, (getattr(part, field) or 0.0) + sample.value)
+            if field == "produced":
+                part.produced_by[source] = part.produced_by.get(source, 0.0) + sample.value
             continue
         sub_name = labels.get("subscription")
         if not sub_name:

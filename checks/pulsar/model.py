@@ -30,6 +30,15 @@ class PartitionState:
     produced: float | None = None  # msgInCounter: messages published since the topic was loaded
     storage_bytes: float | None = None
     subscriptions: dict[str, SubscriptionState] = field(default_factory=dict)
+    # msgInCounter per broker /metrics endpoint that reported it: each restarts on its own
+    # (unload, broker restart), so exported totals track them separately (agent.counters).
+    produced_by: dict[str, float] = field(default_factory=dict)
+
+    def produced_counters(self) -> dict[str, float]:
+        """Upstream counters of `produced`: per reporting broker, or one ("") from the admin API."""
+        if self.produced_by:
+            return self.produced_by
+        return {} if self.produced is None else {"": self.produced}
 
 
 @dataclass
@@ -52,6 +61,9 @@ class ClusterState:
     topics: dict[str, TopicState] = field(default_factory=dict)
     brokers: dict[str, bool] = field(default_factory=dict)  # broker (host:port) -> healthy
     source: str = ""  # "admin" or "metrics"
+    # False when a broker's /metrics or an admin listing could not be read: topics missing
+    # from this state may still exist, so per-topic state must not be forgotten for them.
+    complete: bool = True
 
     def topic(self, name: str) -> TopicState:
         t = self.topics.get(name)

@@ -12,10 +12,12 @@ from checks.pulsar.model import ClusterState
 
 
 class MetricsScraper:
-    def __init__(self, urls: list[str], token: str, request_timeout: float):
+    def __init__(self, urls: list[str], token: str, request_timeout: float, max_bytes: int | None = None,
+                 allowed_hosts=()):
         self.urls = urls
         self.request_timeout = request_timeout
-        self.session = new_session(token)
+        self.max_bytes = max_bytes
+        self.session = new_session(token, list(allowed_hosts) or urls)
         self._pool = ThreadPoolExecutor(min(8, max(1, len(urls))), thread_name_prefix="mqwatch-pulsar-scrape")
 
     def close(self) -> None:
@@ -32,7 +34,8 @@ class MetricsScraper:
             if left <= 0.01:
                 return HttpError("timeout", f"GET {shown(url)}: collection deadline reached before the scrape")
             try:
-                resp = get(self.session, url, min(self.request_timeout, left), accept="text/plain")
+                resp = get(self.session, url, min(self.request_timeout, left), accept="text/plain",
+                           max_bytes=self.max_bytes, cap_key="max_metrics_bytes")
                 # The exposition format is UTF-8 by definition; requests would guess the charset of megabytes.
                 return resp.content.decode("utf-8", errors="replace")
             except HttpError as e:
@@ -43,12 +46,14 @@ class MetricsScraper:
             if isinstance(result, HttpError):
                 errors.append((result.reason, str(result)))
                 state.brokers[broker] = False
+                state.complete = False
                 continue
             try:
-                parse_exposition(result, state)
+                parse_exposition(result, state, source=broker)
             except ExpositionError as e:
                 errors.append(("bad_reply", f"{shown(url)}: {e}"))
                 state.brokers[broker] = False
+                state.complete = False
                 continue
             state.brokers[broker] = True
         return state, errors

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 from agent.check import Check
-from agent.dlq import UNKNOWN, ArrivalCounter, ReasonCounts
+from agent.counters import Counters
+from agent.dlq import UNKNOWN, ReasonCounts
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
 from checks.redis import bullmq, celery, rq, sidekiq
@@ -21,6 +22,11 @@ TYPES = ("list", "zset", "stream")
 # A stream consumer idle longer than this is not consuming: Redis never removes dead consumers
 # from a group, so membership alone cannot tell "stuck" (stalled) from "gone" (stopped).
 ACTIVE_IDLE_SECONDS = 300.0
+# Redis deletes a list, ZSET or stream when its last entry goes, so a drained DLQ's key
+# disappears. It is the same DLQ when it comes back: its arrival count is kept (not exported
+# while the key is absent) for this long, and for at most this many absent DLQs.
+DRAINED_MEMORY_SECONDS = 24 * 3600.0
+DRAINED_MAX = 10_000
 
 
 class RedisCheck(Check):
@@ -32,12 +38,13 @@ class RedisCheck(Check):
         super().__init__(name, options, timeout)
         self._client: RedisClient | None = None
         self._dlq_patterns = DlqPatterns(options.dlq_keys)
-        self._arrivals = ArrivalCounter()
+        self._arrivals = Counters()
         self._reasons = ReasonCounts(mode=options.reasons)
         self._cursors: dict = {}  # dlq -> last score / stream id / list length seen
         self._produced: dict = {}  # dlq -> last entries-added of a stream DLQ
         self._newest: dict = {}  # dlq -> last known newest dead-letter time
         self._arrival_keys: dict = {}  # dlq -> {source label}
+        self._drained: dict = {}  # dlq whose key is gone -> monotonic time it was first missed
         self._status = StatusTracker()
 
     def client(self) -> RedisClient:
@@ -54,10 +61,13 @@ class RedisCheck(Check):
     def collect(self, out: SnapshotBuilder) -> None:
         client = self.client()
         emit_server(out, client.info())
+        errors_before = len(out.errors)
         view = self.read(client, out)
+        # A DLQ missing from an incomplete read (key budget, a failed reply) is unknown, not drained.
+        complete = not view.errors and len(out.errors) == errors_before
         for reason, message in view.errors:
             out.error(reason, message)
-        self.emit(out, view)
+        self.emit(out, view, complete)
 
     # ---- reading ------------------------------------------------------------------------
     def read(self, client: RedisClient, out: SnapshotBuilder) -> View:
@@ -113,7 +123,7 @@ class RedisCheck(Check):
         return view
 
     # ---- evaluation -------------------------------------------------------------------------
-    def emit(self, out: SnapshotBuilder, view: View) -> None:
+    def emit(self, out: SnapshotBuilder, view: View, complete: bool = True) -> None:
         for q, s in view.queues.items():
             out.add("mqwatch_queue_messages", s.messages, queue=q)
             if s.latency is not None:
@@ -150,15 +160,15 @@ class RedisCheck(Check):
                 for s in STATUSES:
                     out.add("mqwatch_consumer_status", 1 if s == status else 0, **labels, status=s)
         self._status.retain({(g.stream, g.group) for g in view.groups})
-        self.emit_dlqs(out, view)
+        self.emit_dlqs(out, view, complete)
 
-    def emit_dlqs(self, out: SnapshotBuilder, view: View) -> None:
+    def emit_dlqs(self, out: SnapshotBuilder, view: View, complete: bool = True) -> None:
         for dlq, stat in view.dlqs.items():
             new = self._new_arrivals(dlq, stat)
             sources = self._arrival_keys.setdefault(dlq, set())
             if stat.source:  # one source for the whole DLQ
                 sources.add(stat.source)
-                self._arrivals.add((dlq, stat.source), new, level=stat.size)
+                self._arrivals.add((dlq, stat.source), new)
             else:  # Sidekiq's dead set mixes queues: each job names its own
                 attributed = 0
                 for src, _ in stat.sampled[:new]:
@@ -183,12 +193,30 @@ class RedisCheck(Check):
                 self._newest[dlq] = newest
                 out.add("mqwatch_dlq_last_message_timestamp_seconds", newest, dlq=dlq, source=stat.source)
             self._cursors[dlq] = stat.cursor
-        live = set(view.dlqs)
-        for state in (self._cursors, self._produced, self._newest, self._arrival_keys):
+        if complete:
+            self._forget_vanished(set(view.dlqs))
+
+    def _forget_vanished(self, live: set) -> None:
+        """Read positions of vanished DLQs go (a key that comes back starts empty, so all of
+        it is new); their arrival and reason counts stay for a while (see DRAINED_*)."""
+        now = time.monotonic()
+        for dlq in self._arrival_keys:
+            if dlq not in live:
+                self._drained.setdefault(dlq, now)
+        for dlq in live:
+            self._drained.pop(dlq, None)
+        expired = [d for d, t in self._drained.items() if now - t > DRAINED_MEMORY_SECONDS]
+        expired += sorted(self._drained, key=self._drained.get)[: max(0, len(self._drained) - DRAINED_MAX)]
+        for dlq in expired:
+            self._drained.pop(dlq, None)
+        for state in (self._cursors, self._produced, self._newest):
             for k in [k for k in state if k not in live]:
                 del state[k]
+        kept = live | set(self._drained)
+        for k in [k for k in self._arrival_keys if k not in kept]:
+            del self._arrival_keys[k]
         self._arrivals.retain({(d, s) for d, srcs in self._arrival_keys.items() for s in srcs})
-        self._reasons.retain(live)
+        self._reasons.retain(kept)
 
     def _new_arrivals(self, dlq: str, stat) -> int:
         if stat.arrivals is not None:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +26,7 @@ class WebhookReceiver:
     """Collects Alertmanager webhook notifications, by receiver (the URL path)."""
 
     def __init__(self):
-        self.notifications: list[tuple[str, dict]] = []
+        self.notifications: list[tuple[str, dict, float]] = []  # (receiver, body, unix time received)
         self._lock = threading.Lock()
         receiver = self
 
@@ -33,7 +34,7 @@ class WebhookReceiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
-                    receiver.notifications.append((self.path.strip("/"), json.loads(body)))
+                    receiver.notifications.append((self.path.strip("/"), json.loads(body), time.time()))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -46,8 +47,12 @@ class WebhookReceiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def alerts(self, receiver: str | None = None, status: str = "firing") -> list[dict]:
+        return [a for _, a in self.timed_alerts(receiver, status)]
+
+    def timed_alerts(self, receiver: str | None = None, status: str = "firing") -> list[tuple[float, dict]]:
+        """(unix time the notification arrived, alert) for each alert of each notification."""
         with self._lock:
-            return [a for path, n in self.notifications if receiver in (None, path)
+            return [(t, a) for path, n, t in self.notifications if receiver in (None, path)
                     for a in n["alerts"] if a["status"] == status]
 
     def close(self):

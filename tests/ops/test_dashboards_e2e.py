@@ -45,7 +45,7 @@ OPT_IN = {"canary": {"mqwatch_canary_roundtrip_seconds_bucket", "mqwatch_canary_
 
 
 def _emitted_by(checks: list[dict]) -> dict[str, set[str]]:
-    own = {m.name for m in SELF_METRICS + (BUILD_INFO,)}
+    own = {m.name for m in SELF_METRICS + (BUILD_INFO,)} | {"up"}  # up: Prometheus' scrape of the agent
     emitted: dict[str, set[str]] = {}
     for check in checks:
         names = {m.name for m in get_check_class(check["kind"]).metrics}

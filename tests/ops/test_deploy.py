@@ -87,7 +87,8 @@ def test_prometheusrule_is_structurally_a_prometheus_operator_rule():
     for group in pr["spec"]["groups"]:
         assert group["name"] and group["rules"]
         for rule in group["rules"]:
-            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}
+            # keep_firing_for: Prometheus >= 2.42, Prometheus Operator >= 0.66 (prometheus-operator#5651)
+            assert set(rule) <= {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
             assert isinstance(rule["expr"], str) and rule["labels"]["severity"]
 
 
