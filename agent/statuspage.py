@@ -120,18 +120,26 @@ def _dlq_table(states) -> str:
             "<th>recent growth</th><th>top reasons</th><th>history</th></tr>" + html_rows + "</table>")
 
 
+def _queue_name(labels: dict) -> str:
+    framework = labels.get("framework")
+    queue = labels.get("queue", "")
+    return f"{queue} ({framework})" if framework and framework != "plain" else queue
+
+
 def _delayed_table(states) -> str:
     rows = []
     for st in states:
-        overdue_msgs = {lbl.get("queue"): v for lbl, v in _series(st, "mqwatch_delayed_overdue_messages")}
+        # Redis job frameworks may each have a delayed queue of one name: `framework` tells them apart.
+        overdue_msgs = {(lbl.get("queue"), lbl.get("framework")): v
+                        for lbl, v in _series(st, "mqwatch_delayed_overdue_messages")}
         for labels, seconds in _series(st, "mqwatch_delayed_overdue_seconds"):
             if seconds <= 0:
                 continue
-            rows.append((seconds, overdue_msgs.get(labels.get("queue"), 0.0), st, labels,
+            rows.append((seconds, overdue_msgs.get((labels.get("queue"), labels.get("framework")), 0.0), st, labels,
                          _history(st, "mqwatch_delayed_overdue_seconds", labels)))
     rows.sort(key=lambda r: r[0], reverse=True)
     html_rows = "".join(
-        f"<tr class='delayed'><td>{_e(st.kind)}/{_e(st.name)}</td><td>{_e(lbl.get('queue', ''))}</td>"
+        f"<tr class='delayed'><td>{_e(st.kind)}/{_e(st.name)}</td><td>{_e(_queue_name(lbl))}</td>"
         f"<td class='overdue-messages'>{n:.0f}</td><td class='overdue-seconds'>{_fmt_seconds(s)}</td>"
         f"<td>{sparkline(hist)}</td></tr>"
         for s, n, st, lbl, hist in rows[:TOP_ROWS])

@@ -102,17 +102,17 @@ def _status(p: Params, s, status: str) -> str:
 def _dlq_arrivals(p: Params, s) -> str:
     total = s("mqwatch_dlq_messages_total")
     return _one(
-        # Growth of a DLQ already seen. A counter reset (agent restart) makes increase() count
-        # the whole DLQ again: ignore the window after a reset rather than page on every restart.
-        # TODO(issue 18 item 4): drop the resets() clause once the agent keeps the arrivals of a
-        # Redis DLQ whose key was deleted (faults' agent/counters.py); until then a DLQ emptied by
-        # deleting its key is silent for one window after its next dead letters.
+        # Growth of a DLQ already seen. The agent keeps a DLQ's arrivals across a drain (a Redis
+        # key deleted when emptied: agent/counters.py), so its counter resets only when the agent
+        # restarts and counts each DLQ afresh from its current size; increase() would then count
+        # every dead letter still held as new. Ignore the window after a reset: it hides no drain.
         f"((increase({total}[{p.window}]) > {p.threshold_messages}) unless (resets({total}[{p.window}]) > 0))"
         # A DLQ series that appears with its first dead letters has no earlier sample, so
-        # increase() says 0: a series that did not exist `window` ago counts with its value,
+        # increase() says 0: a series with no sample in the window before the last one counts
+        # with its value (a drained Redis DLQ whose key came back within it is not new),
         # provided its check was collecting then (not every old DLQ on the agent's first start,
         # nor after an outage).
-        f" or (({total} > {p.threshold_messages}) unless ({total} offset {p.window})"
+        f" or (({total} > {p.threshold_messages}) unless last_over_time({total}[{p.window}] offset {p.window})"
         f" and on (system, cluster, job, instance) ({s('mqwatch_up')} offset {p.window} == 1))"
     )
 
@@ -258,7 +258,11 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "MqwatchJobQueueLatencyHigh", "mqwatch-consumers",
-        lambda p, s: f"{_one(_last(p, s('mqwatch_redis_queue_latency_seconds')))} > {p.threshold_seconds}",
+        # A paused BullMQ queue holds its jobs on purpose: not workers too few, stuck or gone.
+        lambda p, s: (
+            f"({_one(_last(p, s('mqwatch_redis_queue_latency_seconds')))} > {p.threshold_seconds})"
+            f" unless on (system, cluster, framework, queue) ({_one(s('mqwatch_redis_queue_paused'))} == 1)"
+        ),
         "Jobs wait {{ $value | humanizeDuration }}" + _ON_Q + _CL,
         "The oldest job waiting" + _ON_Q + " in Redis cluster " + _CQ + " was enqueued "
         "{{ $value | humanizeDuration }} ago (threshold [[threshold_seconds]]s, for [[for]]): its workers are "

@@ -218,7 +218,7 @@ def overview():
     worst_over_range = f"topk(10, max by ({lag_by}) (max_over_time({lag_sel}[$__range] @ end())))"
     status_sel = f"mqwatch_consumer_status{S(None, consumer=True)}"
     stuck_sel = f"mqwatch_consumer_status{S(None, consumer=True, extra=STUCK)}"
-    dlq_held = f"max by (system, cluster, dlq, source) (mqwatch_dlq_messages{S(None, queue_label='source')})"
+    dlq_held = f"max by (system, cluster, framework, dlq, source) (mqwatch_dlq_messages{S(None, queue_label='source')})"
     c = S(None, queue_label=None)
     return build_dashboard("overview", "mqwatch / Overview",
                            "Every cluster mqwatch watches: what is firing, who is behind, what is dead-lettered or "
@@ -272,7 +272,7 @@ def overview():
                   runbooks=("MqwatchDLQReceivingMessages", "MqwatchDLQNotDrained")),
             Panel("DLQ arrivals", "Messages that arrived in each dead-letter queue per interval (from the monotonic "
                   "`mqwatch_dlq_messages_total`). Click to open the dead-letter dashboard.",
-                  (("sum by (system, cluster, dlq, source) ("
+                  (("sum by (system, cluster, framework, dlq, source) ("
                     + one(f"increase(mqwatch_dlq_messages_total{S(None, queue_label='source')}[$__rate_interval])")
                     + ")", "{{cluster}} {{dlq}}"),), units.Short,
                   links=[link_to(UID["dlq"], "Open the dead-letter dashboard", cluster="cluster", queue="source",
@@ -281,7 +281,7 @@ def overview():
             Panel("Overdue delayed queues", "How late the most overdue entry of each delayed queue is; above zero "
                   "means the poller that moves due work is not keeping up or died. The dashed line is the alert's "
                   "threshold.",
-                  ((f"max by (system, cluster, queue) (mqwatch_delayed_overdue_seconds{S(None)})",
+                  ((f"max by (system, cluster, framework, queue) (mqwatch_delayed_overdue_seconds{S(None)})",
                     "{{system}} {{cluster}} {{queue}}"),), units.Seconds,
                   threshold=threshold_of("MqwatchDelayedQueueOverdue"),
                   links=[system_link(cluster="cluster", queue="queue")], runbooks=("MqwatchDelayedQueueOverdue",)),
@@ -416,32 +416,36 @@ def redis():
                            "Redis lists, delayed sorted sets, streams, job frameworks and server health.", "redis", [
         Row("Queues and delayed work", [
             Panel("Queue length", "Messages waiting in each list, stream or job-framework queue.",
-                  ((f"sum by (cluster, queue) ({one('mqwatch_queue_messages' + q)})", "{{cluster}} {{queue}}"),),
+                  ((f"sum by (cluster, framework, queue) ({one('mqwatch_queue_messages' + q)})",
+                    "{{cluster}} {{framework}} {{queue}}"),),
                   units.Short),
             Panel("Job queue latency", "Age of the oldest job waiting in each Sidekiq, RQ, BullMQ, Celery or "
                   "plain-list queue (how long a job waits before a worker takes it). The dashed line is the alert's "
                   "threshold.",
-                  ((f"max by (cluster, queue) (mqwatch_redis_queue_latency_seconds{q})", "{{cluster}} {{queue}}"),),
+                  ((f"max by (cluster, framework, queue) (mqwatch_redis_queue_latency_seconds{q})",
+                    "{{cluster}} {{framework}} {{queue}}"),),
                   units.Seconds, threshold=threshold_of("MqwatchJobQueueLatencyHigh"),
                   runbooks=("MqwatchJobQueueLatencyHigh",)),
             Panel("Delayed queue: most overdue entry", "How late the most overdue entry of each due-time sorted set "
                   "is (Sidekiq schedule/retry, BullMQ delayed, your own delay queues); 0 when none is overdue.",
-                  ((f"max by (cluster, queue) (mqwatch_delayed_overdue_seconds{q})", "{{cluster}} {{queue}}"),),
+                  ((f"max by (cluster, framework, queue) (mqwatch_delayed_overdue_seconds{q})",
+                    "{{cluster}} {{framework}} {{queue}}"),),
                   units.Seconds, threshold=threshold_of("MqwatchDelayedQueueOverdue"),
                   runbooks=("MqwatchDelayedQueueOverdue",)),
             Panel("Delayed and overdue entries", "Entries scheduled for later, and those whose due time passed.",
-                  ((f"sum by (cluster, queue) ({one('mqwatch_delayed_messages' + q)})", "{{cluster}} {{queue}} scheduled"),
-                   (f"sum by (cluster, queue) ({one('mqwatch_delayed_overdue_messages' + q)})",
-                    "{{cluster}} {{queue}} overdue")), units.Short),
+                  ((f"sum by (cluster, framework, queue) ({one('mqwatch_delayed_messages' + q)})",
+                    "{{cluster}} {{framework}} {{queue}} scheduled"),
+                   (f"sum by (cluster, framework, queue) ({one('mqwatch_delayed_overdue_messages' + q)})",
+                    "{{cluster}} {{framework}} {{queue}} overdue")), units.Short),
         ]),
         Row("Streams and pending work", _consumer_rows("redis", "stream consumer groups") + [
             Panel("Pending (unacknowledged) messages", "Delivered to a consumer but never acknowledged (XPENDING, "
                   "processing lists, Celery unacked).",
-                  ((f"sum by (cluster, queue, consumer) ({one('mqwatch_pending_messages' + q)})",
-                    "{{cluster}} {{queue}} {{consumer}}"),), units.Short),
+                  ((f"sum by (cluster, framework, queue, consumer) ({one('mqwatch_pending_messages' + q)})",
+                    "{{cluster}} {{framework}} {{queue}} {{consumer}}"),), units.Short),
             Panel("Oldest pending message", "Age of the oldest delivered but unacknowledged message.",
-                  ((f"max by (cluster, queue, consumer) (mqwatch_pending_oldest_seconds{q})",
-                    "{{cluster}} {{queue}} {{consumer}}"),), units.Seconds,
+                  ((f"max by (cluster, framework, queue, consumer) (mqwatch_pending_oldest_seconds{q})",
+                    "{{cluster}} {{framework}} {{queue}} {{consumer}}"),), units.Seconds,
                   threshold=threshold_of("MqwatchPendingTooOld"), runbooks=("MqwatchPendingTooOld",)),
             Panel("Consumers per group", "Consumers of each stream consumer group, per stream (a group name can "
                   "exist on several streams).",
@@ -518,22 +522,22 @@ def dlq():
         Row("Arrivals", [
             Panel("Dead letters arriving", "Messages that arrived in each DLQ per interval; survives retention and "
                   "removal of dead letters.",
-                  ((f"sum by (system, cluster, dlq, source) "
+                  ((f"sum by (system, cluster, framework, dlq, source) "
                     f"({one(f'increase(mqwatch_dlq_messages_total{d}[$__rate_interval])')})",
                     "{{system}} {{cluster}} {{dlq}}"),), units.Short,
                   links=[system_link(cluster="cluster", queue="source")], runbooks=("MqwatchDLQReceivingMessages",)),
             Panel("Messages in DLQs", "Dead letters currently held.",
-                  ((f"sum by (system, cluster, dlq, source) ({one('mqwatch_dlq_messages' + d)})",
+                  ((f"sum by (system, cluster, framework, dlq, source) ({one('mqwatch_dlq_messages' + d)})",
                     "{{system}} {{cluster}} {{dlq}}"),), units.Short, runbooks=("MqwatchDLQNotDrained",)),
         ]),
         Row("Why and since when", [
             Panel("Top failure reasons", "Sampled dead letters by failure reason read from headers or job data "
                   "(top reasons per DLQ; the rest as `other`), most frequent first.",
-                  ((f"topk(20, max by (system, cluster, dlq, reason) "
+                  ((f"topk(20, max by (system, cluster, framework, dlq, reason) "
                     f"(mqwatch_dlq_reason_messages{S(None, queue_label=None, extra=DLQ_VAR)}))", ""),),
                   units.Short, kind="table", sort_desc="Value"),
             Panel("Newest dead letter age", "Time since the newest message arrived in each DLQ.",
-                  ((f"time() - max by (system, cluster, dlq, source) (mqwatch_dlq_last_message_timestamp_seconds{d})",
+                  ((f"time() - max by (system, cluster, framework, dlq, source) (mqwatch_dlq_last_message_timestamp_seconds{d})",
                     "{{system}} {{cluster}} {{dlq}}"),), units.Seconds),
             Panel("Retry queues", "Messages waiting in retry queues or topics of the selected source queues.",
                   ((f"sum by (system, cluster, queue, source) ({one('mqwatch_retry_messages' + S(None, queue_label='source'))})",

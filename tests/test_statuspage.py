@@ -87,3 +87,20 @@ checks:
     assert "<polyline" in dom  # sparklines drew history
     assert 'http-equiv="refresh"' in dom
     assert os.path.getsize(shot) > 10_000
+
+
+def test_delayed_queues_of_one_name_in_two_job_frameworks_are_two_rows():
+    """RQ's and BullMQ's `default` are different queues: each row keeps its own overdue count."""
+    from agent.exporter import Exporter
+    from agent.statuspage import _delayed_table
+
+    exporter = Exporter(process_metrics=False)
+    b = SnapshotBuilder("redis", "jobs", (DELAYED_OVERDUE_MESSAGES, DELAYED_OVERDUE_SECONDS))
+    for framework, overdue, seconds in (("rq", 3, 60), ("bullmq", 7, 30)):
+        b.add("mqwatch_delayed_overdue_messages", overdue, queue="default", framework=framework)
+        b.add("mqwatch_delayed_overdue_seconds", seconds, queue="default", framework=framework)
+    exporter.publish(b.build(time.time(), 0.01))
+    html = _delayed_table(exporter.states())
+    rq_row, bullmq_row = html.split("<tr class='delayed'>")[1:]
+    assert "default (rq)" in rq_row and "<td class='overdue-messages'>3</td>" in rq_row
+    assert "default (bullmq)" in bullmq_row and "<td class='overdue-messages'>7</td>" in bullmq_row

@@ -10,7 +10,7 @@ includes/getDelayedScore.lua), `failed` (ZSET scored by finishedOn, ms), `meta` 
 from __future__ import annotations
 
 from checks.redis.client import as_float, is_error, label
-from checks.redis.model import PendingStat, QueueStat, add_length
+from checks.redis.model import PendingStat, QueueStat
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "bullmq"
@@ -43,41 +43,64 @@ def dlq_name(prefix: str, q: bytes) -> str:
     return label(prefix.encode() + b":" + q + b":failed")
 
 
+# Prioritized jobs are scored priority * 2**32 + a queue-wide insertion counter
+# (includes/getPriorityScore.lua): the oldest job of a priority is the head of its band.
+PRIORITY_BAND = 0x100000000
+# Bands walked per cycle to find the oldest prioritized job (one dependent round each);
+# applications use a handful of priorities.
+MAX_PRIORITY_BANDS = 16
+
+
 def read(rounds, prefix: str, queues, cursors, sample: int, now: float, view) -> None:
     for q in queues:
         base = prefix.encode() + b":" + q + b":"
         name = label(q)
-        stat = QueueStat(0, 0.0, NAME)
-        view.queues[name] = stat
+        stat = QueueStat(0, 0.0)
+        view.queues[(NAME, name)] = stat
 
-        add_messages = add_length(stat, view, f"bullmq queue {name!r}")
+        def count(state, method, suffix, name=name, stat=stat, base=base, ready=False):
+            def cb(result):
+                if is_error(result):
+                    view.error("key_changed", f"bullmq queue {name!r} {state}: {result}")
+                    return
+                key = (NAME, name, state)
+                view.jobs[key] = view.jobs.get(key, 0) + int(result)
+                if ready:
+                    stat.messages += int(result)
+            rounds.add(cb, method, base + suffix)
 
-        rounds.add(add_messages, "llen", base + b"wait")
-        rounds.add(add_messages, "llen", base + b"paused")
-        rounds.add(add_messages, "zcard", base + b"prioritized")
+        # Ready backlog: wait, prioritized and the `paused` list of BullMQ < 5 (5+ pauses in place).
+        count("waiting", "llen", b"wait", ready=True)
+        count("waiting", "llen", b"paused", ready=True)
+        count("prioritized", "zcard", b"prioritized", ready=True)
+        count("waiting-children", "zcard", b"waiting-children")
+        count("active", "llen", b"active")
 
-        def on_oldest(job_id, stat=stat, base=base):
-            if job_id is None or is_error(job_id):
-                return
+        def on_paused(flag, name=name):
+            if not is_error(flag):
+                view.paused[(NAME, name)] = flag == b"1"
+        rounds.add(on_paused, "hget", base + b"meta", "paused")
 
-            def on_created(ts):
-                ms = as_float(ts) if not is_error(ts) else None
-                if ms is not None:
-                    stat.latency = max(0.0, now - ms / 1000.0)
-            rounds.add(on_created, "hget", base + job_id, "timestamp")
-        rounds.add(on_oldest, "lindex", base + b"wait", -1)
+        oldest = _Oldest(rounds, base, stat, now)
+        rounds.add(oldest.list_tail, "lindex", base + b"wait", -1)
+        rounds.add(oldest.list_tail, "lindex", base + b"paused", -1)
+        oldest.band(-1)
 
         def on_active(result, name=name):
             if not is_error(result):
-                view.pending[(name, None)] = PendingStat(int(result))
+                view.pending[(NAME, name, None)] = PendingStat(int(result))
         rounds.add(on_active, "llen", base + b"active")
 
-        read_delayed(rounds, base + b"delayed", DELAYED, now, lambda s, n=name: view.delayed.__setitem__(n, s))
+        def on_delayed(d, name=name):
+            view.delayed[(NAME, name)] = d
+            view.jobs[(NAME, name, "delayed")] = d.messages
+        read_delayed(rounds, base + b"delayed", DELAYED, now, on_delayed)
 
         dlq = dlq_name(prefix, q)
 
-        def on_failed(stat, new_members, dlq=dlq, base=base):
-            view.dlqs[dlq] = stat
+        def on_failed(stat, new_members, dlq=dlq, base=base, name=name):
+            view.dlqs[(NAME, dlq)] = stat
+            view.jobs[(NAME, name, "failed")] = stat.size
             for job_id, _ in new_members[:sample]:
                 entry = [None, None]
                 stat.sampled.append(entry)
@@ -87,4 +110,38 @@ def read(rounds, prefix: str, queues, cursors, sample: int, now: float, view) ->
                         entry[1] = label(reason)
                 rounds.add(on_reason, "hget", base + job_id, "failedReason")
 
-        read_dead_set(rounds, base + b"failed", cursors.get(dlq), sample, on_failed, clock=FINISHED, source=name)
+        read_dead_set(rounds, base + b"failed", cursors.get((NAME, dlq)), sample, on_failed, clock=FINISHED,
+                      source=name)
+
+
+class _Oldest:
+    """The queue's latency: age of the oldest job among the tails of wait/paused and the
+    head of every priority band of `prioritized` (each band's head is its oldest job)."""
+
+    def __init__(self, rounds, base: bytes, stat: QueueStat, now: float):
+        self.rounds, self.base, self.stat, self.now = rounds, base, stat, now
+        self.bands = 0
+
+    def job(self, job_id) -> None:
+        def on_created(ts):
+            ms = as_float(ts) if not is_error(ts) else None
+            if ms is not None:
+                self.stat.latency = max(self.stat.latency or 0.0, self.now - ms / 1000.0)
+        self.rounds.add(on_created, "hget", self.base + job_id, "timestamp")
+
+    def list_tail(self, job_id) -> None:
+        if job_id is not None and not is_error(job_id):
+            self.job(job_id)
+
+    def band(self, previous: int) -> None:
+        """Ask for the head of the first band above `previous` (-1: the lowest band)."""
+        def on_head(result):
+            if is_error(result) or not result:
+                return
+            job_id, score = result[0]
+            self.job(job_id)
+            self.bands += 1
+            if self.bands < MAX_PRIORITY_BANDS:
+                self.band(int(score) // PRIORITY_BAND)
+        low = "-inf" if previous < 0 else (previous + 1) * PRIORITY_BAND
+        self.rounds.add(on_head, "zrangebyscore", self.base + b"prioritized", low, "+inf", 0, 1, True)

@@ -15,9 +15,9 @@ from checks.redis.client import RedisClient, Rounds
 from checks.redis.config import SCHEMA
 from checks.redis.keyspace import DlqPatterns, read_keys
 from checks.redis.metrics import METRICS
-from checks.redis.model import View
+from checks.redis.model import PLAIN, View
 
-# The types that carry queue meaning; SCAN filters by them so no per-key TYPE is needed.
+# The key types that carry queue meaning; others matched by a pattern are skipped.
 TYPES = ("list", "zset", "stream")
 # A stream consumer idle longer than this is not consuming: Redis never removes dead consumers
 # from a group, so membership alone cannot tell "stuck" (stalled) from "gone" (stopped).
@@ -40,10 +40,13 @@ class RedisCheck(Check):
         self._dlq_patterns = DlqPatterns(options.dlq_keys)
         self._arrivals = Counters()
         self._reasons = ReasonCounts(mode=options.reasons)
-        self._cursors: dict = {}  # dlq -> last score / stream id / list length seen
+        # DLQ state is keyed by (framework, dlq): two frameworks may name a DLQ alike.
+        self._cursors: dict = {}  # dlq -> last score and its members / stream id / list length seen
         self._produced: dict = {}  # dlq -> last entries-added of a stream DLQ
         self._newest: dict = {}  # dlq -> last known newest dead-letter time
         self._arrival_keys: dict = {}  # dlq -> {source label}
+        self._dead_sources: dict = {}  # Sidekiq dead job (member hash) -> its queue
+        self._celery_seen: dict = {}  # (celery queue, delivery tag) -> first seen
         self._drained: dict = {}  # dlq whose key is gone -> monotonic time it was first missed
         self._status = StatusTracker()
 
@@ -73,22 +76,22 @@ class RedisCheck(Check):
     def read(self, client: RedisClient, out: SnapshotBuilder) -> View:
         o, now = self.options, time.time()
         frameworks = set(o.frameworks)
-        patterns = list(o["keys"]) + list(o.dlq_keys)
+        patterns = list(dict.fromkeys(list(o["keys"]) + list(o.dlq_keys)))
         discovery = []
         if "bullmq" in frameworks:
             discovery += bullmq.discovery_patterns(o.bullmq_prefix)
         if "celery" in frameworks:
             discovery.append(celery.BINDING_PATTERN)
-        scan = client.scan(patterns, o.scan_count, o.max_keys, types=TYPES)
-        if not scan.exceeded and discovery:
-            more = client.scan(discovery, o.scan_count, o.max_keys - len(scan.keys))
-            scan = type(scan)({**more.keys, **scan.keys}, more.exceeded)
-        patterns += discovery
+        scan = client.scan(patterns + [d for d in discovery if d not in patterns], o.scan_count, o.max_keys,
+                           o.max_scan_calls)
         out.add("mqwatch_redis_keys_scanned", len(scan.keys))
         out.add("mqwatch_redis_key_budget_exceeded", 1 if scan.exceeded else 0)
-        if scan.exceeded:
-            out.error("key_budget", f"more than max_keys={o.max_keys} keys match {patterns}; "
+        if scan.exceeded == "keys":
+            out.error("key_budget", f"more than max_keys={o.max_keys} keys match {patterns + discovery}; "
                                     "the rest were not looked at this cycle (narrow the patterns or raise max_keys)")
+        elif scan.exceeded:
+            out.error("key_budget", f"the keyspace did not fit in max_scan_calls={o.max_scan_calls} SCAN calls "
+                                    f"of scan_count={o.scan_count}; keys past that were not looked at this cycle")
 
         view = View()
         rounds = Rounds(client, view.error)
@@ -100,6 +103,10 @@ class RedisCheck(Check):
         binding_keys = [k for k in scan.keys if k.startswith(b"_kombu.binding.")]
         if "celery" in frameworks:
             celery.discover(rounds, binding_keys, lambda qs: found.__setitem__("celery", qs))
+        # The types of the keys the user's patterns matched, in the same pipelined round.
+        candidates = [k for k, index in scan.keys.items() if index < len(patterns)]
+        kinds: list = []
+        rounds.add_many(kinds.extend, [("type", k) for k in candidates])
         client.guard(rounds.run)
         bull_queues = bullmq.queues_from_keys(o.bullmq_prefix, scan.keys) if "bullmq" in frameworks else []
 
@@ -108,49 +115,60 @@ class RedisCheck(Check):
         owned |= rq.owned_keys(found.get("rq") or [])
         owned |= celery.owned_keys(found.get("celery") or [])
         bull_owns = bullmq.owns(o.bullmq_prefix, bull_queues)
-        generic = [(k, t) for k, t in scan.keys.items() if t is not None and k not in owned and not bull_owns(k)]
+        generic = []
+        for k, kind in zip(candidates, kinds):
+            kind = kind.decode() if isinstance(kind, bytes) else None
+            if kind in TYPES and k not in owned and not bull_owns(k):
+                generic.append((k, kind))
 
         read_keys(rounds, generic, o, self._dlq_patterns, self._cursors, now, view)
         if found.get("sidekiq"):
-            sidekiq.read(rounds, found["sidekiq"], self._cursors, o.dlq_sample, now, view)
+            sidekiq.read(rounds, found["sidekiq"], self._cursors, o.dlq_sample, now, view, self._dead_sources)
         if found.get("rq"):
             rq.read(rounds, found["rq"], self._cursors, o.dlq_sample, now, view)
         if bull_queues:
             bullmq.read(rounds, o.bullmq_prefix, bull_queues, self._cursors, o.dlq_sample, now, view)
-        if found.get("celery"):
-            celery.read(rounds, found["celery"], now, view)
+        live = celery.read(rounds, found["celery"], now, view, self._celery_seen, o.celery_read_max) \
+            if found.get("celery") else {}
         client.guard(rounds.run)
+        celery.prune(self._celery_seen, live)
         return view
 
     # ---- evaluation -------------------------------------------------------------------------
     def emit(self, out: SnapshotBuilder, view: View, complete: bool = True) -> None:
-        for q, s in view.queues.items():
-            out.add("mqwatch_queue_messages", s.messages, queue=q)
+        for (fw, q), s in view.queues.items():
+            out.add("mqwatch_queue_messages", s.messages, queue=q, framework=fw)
             if s.latency is not None:
-                out.add("mqwatch_redis_queue_latency_seconds", s.latency if s.messages else 0.0, queue=q)
-            if s.framework:
-                out.add("mqwatch_redis_queue_framework", 1, queue=q, framework=s.framework)
-        for (q, consumer), p in view.pending.items():
-            out.add("mqwatch_pending_messages", p.messages, queue=q, consumer=consumer)
+                out.add("mqwatch_redis_queue_latency_seconds", s.latency if s.messages else 0.0, queue=q, framework=fw)
+            if fw != PLAIN:
+                out.add("mqwatch_redis_queue_framework", 1, queue=q, framework=fw)
+        for (fw, q, state), n in view.jobs.items():
+            out.add("mqwatch_redis_queue_jobs", n, queue=q, framework=fw, state=state)
+        for (fw, q), paused in view.paused.items():
+            out.add("mqwatch_redis_queue_paused", 1 if paused else 0, queue=q, framework=fw)
+        for fw, n in view.workers.items():
+            out.add("mqwatch_redis_workers", n, framework=fw)
+        for (fw, q, consumer), p in view.pending.items():
+            out.add("mqwatch_pending_messages", p.messages, queue=q, consumer=consumer, framework=fw)
             if p.oldest_seconds is not None:
-                out.add("mqwatch_pending_oldest_seconds", p.oldest_seconds, queue=q, consumer=consumer)
-        for q, d in view.delayed.items():
-            out.add("mqwatch_delayed_messages", d.messages, queue=q)
-            out.add("mqwatch_delayed_overdue_messages", d.overdue, queue=q)
-            out.add("mqwatch_delayed_overdue_seconds", d.overdue_seconds, queue=q)
+                out.add("mqwatch_pending_oldest_seconds", p.oldest_seconds, queue=q, consumer=consumer, framework=fw)
+        for (fw, q), d in view.delayed.items():
+            out.add("mqwatch_delayed_messages", d.messages, queue=q, framework=fw)
+            out.add("mqwatch_delayed_overdue_messages", d.overdue, queue=q, framework=fw)
+            out.add("mqwatch_delayed_overdue_seconds", d.overdue_seconds, queue=q, framework=fw)
         for q, s in view.streams.items():
-            out.add("mqwatch_queue_messages", s.length, queue=q)
+            out.add("mqwatch_queue_messages", s.length, queue=q, framework=PLAIN)
             if s.entries_added is not None:
-                out.add("mqwatch_queue_produced_total", s.entries_added, queue=q)
+                out.add("mqwatch_queue_produced_total", s.entries_added, queue=q, framework=PLAIN)
         for g in view.groups:
             labels = {"queue": g.stream, "consumer": g.group}
             if g.lag is not None:
                 out.add("mqwatch_consumer_lag_messages", g.lag, **labels)
             if g.lag_seconds is not None:
                 out.add("mqwatch_consumer_lag_seconds", g.lag_seconds, **labels)
-            out.add("mqwatch_pending_messages", g.pending, **labels)
+            out.add("mqwatch_pending_messages", g.pending, **labels, framework=PLAIN)
             if g.pending_oldest_seconds is not None:
-                out.add("mqwatch_pending_oldest_seconds", g.pending_oldest_seconds, **labels)
+                out.add("mqwatch_pending_oldest_seconds", g.pending_oldest_seconds, **labels, framework=PLAIN)
             out.add("mqwatch_consumer_members", g.members, **labels)
             if g.least_idle_seconds is not None:
                 out.add("mqwatch_consumer_idle_seconds", g.least_idle_seconds, **labels)
@@ -163,36 +181,45 @@ class RedisCheck(Check):
         self.emit_dlqs(out, view, complete)
 
     def emit_dlqs(self, out: SnapshotBuilder, view: View, complete: bool = True) -> None:
-        for dlq, stat in view.dlqs.items():
-            new = self._new_arrivals(dlq, stat)
-            sources = self._arrival_keys.setdefault(dlq, set())
+        for key, stat in view.dlqs.items():
+            fw, dlq = key
+            new = self._new_arrivals(key, stat)
+            sources = self._arrival_keys.setdefault(key, set())
             if stat.source:  # one source for the whole DLQ
                 sources.add(stat.source)
-                self._arrivals.add((dlq, stat.source), new)
+                self._arrivals.add((key, stat.source), new)
             else:  # Sidekiq's dead set mixes queues: each job names its own
                 attributed = 0
                 for src, _ in stat.sampled[:new]:
                     src = src or UNKNOWN
                     sources.add(src)
-                    self._arrivals.add((dlq, src), 1)
+                    self._arrivals.add((key, src), 1)
                     attributed += 1
                 if new > attributed:
                     sources.add(UNKNOWN)
-                    self._arrivals.add((dlq, UNKNOWN), new - attributed)
+                    self._arrivals.add((key, UNKNOWN), new - attributed)
             for src in sources:
-                total = self._arrivals.total((dlq, src))
+                total = self._arrivals.total((key, src))
                 if total is not None:
-                    out.add("mqwatch_dlq_messages_total", total, dlq=dlq, source=src)
+                    out.add("mqwatch_dlq_messages_total", total, dlq=dlq, source=src, framework=fw)
             for _, reason in stat.sampled:
-                self._reasons.add(dlq, reason or UNKNOWN)
-            for reason, n in self._reasons.top(dlq).items():
-                out.add("mqwatch_dlq_reason_messages", n, dlq=dlq, reason=reason)
-            out.add("mqwatch_dlq_messages", stat.size, dlq=dlq, source=stat.source)
-            newest = stat.newest_timestamp if stat.newest_timestamp is not None else self._newest.get(dlq)
-            if stat.size and newest is not None:
-                self._newest[dlq] = newest
-                out.add("mqwatch_dlq_last_message_timestamp_seconds", newest, dlq=dlq, source=stat.source)
-            self._cursors[dlq] = stat.cursor
+                self._reasons.add(key, reason or UNKNOWN)
+            for reason, n in self._reasons.top(key).items():
+                out.add("mqwatch_dlq_reason_messages", n, dlq=dlq, reason=reason, framework=fw)
+            if stat.by_source is not None:  # depth and newest death per source queue
+                for src, (n, newest) in stat.by_source.items():
+                    out.add("mqwatch_dlq_messages", n, dlq=dlq, source=src, framework=fw)
+                    if newest is not None:
+                        out.add("mqwatch_dlq_last_message_timestamp_seconds", newest, dlq=dlq, source=src,
+                                framework=fw)
+            else:
+                out.add("mqwatch_dlq_messages", stat.size, dlq=dlq, source=stat.source, framework=fw)
+                newest = stat.newest_timestamp if stat.newest_timestamp is not None else self._newest.get(key)
+                if stat.size and newest is not None:
+                    self._newest[key] = newest
+                    out.add("mqwatch_dlq_last_message_timestamp_seconds", newest, dlq=dlq, source=stat.source,
+                            framework=fw)
+            self._cursors[key] = stat.cursor
         if complete:
             self._forget_vanished(set(view.dlqs))
 

@@ -11,11 +11,13 @@ import ssl
 from dataclasses import dataclass
 
 import redis
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.connection import SSLConnection
 from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError, ResponseError
 
 from agent import tls as tlsconf
 from agent.check import CheckError
+from checks.redis.globs import Matcher, covering_glob, has_glob
 
 CLIENT_NAME = b"mqwatch"
 
@@ -41,6 +43,16 @@ def is_missing_key(result) -> bool:
 
 def is_error(result) -> bool:
     return isinstance(result, Exception)
+
+
+def is_denied(result) -> bool:
+    """NOPERM: the ACL user may not run this command or read this key (Rounds reports it)."""
+    return isinstance(result, NoPermissionError)
+
+
+# Commands whose RESP2 replies (integers, bulk strings, arrays of them) are used as they come.
+_UNPARSED = {m: m.upper() for m in ("llen", "zcard", "zcount", "type", "exists", "hget", "hmget", "hlen", "hvals",
+                                    "lindex", "lrange")}
 
 
 def _on_connect(connection) -> None:
@@ -99,13 +111,54 @@ class RedisClient:
         self.redis.close()
 
     def batch(self, calls) -> list:
-        """Run (method, *args) calls in one pipelined round trip; failures come back in place."""
+        """Run (method, *args) calls in one pipelined round trip; failures come back in place.
+        `method` is a redis-py method name, or an upper-case Redis command whose raw reply is wanted.
+
+        redis-py's Pipeline spends more CPU per command than the server does; a collection is
+        tens of thousands of LLEN/ZCARD/TYPE calls, so those whose replies need no parsing go
+        to the wire as they are, and the rest are built (and their replies parsed) by
+        redis-py's own command methods and response callbacks.
+        """
         if not calls:
             return []
-        pipe = self.redis.pipeline(transaction=False)
+        recorder = None
+        commands = []
         for method, *args in calls:
-            getattr(pipe, method)(*args)
-        return self.guard(lambda: pipe.execute(raise_on_error=False))
+            raw = method if method.isupper() else _UNPARSED.get(method)
+            if raw is not None:
+                commands.append(((raw, *args), None))
+            else:
+                if recorder is None:
+                    recorder = self.redis.pipeline(transaction=False)
+                getattr(recorder, method)(*args)
+                commands.append(recorder.command_stack[-1])
+        return self.guard(lambda: self._round_trip(commands))
+
+    def _round_trip(self, commands) -> list:
+        pool = self.redis.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands([args for args, _ in commands]))
+            callbacks = self.redis.response_callbacks
+            out = []
+            for args, options in commands:
+                try:
+                    reply = conn.read_response()
+                except ResponseError as e:
+                    out.append(options[EMPTY_RESPONSE] if options and EMPTY_RESPONSE in options else e)
+                    continue
+                if options is not None:
+                    options = {k: v for k, v in options.items() if k not in (EMPTY_RESPONSE, NEVER_DECODE, "keys")}
+                    callback = callbacks.get(args[0])
+                    if callback is not None:
+                        reply = callback(reply, **options)
+                out.append(reply)
+            return out
+        except BaseException:
+            conn.disconnect()  # a reply may be half read: never reuse this socket
+            raise
+        finally:
+            pool.release(conn)
 
     def guard(self, fn):
         """Turn a whole-server failure into a CheckError with a short reason, never a secret."""
@@ -137,47 +190,44 @@ class RedisClient:
     def info(self) -> dict:
         return self.guard(lambda: self.redis.info())
 
-    def scan(self, patterns, count: int, budget: int, types=(None,)) -> ScanResult:
-        """Keys matching any pattern, with their type, at most `budget` of them (never KEYS).
-
-        With types, each pattern is scanned once per type with SCAN's TYPE filter (Redis 6+),
-        so the server says what each key is and no TYPE round trip per key is needed.
-        """
+    def scan(self, patterns, count: int, budget: int, max_calls: int) -> ScanResult:
+        """Keys matching any pattern, at most `budget` of them, in at most `max_calls` SCAN calls
+        (never KEYS). ONE walk of the keyspace whatever the number of patterns and key types:
+        its MATCH is a glob covering every pattern, and the keys it lets through are matched
+        exactly here; their types are asked afterwards in one pipelined round.
+        keys maps each key to the index of the first pattern that matched it."""
         seen: dict = {}
-        exceeded = False
-        for pattern in patterns:
-            for kind in types:
-                if not _has_glob(pattern):  # a literal name needs no scan: the reads tell if it exists
-                    key = pattern.encode()
-                    if kind is None or self.guard(lambda: self.redis.type(key)).decode() == kind:  # noqa: B023 (called at once)
-                        seen.setdefault(key, kind)
-                else:
-                    cursor = 0
-                    while True:
-                        cursor, keys = self.guard(
-                            lambda: self.redis.scan(cursor, match=pattern, count=count, _type=kind))  # noqa: B023 (called at once)
-                        for k in keys:
-                            seen.setdefault(k, kind)
-                        if len(seen) > budget:
-                            exceeded = True
-                            break
-                        if cursor == 0:
-                            break
-                if exceeded:
-                    break
-            if exceeded:
-                break
-        return ScanResult(dict(list(seen.items())[:budget]), exceeded)
+        globs = []
+        for index, pattern in enumerate(patterns):
+            if has_glob(pattern):
+                globs.append((index, pattern))
+            else:  # a literal name needs no scan: its TYPE tells if it exists
+                seen.setdefault(pattern.encode(), index)
+        if not globs:
+            return ScanResult(seen, exceeded="")
+        matcher = Matcher([p for _, p in globs])
+        indexes = [i for i, _ in globs]
+        match = covering_glob([p for _, p in globs])
+        cursor, calls = 0, 0
+        while True:
+            if calls >= max_calls:
+                return ScanResult(seen, exceeded="calls")
+            calls += 1
+            cursor, keys = self.guard(lambda: self.redis.scan(cursor, match=match, count=count))  # noqa: B023 (called at once)
+            for k in keys:
+                i = matcher.index(k)
+                if i is not None:
+                    seen.setdefault(k, indexes[i])
+            if len(seen) > budget:
+                return ScanResult(dict(list(seen.items())[:budget]), exceeded="keys")
+            if cursor == 0:
+                return ScanResult(seen, exceeded="")
 
 
 @dataclass
 class ScanResult:
-    keys: dict  # key -> type (None when scanned without a type filter)
-    exceeded: bool
-
-
-def _has_glob(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
+    keys: dict  # key -> index of the first pattern that matched it
+    exceeded: str  # "" when complete; "keys" (max_keys) or "calls" (max_scan_calls) when cut short
 
 
 def _without_credentials(url: str) -> str:
@@ -204,22 +254,46 @@ class Rounds:
     def add(self, callback, method: str, *args) -> None:
         self._queued.append(((method, *args), callback))
 
+    def add_many(self, callback, calls) -> None:
+        """Queue many calls whose replies go, in order, to one callback as a list."""
+        if calls:
+            self._queued.append((_Many(calls), callback))
+
     def run(self) -> None:
         while self._queued:
             todo, self._queued = self._queued, []
-            results = self.client.batch([call for call, _ in todo])
+            calls = []
+            for call, _ in todo:
+                if isinstance(call, _Many):
+                    calls.extend(call.calls)
+                else:
+                    calls.append(call)
+            results = iter(self.client.batch(calls))
             self.round_trips += 1
             denied = Denials()
-            for (call, callback), result in zip(todo, results):
-                if isinstance(result, NoPermissionError):  # not "the key changed": the user may not read it
-                    denied.add(call, result)
-                    continue
+            for call, callback in todo:
+                if isinstance(call, _Many):
+                    result = [next(results) for _ in call.calls]
+                    for one, r in zip(call.calls, result):
+                        if is_denied(r):  # the callback skips it: reported here, once
+                            denied.add(one, r)
+                    call = call.calls[0]
+                else:
+                    result = next(results)
+                    if is_denied(result):  # not "the key changed": the user may not read it
+                        denied.add(call, result)
+                        continue
                 try:
                     callback(result)
                 except Exception as e:  # one odd reply must not end the collection
                     self.on_error("bad_reply", f"{call[0].upper()} {label(call[1]) if len(call) > 1 else ''}: "
                                                f"unexpected reply ({type(e).__name__}: {e})")
             denied.report(self.on_error)
+
+
+class _Many:
+    def __init__(self, calls):
+        self.calls = calls
 
 
 class Denials:

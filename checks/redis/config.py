@@ -40,6 +40,12 @@ SCHEMA = Schema(
                                "BullMQ key prefix"),
         "max_keys": Field(Int(min=1), 10000, "scan budget: most keys looked at per cycle"),
         "scan_count": Field(Int(min=10, max=100000), 1000, "COUNT hint of each SCAN call"),
+        "max_scan_calls": Field(Int(min=1), 20000,
+                                "scan budget: most SCAN calls per cycle (each walks about scan_count keys of the "
+                                "whole keyspace, matching or not)"),
+        "celery_read_max": Field(Int(min=0, max=100000), 1000,
+                                 "most messages of each Celery queue list read per cycle to tell eta/countdown "
+                                 "tasks from ready ones and to age the oldest"),
         "dlq_sample": Field(Int(min=0, max=10000), 100, "newest dead jobs read per cycle for reasons and sources"),
         "reasons": REASONS_FIELD,
         "stream_lag_max_scan": Field(Int(min=0), 100000,

@@ -6,14 +6,13 @@ STREAM -> stream with consumer groups; any of them matched by `dlq_keys` -> a DL
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import re
 
-from checks.redis.client import is_error, is_missing_key, label
-from checks.redis.model import DeadLetterStat, PendingStat, QueueStat
+from checks.redis.client import is_denied, is_error, is_missing_key, label
+from checks.redis.globs import to_regex
+from checks.redis.model import PLAIN, DeadLetterStat, PendingStat, QueueStat
 from checks.redis.streams import after, parse_id, read_stream
-from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
+from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed_many
 
 # Fields a dead letter written by hand commonly names its failure with (first one present wins).
 REASON_FIELDS = ("error_class", "exception", "exc_type", "error_type", "failedReason", "reason", "error")
@@ -23,25 +22,15 @@ class DlqPatterns:
     """`dlq_keys` globs; the part a single `*` matched names the source queue (`orders:dead` -> `orders`)."""
 
     def __init__(self, patterns):
-        self._compiled = [(re.compile(_glob_to_regex(p), re.S), p.count("*") == 1) for p in patterns]
+        self._compiled = [(to_regex(p, capture_stars=True), p.count("*") == 1) for p in patterns]
 
-    def source(self, name: str) -> str | None:
-        """The source queue if `name` is a DLQ, else None."""
+    def source(self, key: bytes) -> str | None:
+        """The source queue if `key` is a DLQ, else None."""
         for regex, one_star in self._compiled:
-            m = regex.fullmatch(name)
+            m = regex.fullmatch(key)
             if m:
-                return m.group(1) if one_star and m.groups() else name
+                return label(m.group(1)) if one_star else label(key)
         return None
-
-
-def _glob_to_regex(pattern: str) -> str:
-    out = []
-    for part in re.split(r"(\*)", pattern):
-        if part == "*":
-            out.append("(.*)")
-        elif part:
-            out.append(fnmatch.translate(part)[4:-3])  # fnmatch wraps in (?s:...)\Z
-    return "".join(out)
 
 
 def reason_of(payload) -> str | None:
@@ -64,31 +53,36 @@ def reason_of(payload) -> str | None:
 def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, now: float, view) -> None:
     clock = ScoreClock(options.delayed_score)
     suffix = options.processing_suffix.encode()
+    lists, zsets = [], []
 
-    for key, kind in keys:  # kind is what SCAN's TYPE filter found
+    for key, kind in keys:  # kind is what TYPE answered
         name = label(key)
-        source = dlq_patterns.source(name)
+        source = dlq_patterns.source(key)
         if source is not None:
-            _read_dlq(rounds, key, name, kind, source, cursors.get(name), options, clock, now, view)
+            _read_dlq(rounds, key, name, kind, source, cursors.get((PLAIN, name)), options, clock, now, view)
         elif kind == "list":
-            if key.endswith(suffix) and len(key) > len(suffix):
-                pending = label(key[: -len(suffix)])
-                _llen(rounds, key, view, lambda n, q=pending: view.pending.__setitem__((q, None), PendingStat(n)))
-            else:
-                _llen(rounds, key, view, lambda n, q=name: view.queues.__setitem__(q, QueueStat(n)))
+            lists.append(key)
         elif kind == "zset":
-            read_delayed(rounds, key, clock, now, lambda stat, q=name: view.delayed.__setitem__(q, stat))
+            zsets.append(key)
         elif kind == "stream":
             read_stream(rounds, key, now, options.stream_lag_max_scan, view)
 
+    def on_lengths(replies):
+        for key, n in zip(lists, replies):
+            if is_denied(n):
+                continue  # Rounds reports NOPERM
+            if is_error(n):
+                view.error("key_changed", f"LLEN {label(key)!r}: {n}")
+            elif key.endswith(suffix) and len(key) > len(suffix):
+                view.pending[(PLAIN, label(key[: -len(suffix)]), None)] = PendingStat(int(n))
+            else:
+                view.queues[(PLAIN, label(key))] = QueueStat(int(n))
+    rounds.add_many(on_lengths, [("llen", k) for k in lists])
 
-def _llen(rounds, key, view, store) -> None:
-    def cb(result):
-        if is_error(result):
-            view.error("key_changed", f"LLEN {label(key)!r}: {result}")
-        else:
-            store(int(result))
-    rounds.add(cb, "llen", key)
+    def on_zset_error(key, reply):
+        view.error("key_changed", f"sorted set {label(key)!r}: {reply}")
+    read_delayed_many(rounds, zsets, clock, now, lambda key, stat: view.delayed.__setitem__((PLAIN, label(key)), stat),
+                      on_zset_error)
 
 
 def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view) -> None:
@@ -97,7 +91,7 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
         def store(stat, new_members):
             stat.source = source
             stat.sampled = [(None, reason_of(m)) for m, _ in new_members[:sample]]
-            view.dlqs[name] = stat
+            view.dlqs[(PLAIN, name)] = stat
         read_dead_set(rounds, key, cursor, sample, store, clock=clock, source=source)
     elif kind == "list":
         def on_len(result):
@@ -105,7 +99,7 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
                 view.error("key_changed", f"LLEN {name!r}: {result}")
                 return
             stat = DeadLetterStat(source=source, size=int(result), cursor=int(result))
-            view.dlqs[name] = stat
+            view.dlqs[(PLAIN, name)] = stat
             grown = int(result) - (cursor if isinstance(cursor, int) else 0)
             if grown > 0 and sample:
                 # Dead letters are LPUSHed by convention, so the newest are at the head.
@@ -128,7 +122,7 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
                                   newest_timestamp=newest[0] / 1000.0 if newest else None,
                                   produced=int(added) if added is not None else None, cursor=cursor,
                                   arrivals=0 if added is None else None)
-            view.dlqs[name] = stat
+            view.dlqs[(PLAIN, name)] = stat
             if newest is None:
                 return
             start = cursor if isinstance(cursor, tuple) else None

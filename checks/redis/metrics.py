@@ -14,8 +14,30 @@ def _c(name, help, labels=(), example=""):
 
 QUEUE_LATENCY = _g(
     "mqwatch_redis_queue_latency_seconds",
-    "Age of the oldest job waiting in this job-framework queue (Sidekiq/RQ latency); 0 when empty.",
-    ["queue"], example="max by (cluster, queue) (mqwatch_redis_queue_latency_seconds) > 300",
+    "Age of the oldest job waiting in this job-framework queue (Sidekiq/RQ latency; BullMQ counts prioritized "
+    "jobs; Celery: since mqwatch first saw the oldest ready message); 0 when empty.",
+    ["queue", "framework"],
+    example="max by (cluster, framework, queue) (mqwatch_redis_queue_latency_seconds) > 300",
+)
+QUEUE_JOBS = _g(
+    "mqwatch_redis_queue_jobs",
+    "Jobs of this job-framework queue by the framework's own state name: BullMQ getJobCounts() states (waiting, "
+    "prioritized, waiting-children, active, delayed, failed); RQ registries (queued, started, scheduled, deferred, "
+    "failed).",
+    ["queue", "framework", "state"],
+    example='mqwatch_redis_queue_jobs{state="waiting-children"} > 0',
+)
+QUEUE_PAUSED = _g(
+    "mqwatch_redis_queue_paused",
+    "1 if this BullMQ queue is paused (its jobs wait on purpose: not a stopped worker), else 0.",
+    ["queue", "framework"],
+    example="mqwatch_redis_queue_latency_seconds > 300 unless on (cluster, framework, queue) "
+            "(mqwatch_redis_queue_paused == 1)",
+)
+WORKERS = _g(
+    "mqwatch_redis_workers",
+    "Live worker processes of this job framework (Sidekiq processes with a heartbeat, RQ workers registered).",
+    ["framework"], example='mqwatch_redis_workers{framework="sidekiq"} == 0',
 )
 QUEUE_FRAMEWORK = _g(
     "mqwatch_redis_queue_framework", "Always 1: the job framework that owns this queue (sidekiq, rq, bullmq, celery).",
@@ -76,6 +98,9 @@ METRICS = (
     m.DLQ_REASON_MESSAGES,
     QUEUE_LATENCY,
     QUEUE_FRAMEWORK,
+    QUEUE_JOBS,
+    QUEUE_PAUSED,
+    WORKERS,
     KEYS_SCANNED,
     KEY_BUDGET_EXCEEDED,
 ) + SERVER_METRICS

@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 
 from checks.redis.client import is_error
 
+# The `framework` label of series read from keys no job framework owns (the `keys` patterns).
+PLAIN = "plain"
+
 
 @dataclass
 class QueueStat:
     messages: int
     latency: float | None = None  # age of the oldest waiting job, when the framework records it
-    framework: str | None = None
 
 
 @dataclass
@@ -50,6 +52,7 @@ class StreamStat:
 class DeadLetterStat:
     source: str  # "" when the entries of one DLQ come from several queues (Sidekiq's dead set)
     size: int
+    by_source: dict | None = None  # source -> entries, for a DLQ that mixes queues
     newest_timestamp: float | None = None
     arrivals: int | None = None  # entries newer than the last one seen; None: only the size is known
     produced: int | None = None  # a stream's entries-added counter
@@ -59,12 +62,18 @@ class DeadLetterStat:
 
 @dataclass
 class View:
-    queues: dict = field(default_factory=dict)  # name -> QueueStat
-    pending: dict = field(default_factory=dict)  # (queue, consumer or None) -> PendingStat
-    delayed: dict = field(default_factory=dict)  # name -> DelayedStat
-    streams: dict = field(default_factory=dict)  # name -> StreamStat
+    """Keys start with the framework (sidekiq, rq, bullmq, celery, or PLAIN): four frameworks may
+    each have a queue `default` in one database, and each is its own series."""
+
+    queues: dict = field(default_factory=dict)  # (framework, name) -> QueueStat
+    pending: dict = field(default_factory=dict)  # (framework, queue, consumer or None) -> PendingStat
+    delayed: dict = field(default_factory=dict)  # (framework, name) -> DelayedStat
+    streams: dict = field(default_factory=dict)  # name -> StreamStat (plain keys)
     groups: list = field(default_factory=list)  # GroupStat
-    dlqs: dict = field(default_factory=dict)  # dlq name -> DeadLetterStat
+    dlqs: dict = field(default_factory=dict)  # (framework, dlq name) -> DeadLetterStat
+    jobs: dict = field(default_factory=dict)  # (framework, queue, state) -> jobs, in the framework's own terms
+    paused: dict = field(default_factory=dict)  # (framework, queue) -> bool
+    workers: dict = field(default_factory=dict)  # framework -> live worker processes
     errors: list = field(default_factory=list)  # (reason, message)
 
     def error(self, reason: str, message: str) -> None:

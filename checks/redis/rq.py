@@ -4,6 +4,9 @@
   oldest is at index 0. `rq:job:<id>` is a HASH with `enqueued_at` ('%Y-%m-%dT%H:%M:%S.%fZ', UTC).
 - Registries are ZSETs: `rq:wip:<name>` (started), `rq:scheduled:<name>` (scored by the due time,
   seconds), `rq:failed:<name>` (scored by EXPIRY: failure time + failure_ttl, so not a failure time).
+- `rq:deferred:<name>`: ZSET of jobs waiting for the jobs they depend on. `rq:workers`: SET of
+  worker keys `rq:worker:<name>`, a HASH each that expires when the worker stops heartbeating
+  (Worker.all() skips keys that are gone).
 - A failed job's `exc_info` in its hash is the zlib-compressed traceback text (plain text in old
   RQ); RQ 1.12+ also writes results to the stream `rq:results:<id>`, whose `exc_string` is
   base64 of the zlib-compressed traceback. The exception class ends the traceback.
@@ -17,13 +20,15 @@ import datetime as dt
 import zlib
 
 from checks.redis.client import is_error, label
-from checks.redis.model import PendingStat, QueueStat, add_length
+from checks.redis.model import PendingStat, QueueStat
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "rq"
 QUEUE_PREFIX = b"rq:queue:"
 SECONDS = ScoreClock("seconds")
-_REGISTRIES = (b"rq:wip:", b"rq:scheduled:", b"rq:failed:", b"rq:finished:", b"rq:deferred:", b"rq:canceled:")
+_REGISTRIES = (b"rq:wip:", b"rq:scheduled:", b"rq:failed:", b"rq:finished:", b"rq:deferred:", b"rq:canceled:",
+               b"rq:ready:")
+WORKERS = b"rq:workers"
 
 
 def discover(rounds, found) -> None:
@@ -33,7 +38,7 @@ def discover(rounds, found) -> None:
 
 
 def owned_keys(queues) -> set:
-    keys = {b"rq:queues"}
+    keys = {b"rq:queues", WORKERS}
     for q in queues:
         keys.add(QUEUE_PREFIX + q)
         keys.update(prefix + q for prefix in _REGISTRIES)
@@ -47,10 +52,14 @@ def failed_key(q: bytes) -> str:
 def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
     for q in queues:
         name = label(q)
-        stat = QueueStat(0, 0.0, NAME)
-        view.queues[name] = stat
+        stat = QueueStat(0, 0.0)
+        view.queues[(NAME, name)] = stat
 
-        on_len = add_length(stat, view, f"rq queue {name!r}")
+        def on_queued(result, name=name, stat=stat):
+            if is_error(result):
+                view.error("key_changed", f"rq queue {name!r}: {result}")
+            else:
+                stat.messages = view.jobs[(NAME, name, "queued")] = int(result)
 
         def on_oldest(job_id, stat=stat, name=name):
             if job_id is None or is_error(job_id):
@@ -64,25 +73,35 @@ def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
                     stat.latency = max(0.0, now - at)
             rounds.add(on_enqueued, "hget", b"rq:job:" + job_id, "enqueued_at")
 
-        rounds.add(on_len, "llen", QUEUE_PREFIX + q)
+        rounds.add(on_queued, "llen", QUEUE_PREFIX + q)
         rounds.add(on_oldest, "lindex", QUEUE_PREFIX + q, 0)
 
         def on_wip(result, name=name):
             if not is_error(result):
-                view.pending[(name, None)] = PendingStat(int(result))
+                view.pending[(NAME, name, None)] = PendingStat(int(result))
+                view.jobs[(NAME, name, "started")] = int(result)
         rounds.add(on_wip, "zcard", b"rq:wip:" + q)
 
-        def on_scheduled_type(result, q=q, name=name):
+        def on_deferred(result, name=name):
+            if not is_error(result):
+                view.jobs[(NAME, name, "deferred")] = int(result)
+        rounds.add(on_deferred, "zcard", b"rq:deferred:" + q)
+
+        def on_scheduled(d, name=name):
+            view.delayed[(NAME, name)] = d
+            view.jobs[(NAME, name, "scheduled")] = d.messages
+
+        def on_scheduled_type(result, q=q, on_scheduled=on_scheduled):
             if result == b"zset":
-                read_delayed(rounds, b"rq:scheduled:" + q, SECONDS, now,
-                             lambda s, n=name: view.delayed.__setitem__(n, s))
+                read_delayed(rounds, b"rq:scheduled:" + q, SECONDS, now, on_scheduled)
         rounds.add(on_scheduled_type, "type", b"rq:scheduled:" + q)
 
         dlq = failed_key(q)
 
         def on_failed(stat, new_members, dlq=dlq, name=name):
             stat.source = name
-            view.dlqs[dlq] = stat
+            view.dlqs[(NAME, dlq)] = stat
+            view.jobs[(NAME, name, "failed")] = stat.size
             newest_id = new_members[0][0] if new_members else None
             for job_id, _ in new_members[:sample]:
                 entry = [None, None]
@@ -101,9 +120,27 @@ def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
                                 entry[1] = exception_class(result_exc_string(items[0][1]))
                         rounds.add(on_result, "xrevrange", b"rq:results:" + job_id, "+", "-", 1)
                 rounds.add(on_job, "hmget", b"rq:job:" + job_id, "exc_info", "ended_at")
-        # The failed registry's scores are expiry times: with one failure_ttl they still rise
-        # with failure time, so "newer than the last score seen" still means "arrived since".
-        read_dead_set(rounds, b"rq:failed:" + q, cursors.get(dlq), sample, on_failed, clock=None, source=name)
+        # The failed registry's scores are expiry times, int(now) + failure_ttl: with one
+        # failure_ttl they rise with failure time, and failures of one second share a score
+        # (read_dead_set tells those apart by membership).
+        read_dead_set(rounds, b"rq:failed:" + q, cursors.get((NAME, dlq)), sample, on_failed, clock=None,
+                      source=name)
+    _read_workers(rounds, view)
+
+
+def _read_workers(rounds, view) -> None:
+    """Workers registered whose key still exists, as Worker.all() counts them."""
+    def on_members(keys):
+        if is_error(keys):
+            return
+        view.workers[NAME] = 0
+
+        def on_exists(n):
+            if not is_error(n):
+                view.workers[NAME] += int(n)
+        for k in keys:
+            rounds.add(on_exists, "exists", k)
+    rounds.add(on_members, "smembers", WORKERS)
 
 
 def parse_time(value) -> float | None:

@@ -4,19 +4,27 @@
   Each job is JSON; `enqueued_at` is a Float of seconds (Sidekiq < 8) or Integer milliseconds (8+).
 - `schedule`, `retry`: ZSETs scored by the time (Float seconds) the job is due.
 - `dead`: ZSET scored by time of death; each job records its `queue` and `error_class`.
+- `processes`: SET of process identities; each a HASH with `info` (JSON, gone when the process
+  missed its heartbeats: Sidekiq::ProcessSet prunes those) and `busy`; the jobs running now are in
+  the HASH `<identity>:workers` (Sidekiq 6) or `<identity>:work` (7+), thread id -> JSON with
+  `queue`, `payload` and `run_at` (seconds): what Sidekiq::WorkSet lists.
 """
 
 from __future__ import annotations
 
 import json
 
-from checks.redis.client import is_error, label
-from checks.redis.model import QueueStat, add_length
+from checks.redis.client import as_float, is_error, label
+from checks.redis.model import PendingStat, QueueStat, add_length
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "sidekiq"
 DEAD = "dead"
 SECONDS = ScoreClock("seconds")
+# Dead jobs read per cycle to split the dead set's depth by queue: Sidekiq's own cap
+# (dead_max_jobs) is 10,000. Jobs beyond it count under `unknown`.
+DEAD_READ_MAX = 10000
+UNKNOWN = "unknown"
 
 
 def discover(rounds, found) -> None:
@@ -25,14 +33,17 @@ def discover(rounds, found) -> None:
 
 
 def owned_keys(queues) -> set:
-    return {b"queues", b"schedule", b"retry", b"dead"} | {b"queue:" + q for q in queues}
+    return {b"queues", b"schedule", b"retry", b"dead", b"processes"} | {b"queue:" + q for q in queues}
 
 
-def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
+def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict) -> None:
+    """`sources` caches each dead job's queue (by member hash) across cycles, so a dead set
+    that did not change is not parsed again."""
     for q in queues:
         name = label(q)
-        stat = QueueStat(0, 0.0, NAME)
-        view.queues[name] = stat
+        stat = QueueStat(0, 0.0)
+        view.queues[(NAME, name)] = stat
+        view.pending[(NAME, name, None)] = PendingStat(0, 0.0)  # busy jobs, counted from the processes
 
         on_len = add_length(stat, view, f"sidekiq queue {name!r}")
 
@@ -47,7 +58,7 @@ def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
         rounds.add(on_oldest, "lindex", b"queue:" + q, -1)
 
     for zset in ("schedule", "retry"):
-        read_delayed(rounds, zset, SECONDS, now, lambda stat, z=zset: view.delayed.__setitem__(z, stat))
+        read_delayed(rounds, zset, SECONDS, now, lambda stat, z=zset: view.delayed.__setitem__((NAME, z), stat))
 
     def on_dead(stat, new_members):
         bad = 0
@@ -60,9 +71,72 @@ def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
                 stat.sampled.append((_str(job.get("queue")), _str(job.get("error_class"))))
         if bad:
             view.error("bad_payload", f"sidekiq dead set: {bad} of the newest dead jobs are not valid job JSON")
-        view.dlqs[DEAD] = stat
+        view.dlqs[(NAME, DEAD)] = stat
+        rounds.add(lambda members: _split_dead(members, stat, sources, view), "zrange", DEAD, 0,
+                   DEAD_READ_MAX - 1, False, True)
 
-    read_dead_set(rounds, DEAD, cursors.get(DEAD), sample, on_dead, clock=SECONDS, source="")
+    read_dead_set(rounds, DEAD, cursors.get((NAME, DEAD)), sample, on_dead, clock=SECONDS, source="")
+    _read_processes(rounds, now, view)
+
+
+def _split_dead(members, stat, cache: dict, view) -> None:
+    """The dead set's depth and newest death per job queue (the set itself mixes queues)."""
+    if is_error(members):
+        view.error("key_changed", f"sidekiq dead set: {members}")
+        return
+    by_source: dict = {}
+    newest: dict = {}
+    seen: dict = {}
+    for member, score in members:
+        h = hash(member)
+        src = cache.get(h)
+        if src is None:
+            job = _job(member)
+            src = (_str(job.get("queue")) if job else None) or UNKNOWN
+        seen[h] = src
+        by_source[src] = by_source.get(src, 0) + 1
+        newest[src] = max(newest.get(src, score), score)
+    cache.clear()
+    cache.update(seen)
+    beyond = stat.size - len(members)
+    if beyond > 0:
+        by_source[UNKNOWN] = by_source.get(UNKNOWN, 0) + beyond
+    stat.by_source = {src: (n, newest.get(src)) for src, n in by_source.items()}
+
+
+def _read_processes(rounds, now: float, view) -> None:
+    """Live processes (those whose heartbeat `info` is still there) and the jobs they run, by queue."""
+    def on_members(identities):
+        if is_error(identities):
+            return
+        view.workers[NAME] = 0
+        for ident in sorted(identities):
+            def on_info(fields, ident=ident):
+                if is_error(fields) or fields[0] is None:
+                    return  # missed its heartbeats: dead, as Sidekiq::ProcessSet#cleanup decides
+                view.workers[NAME] += 1
+            rounds.add(on_info, "hmget", ident, "info", "busy")
+            for suffix in (b":workers", b":work"):
+                rounds.add(lambda work: _add_busy(work, now, view), "hgetall", ident + suffix)
+
+    rounds.add(on_members, "smembers", "processes")
+
+
+def _add_busy(work, now: float, view) -> None:
+    if is_error(work):
+        return
+    for raw in work.values():
+        job = _job(raw)
+        queue = _str(job.get("queue")) if job else None
+        if queue is None:
+            view.error("bad_payload", "sidekiq: a running job's record names no queue")
+            continue
+        stat = view.pending.setdefault((NAME, queue, None), PendingStat(0, 0.0))
+        stat.messages += 1
+        run_at = as_float(job.get("run_at"))
+        if run_at is not None:
+            run_at = run_at if run_at < 1e11 else run_at / 1000.0  # Sidekiq 7 may write milliseconds
+            stat.oldest_seconds = max(stat.oldest_seconds or 0.0, now - run_at)
 
 
 def _job(raw):

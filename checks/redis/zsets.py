@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from checks.redis.client import as_float
+from checks.redis.client import as_float, is_denied
 from checks.redis.model import DeadLetterStat, DelayedStat
 
 # Scores at or above this are milliseconds: as seconds they would be past the year 5000.
@@ -47,63 +47,88 @@ class ScoreClock:
 
 
 def read_delayed(rounds, key, clock: ScoreClock, now: float, store) -> None:
-    """ZCARD and the head; ZCOUNT up to now only when the head is overdue (most sets are not)."""
-    replies: dict = {}
+    read_delayed_many(rounds, [key], clock, now, lambda _key, stat: store(stat))
 
-    def finish():
-        card, head = replies["card"], replies["head"]
-        for v in (card, head):
-            if isinstance(v, Exception):
-                raise ValueError(str(v))
-        if not head:
-            store(DelayedStat(int(card), 0, 0.0))
-            return
-        index = clock.resolve(head[0][1])
-        due = clock.to_seconds(head[0][1], index)
-        if due > now:
-            store(DelayedStat(int(card), 0, 0.0))
-            return
 
-        def on_count(overdue):
-            if isinstance(overdue, Exception):
-                raise ValueError(str(overdue))
-            store(DelayedStat(int(card), int(overdue), max(0.0, now - due)))
-        rounds.add(on_count, "zcount", key, "-inf", repr(float(clock.thresholds(now)[index])))
+def read_delayed_many(rounds, keys, clock: ScoreClock, now: float, store, on_error=None) -> None:
+    """ZCARD and the head of each set; ZCOUNT up to now only for sets whose head is overdue
+    (most are not). store(key, DelayedStat) per set; on_error(key, reply) for an error reply
+    (a key that changed type), else it raises into the round's error report."""
+    def failed(key, reply):
+        if is_denied(reply):
+            return  # Rounds reports NOPERM
+        if on_error is None:
+            raise ValueError(str(reply))
+        on_error(key, reply)
 
-    def keep(name):
-        def cb(result):
-            replies[name] = result
-            if len(replies) == 2:
-                finish()
-        return cb
+    def on_heads(replies):
+        overdue = []
+        for i, key in enumerate(keys):
+            card, head = replies[2 * i], replies[2 * i + 1]
+            if isinstance(card, Exception) or isinstance(head, Exception):
+                failed(key, card if isinstance(card, Exception) else head)
+                continue
+            if not head:
+                store(key, DelayedStat(int(card), 0, 0.0))
+                continue
+            score = float(head[0][1] if isinstance(head[0], list) else head[1])  # RESP3 nests the pair
+            index = clock.resolve(score)
+            due = clock.to_seconds(score, index)
+            if due > now:
+                store(key, DelayedStat(int(card), 0, 0.0))
+            else:
+                overdue.append((key, int(card), due, repr(float(clock.thresholds(now)[index]))))
+        if overdue:
+            rounds.add_many(lambda counts: on_counts(overdue, counts),
+                            [("zcount", key, "-inf", upto) for key, _, _, upto in overdue])
 
-    rounds.add(keep("card"), "zcard", key)
-    rounds.add(keep("head"), "zrange", key, 0, 0, False, True)
+    def on_counts(overdue, counts):
+        for (key, card, due, _), n in zip(overdue, counts):
+            if isinstance(n, Exception):
+                failed(key, n)
+            else:
+                store(key, DelayedStat(card, int(n), max(0.0, now - due)))
+
+    calls = []
+    for key in keys:
+        calls += [("zcard", key), ("ZRANGE", key, 0, 0, "WITHSCORES")]
+    rounds.add_many(on_heads, calls)
+
+
+# Most members sharing the newest score that are remembered to tell new ones from seen ones.
+BOUNDARY_MAX = 10000
 
 
 def read_dead_set(rounds, key, since, sample: int, store, clock: ScoreClock | None = None, source: str = "") -> None:
-    """A dead-letter ZSET: size, arrivals since the last score seen, and the newest arrivals.
+    """A dead-letter ZSET: size, arrivals since the last read, and the newest arrivals.
 
-    store(stat, new_members) gets the stat and the (member, score) pairs that arrived, newest
-    first, at most `sample`; the caller turns members into sources and reasons.
+    Arrivals are counted by membership, not by score alone: several entries can share one
+    score (RQ scores failures in whole seconds, BullMQ in milliseconds), so the cursor is the
+    newest score seen AND the members that had it; an entry at that score that is not among
+    them arrived since. store(stat, new_members) gets the stat and the (member, score) pairs
+    that arrived, newest first, at most `sample`; the caller turns members into sources and reasons.
     """
-    lower = "-inf" if since is None else f"({float(since)!r}"
+    top_seen, boundary = since if isinstance(since, tuple) else (None, frozenset())
     replies: dict = {}
+    wanted = 4 if top_seen is None else 5
 
     def keep(name):
         def cb(result):
             replies[name] = result
-            if len(replies) == 4:
-                _finish_dead(replies, since, clock, source, store)
+            if len(replies) == wanted:
+                _finish_dead(rounds, key, replies, top_seen, boundary, sample, clock, source, store)
         return cb
 
+    lower = "-inf" if top_seen is None else repr(float(top_seen))
     rounds.add(keep("card"), "zcard", key)
-    rounds.add(keep("new"), "zcount", key, lower, "+inf")
-    rounds.add(keep("newest"), "zrevrangebyscore", key, "+inf", lower, 0, max(sample, 1), True)
+    rounds.add(keep("above"), "zcount", key, "-inf" if top_seen is None else f"({float(top_seen)!r}", "+inf")
+    rounds.add(keep("newest"), "zrevrangebyscore", key, "+inf", lower, 0, max(sample, 1) + len(boundary), True)
     rounds.add(keep("top"), "zrevrange", key, 0, 0, True)
+    if top_seen is not None:
+        rounds.add(keep("at_top"), "zrangebyscore", key, lower, lower, 0, BOUNDARY_MAX)
 
 
-def _finish_dead(replies, since, clock, source, store) -> None:
+def _finish_dead(rounds, key, replies, top_seen, boundary, sample, clock, source, store) -> None:
     for v in replies.values():
         if isinstance(v, Exception):
             raise ValueError(str(v))
@@ -111,7 +136,16 @@ def _finish_dead(replies, since, clock, source, store) -> None:
     newest = None
     if top is not None and clock is not None:
         newest = clock.to_seconds(top, clock.resolve(top))
-    cursor = since if top is None or (since is not None and top <= since) else top
+    at_top = set(replies.get("at_top") or ())
+    arrivals = int(replies["above"]) + len(at_top - boundary)
+    new_members = [(m, as_float(s)) for m, s in replies["newest"] if not (s == top_seen and m in boundary)]
     stat = DeadLetterStat(source=source, size=int(replies["card"]), newest_timestamp=newest,
-                          arrivals=int(replies["new"]), cursor=cursor)
-    store(stat, [(m, as_float(s)) for m, s in replies["newest"]])
+                          arrivals=arrivals, cursor=(top_seen, boundary) if top_seen is not None else None)
+    if top is not None and top == top_seen:
+        stat.cursor = (top, frozenset(at_top))
+    elif top is not None:
+        def on_boundary(members):
+            if not isinstance(members, Exception):
+                stat.cursor = (top, frozenset(members))
+        rounds.add(on_boundary, "zrangebyscore", key, repr(float(top)), repr(float(top)), 0, BOUNDARY_MAX)
+    store(stat, new_members[:sample])

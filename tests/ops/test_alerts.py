@@ -331,3 +331,25 @@ def test_cluster_override_of_an_alert_without_cluster_label_is_rejected():
         generate.load_config({"cluster_overrides": {"shop": {"MqwatchTargetDown": {"for": "1m"}}}})
     with pytest.raises(ValueError, match=r"cluster_overrides.shop: unknown alert 'MqwatchLag'"):
         generate.load_config({"cluster_overrides": {"shop": {"MqwatchLag": {"for": "1m"}}}})
+
+
+@needs_promtool
+def test_a_paused_job_queue_does_not_page_as_slow(tmp_path):
+    """BullMQ `pause()` keeps jobs waiting on purpose: only the running queue's latency pages."""
+    def series(name, queue, values):
+        return {"series": f'{name}{{system="redis",cluster="jobs",framework="bullmq",queue="{queue}",job="mqwatch",'
+                          'instance="mqwatch-0:9325"}', "values": values}
+
+    inputs = [series("mqwatch_redis_queue_latency_seconds", "held", "600x40"),
+              series("mqwatch_redis_queue_paused", "held", "1x40"),
+              series("mqwatch_redis_queue_latency_seconds", "emails", "600x40"),
+              series("mqwatch_redis_queue_paused", "emails", "0x40")]
+    ok, out = _promtool_test(
+        tmp_path, RULES.read_text(), inputs, "MqwatchJobQueueLatencyHigh", "15m",
+        {"system": "redis", "cluster": "jobs", "framework": "bullmq", "queue": "emails", "job": "mqwatch",
+         "severity": "warning"},
+        {"summary": "Jobs wait 10m 0s on emails (jobs)",
+         "description": "The oldest job waiting on emails in Redis cluster jobs was enqueued 10m 0s ago (threshold "
+                        "300s, for 5m): its workers are too few, stuck or gone.",
+         "runbook_url": f"{RUNBOOK_BASE}/MqwatchJobQueueLatencyHigh.md"})
+    assert ok, out

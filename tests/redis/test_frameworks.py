@@ -46,12 +46,18 @@ def test_sidekiq_queues_latency_schedule_retry_and_dead_set(db):
     assert snap.value("mqwatch_delayed_overdue_messages", queue="schedule") == 1
     assert snap.value("mqwatch_delayed_overdue_seconds", queue="schedule") == pytest.approx(45, abs=3)
     assert snap.value("mqwatch_delayed_overdue_messages", queue="retry") == 0
-    assert snap.value("mqwatch_dlq_messages", dlq="dead", source="") == 3
+    # The depth is split by each dead job's queue, like the arrivals.
+    assert snap.value("mqwatch_dlq_messages", dlq="dead", source="mailers") == 2
+    assert snap.value("mqwatch_dlq_messages", dlq="dead", source="default") == 1
+    assert snap.value("mqwatch_dlq_messages", dlq="dead", source="") is None
     assert snap.value("mqwatch_dlq_messages_total", dlq="dead", source="mailers") == 2
     assert snap.value("mqwatch_dlq_messages_total", dlq="dead", source="default") == 1
     assert snap.value("mqwatch_dlq_reason_messages", dlq="dead", reason="Net::ReadTimeout") == 2
     assert snap.value("mqwatch_dlq_reason_messages", dlq="dead", reason="ArgumentError") == 1
-    assert snap.value("mqwatch_dlq_last_message_timestamp_seconds", dlq="dead", source="") == pytest.approx(now - 5, abs=0.01)
+    assert snap.value("mqwatch_dlq_last_message_timestamp_seconds", dlq="dead", source="mailers") == pytest.approx(
+        now - 5, abs=0.01)
+    assert snap.value("mqwatch_dlq_last_message_timestamp_seconds", dlq="dead", source="default") == pytest.approx(
+        now - 20, abs=0.01)
 
 
 def test_sidekiq_dead_arrivals_stay_monotonic_when_jobs_are_removed(db):
@@ -69,7 +75,7 @@ def test_sidekiq_dead_arrivals_stay_monotonic_when_jobs_are_removed(db):
     r.zrem("dead", *old[:2])  # someone retried two dead jobs from the Web UI
     r.zadd("dead", {_sidekiq_job("default", None, error_class="E", jid="new"): now})
     second = Collector(check, 5).collect()
-    assert second.value("mqwatch_dlq_messages", dlq="dead", source="") == 2
+    assert second.value("mqwatch_dlq_messages", dlq="dead", source="default") == 2
     assert second.value("mqwatch_dlq_messages_total", dlq="dead", source="default") == 4
     third = Collector(check, 5).collect()
     assert third.value("mqwatch_dlq_messages_total", dlq="dead", source="default") == 4

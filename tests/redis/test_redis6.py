@@ -53,6 +53,6 @@ def test_sidekiq_dead_set_and_server_health_on_redis_6(db6):
     assert snap.ok, snap.error
     assert snap.value("mqwatch_queue_messages", queue="default") == 1
     assert snap.value("mqwatch_redis_queue_latency_seconds", queue="default") == pytest.approx(30, abs=3)
-    assert snap.value("mqwatch_dlq_messages", dlq="dead", source="") == 1
+    assert snap.value("mqwatch_dlq_messages", dlq="dead", source="default") == 1
     assert snap.value("mqwatch_dlq_reason_messages", dlq="dead", reason="Timeout::Error") == 1
     assert snap.value("mqwatch_redis_used_memory_bytes") > 0
