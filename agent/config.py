@@ -15,7 +15,7 @@ from agent.redact import register_config_tree
 from agent.registry import PluginLoadError, get_check_class, known_kinds
 from agent.schema import (
     ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, _Ctx, Invalid, Choice,
-    _did_you_mean, expand_env, format_path, UNRESOLVED,
+    did_you_mean, expand_env, format_path, UNRESOLVED,
 )
 
 DEFAULT_PORT = 9325
@@ -34,6 +34,8 @@ AGENT_SCHEMA = Schema(
         "log_level": Field(Choice("debug", "info", "warning", "error"), "info", "log level"),
         "web_config_file": Field(Str(), "", "TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit "
                                  "format (see README); --web.config.file overrides it"),
+        "alertmanager_url": Field(Str(r"(https?://[^\s/]+/?)?", "expected http(s)://host:port"), "",
+                                  "Alertmanager whose firing alerts the status page lists (optional)"),
     }
 )
 
@@ -97,7 +99,7 @@ def parse_config(text: str, file: str = "mqwatch.yaml", environ=None) -> Config:
         raise ConfigErrors(errors)
     for key in data:
         if key not in ("agent", "checks"):
-            ctx.error((key,), f"unknown key{_did_you_mean(str(key), ['agent', 'checks'])}")
+            ctx.error((key,), f"unknown key{did_you_mean(str(key), ['agent', 'checks'])}")
     agent = _convert(AGENT_SCHEMA, data.get("agent"), ctx, ("agent",))
     checks: list[CheckConfig] = []
     raw_checks = data.get("checks")
@@ -136,7 +138,7 @@ def _check_config(raw, ctx: _Ctx, path: tuple, agent: Section | None) -> CheckCo
         return None
     except KeyError:
         known = known_kinds()
-        ctx.error(path + ("kind",), f"unknown check kind {kind!r}{_did_you_mean(str(kind), known)}; known: {', '.join(known)}")
+        ctx.error(path + ("kind",), f"unknown check kind {kind!r}{did_you_mean(str(kind), known)}; known: {', '.join(known)}")
         return None
     schema = Schema({**COMMON_CHECK_FIELDS, **cls.config_schema.fields}, cls.config_schema.check)
     section = _convert(schema, raw, ctx, path)

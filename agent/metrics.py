@@ -102,6 +102,13 @@ CONSUMER_STATUS = _g(
     "1 for the evaluated status of this consumer on this queue (ok, lagging, stalled, stopped, rewound), 0 for the others.",
     ["queue", "consumer", "status"], example='mqwatch_consumer_status{status=~"stalled|stopped"} == 1',
 )
+PARTITION_STATUS = _g(
+    "mqwatch_partition_status",
+    "1 for the evaluated status of one partition of this consumer (granularity: partition); one series per "
+    "partition, labelled with its current status.",
+    ["queue", "consumer", "partition", "status"],
+    example='count by (cluster, queue, consumer) (mqwatch_partition_status{status="stalled"})',
+)
 CONSUMER_BLOCKED = _g(
     "mqwatch_consumer_blocked", "1 if the broker stopped dispatching to this subscription (too many unacked messages).",
     ["queue", "consumer"], example="mqwatch_consumer_blocked == 1",
@@ -179,7 +186,7 @@ CANARY_FAILURES = _c(
 
 CONTRACT_METRICS = (
     CONSUMER_LAG_MESSAGES, PARTITION_LAG_MESSAGES, CONSUMER_LAG_SECONDS, PARTITION_LAG_SECONDS,
-    CONSUMER_MEMBERS, CONSUMER_STATE, CONSUMER_STATUS, CONSUMER_BLOCKED, CONSUMER_IDLE_SECONDS,
+    CONSUMER_MEMBERS, CONSUMER_STATE, CONSUMER_STATUS, PARTITION_STATUS, CONSUMER_BLOCKED, CONSUMER_IDLE_SECONDS,
     QUEUE_MESSAGES, QUEUE_PRODUCED, QUEUE_BYTES, PENDING_MESSAGES, PENDING_OLDEST_SECONDS,
     DELAYED_MESSAGES, DELAYED_OVERDUE_MESSAGES, DELAYED_OVERDUE_SECONDS, RETRY_MESSAGES,
     DLQ_MESSAGES, DLQ_MESSAGES_TOTAL, DLQ_LAST_MESSAGE_TIMESTAMP, DLQ_REASON_MESSAGES, BROKERS,

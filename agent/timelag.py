@@ -61,6 +61,11 @@ class OffsetTimeline:
     def points(self, key) -> int:
         return len(self._hist.get(key, ()))
 
+    def unchanged(self, key) -> bool:
+        """The end offset was the same at the last two observations (nothing was written)."""
+        hist = self._hist.get(key)
+        return bool(hist) and hist[-1].first_seen < hist[-1].last_seen
+
     def retain(self, keys) -> None:
         keys = set(keys)
         for k in list(self._hist):

@@ -9,12 +9,13 @@ from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
 from checks.kafka.canary import STAGES, Canary
-from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config
+from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config, librdkafka_log
+from checks.kafka.clientlog import ClientLog
 from checks.kafka.config import SCHEMA
 from checks.kafka.dlq import DlqTracker
 from checks.kafka.metrics import METRICS
 from checks.kafka.records import RecordReader
-from checks.kafka.timelag import TimeLag, lag_seconds
+from checks.kafka.timelag import TimeLag, TimeLagResult, lag_seconds
 
 # Group states in which the broker says members are there (tansu reports no member list).
 ACTIVE_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance")
@@ -30,17 +31,19 @@ class KafkaCheck(Check):
         self._client: KafkaClient | None = None
         self._reader: RecordReader | None = None
         self._canary: Canary | None = None
-        self.status = StatusTracker(options.status_window)
+        self.status = StatusTracker(options.status_window, options.allowed_lag)
         self._status_keys: dict = {}  # group -> (group, topic) keys observed last time
         self.time_lag = TimeLag(options.time_lag, options.time_lag_fetches, options.fetch_timeout)
         self.dlq = DlqTracker(options.dlq, options.reasons)
+        self.client_log = ClientLog(librdkafka_log)  # shared by every librdkafka client of this check
 
     def base_config(self) -> dict:
-        return base_config(list(self.options.bootstrap_servers), dict(self.options.client), self.timeout)
+        o = self.options
+        return base_config(list(o.bootstrap_servers), dict(o.client), self.timeout, o.tls, self.client_log)
 
     def client(self) -> KafkaClient:
         if self._client is None:  # created lazily so a bad setting fails a collection, not the agent
-            self._client = KafkaClient(list(self.options.bootstrap_servers), dict(self.options.client), self.timeout)
+            self._client = KafkaClient(self.base_config(), self.timeout)
         return self._client
 
     def reader(self) -> RecordReader:
@@ -58,6 +61,7 @@ class KafkaCheck(Check):
         if self._client is not None:
             self._client.close()
             self._client = None
+        self.client_log.flush(everything=True)
 
     def collect(self, out: SnapshotBuilder) -> None:
         deadline = time.monotonic() + self.timeout * 0.9
@@ -75,8 +79,8 @@ class KafkaCheck(Check):
         self.emit_groups(out, view)
         lags = partition_lags(view)
         self.emit_lag(out, lags)
-        self.emit_status(out, view, lags)
-        self.emit_time_lag(out, view, lags, deadline)
+        dates = self.emit_time_lag(out, view, lags, deadline)
+        self.emit_status(out, view, lags, dates)
         if self.options.dlq.enabled:
             self.emit_dlqs(out, view, deadline)
         if self._canary is not None:
@@ -113,7 +117,11 @@ class KafkaCheck(Check):
                     for p, lag in parts.items():
                         out.add("mqwatch_partition_lag_messages", lag, queue=topic, consumer=gid, partition=p)
 
-    def emit_status(self, out: SnapshotBuilder, view: ClusterView, lags: dict) -> None:
+    def emit_status(self, out: SnapshotBuilder, view: ClusterView, lags: dict, dates: TimeLagResult) -> None:
+        """Per (group, topic), every partition judged over the window (agent/status.py);
+        a partition whose lag is only transaction markers counts as caught up."""
+        per_partition = self.options.granularity == "partition"
+        markers = dates.nothing_to_read
         keys: dict = {}
         for gid, g in view.groups.items():
             if g.offsets is None:  # offsets unknown this cycle: keep its windows as they are
@@ -122,18 +130,23 @@ class KafkaCheck(Check):
             active = g.members > 0 or g.state in ACTIVE_STATES
             keys[gid] = set()
             for topic, parts in lags.get(gid, {}).items():
-                offsets = tuple(g.offsets[(topic, p)] for p in sorted(parts))
-                status = self.status.observe((gid, topic), offsets, sum(parts.values()), active)
+                ids = sorted(parts)
+                offsets = [g.offsets[(topic, p)] for p in ids]
+                quiet = [(topic, p, c) in markers for p, c in zip(ids, offsets)] if markers else None
+                verdict = self.status.observe((gid, topic), offsets, [parts[p] for p in ids], active, ids, quiet)
                 keys[gid].add((gid, topic))
                 for s in STATUSES:
-                    out.add("mqwatch_consumer_status", 1 if s == status else 0, queue=topic, consumer=gid, status=s)
+                    out.add("mqwatch_consumer_status", 1 if s == verdict.status else 0, queue=topic, consumer=gid, status=s)
+                if per_partition:
+                    for p, s in zip(ids, verdict.partitions):
+                        out.add("mqwatch_partition_status", 1, queue=topic, consumer=gid, partition=p, status=s)
         self._status_keys = keys
         self.status.retain(set().union(*keys.values()) if keys else ())
 
-    def emit_time_lag(self, out: SnapshotBuilder, view: ClusterView, lags: dict, deadline: float) -> None:
+    def emit_time_lag(self, out: SnapshotBuilder, view: ClusterView, lags: dict, deadline: float) -> TimeLagResult:
         self.time_lag.observe_ends(view.end_offsets, view.observed_at)
         if self.options.time_lag == "off":
-            return
+            return TimeLagResult({})
         groups = view.groups
         lagging: dict = {}
         for gid, topics in lags.items():
@@ -160,6 +173,7 @@ class KafkaCheck(Check):
         if per_partition:
             for (gid, topic, p), seconds in partitions.items():
                 out.add("mqwatch_partition_lag_seconds", seconds, queue=topic, consumer=gid, partition=p)
+        return result
 
     def emit_dlqs(self, out: SnapshotBuilder, view: ClusterView, deadline: float) -> None:
         cycle = self.dlq.find(view.topics)

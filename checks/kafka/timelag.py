@@ -42,6 +42,9 @@ class TimeLagResult:
     deferred: int = 0  # over the per-cycle read budget: read in a later cycle, by design
     unread: int = 0  # read but not answered within the cycle's time (or no time was left)
     errors: list = field(default_factory=list)  # messages of failed reads
+    # (topic, partition, committed) with nothing but transaction markers at or after the
+    # committed offset: the consumer is caught up whatever its lag in messages says.
+    nothing_to_read: set = field(default_factory=set)
 
 
 class TimeLag:
@@ -80,7 +83,11 @@ class TimeLag:
             topic, p, c = key
             est = estimate((topic, p), c, now)
             if est is not None:
-                if estimate_mode and est.method in (INTERPOLATED, CAUGHT_UP):
+                # One message behind on a partition nobody writes to: often a transaction
+                # marker (KAFKA-10683), which has no age. Only a read can tell, and its
+                # answer is kept while the consumer stays there.
+                marker_suspect = lag == 1 and self.timeline.unchanged((topic, p))
+                if estimate_mode and est.method in (INTERPOLATED, CAUGHT_UP) and not marker_suspect:
                     result.seconds[key] = est.seconds
                     continue
                 if est.method != LOWER_BOUND:
@@ -96,6 +103,7 @@ class TimeLag:
             ts = exact.get(key)
             if ts is NOTHING_TO_READ:
                 result.seconds[key] = 0.0
+                result.nothing_to_read.add(key)
             elif ts is not None and ts is not NO_TIMESTAMP:
                 result.seconds[key] = max(0.0, now - ts)
             elif key in fallback:

@@ -13,8 +13,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
-from requests.adapters import HTTPAdapter
-
 from checks.pulsar.http import HttpError, TokenSession, get, get_json, new_session
 from checks.pulsar.model import (
     NOT_PARTITIONED, ClusterState, PartitionState, SubscriptionState, TopicState, namespace_and_local,
@@ -39,18 +37,16 @@ class _DeadlineReached(HttpError):
 
 
 class AdminClient:
-    def __init__(self, base_url: str, token: str, request_timeout: float, max_concurrency: int,
+    def __init__(self, base_url: str, auth, tls, request_timeout: float, max_concurrency: int,
                  max_bytes: int | None = None, allowed_hosts=()):
-        self.base = base_url.rstrip("/")
+        self.base = base_url.rstrip("/")  # may carry a path prefix (a proxy's /pulsar): kept as is
         self.request_timeout = request_timeout
         self.max_concurrency = max_concurrency
         self.max_bytes = max_bytes
         # The token goes to the configured admin URL (and allowed_hosts), never to the broker
         # addresses the admin API lists or redirects to.
-        self.session: TokenSession = new_session(token, [self.base, *allowed_hosts])
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_concurrency)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session: TokenSession = new_session(auth, tls, [self.base, *allowed_hosts], request_timeout,
+                                                 pool_maxsize=max_concurrency)
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mqwatch-pulsar-admin")
 
     def close(self) -> None:

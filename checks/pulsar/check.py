@@ -34,7 +34,7 @@ class PulsarCheck(Check):
         self._binary = None
         self._canary = None
         self._sampler = None
-        self.status = StatusTracker(options.status_window)
+        self.status = StatusTracker(options.status_window, options.allowed_lag)
         self.timeline = OffsetTimeline()
         # Per (partition, broker) msgInCounter: a reset or one broker's failed scrape moves no total.
         self.produced = Counters()
@@ -44,10 +44,6 @@ class PulsarCheck(Check):
         self._positions: dict[tuple, tuple] = {}  # (topic, subscription, partition) -> (published, backlog, position)
 
     # ---- clients, created lazily so a bad setting fails a collection, not the agent ----
-
-    @property
-    def _token(self) -> str:
-        return self.options.auth.token
 
     def _token_hosts(self) -> list[str]:
         """Where the token may go: the configured URLs and auth.allowed_hosts, nothing learnt."""
@@ -59,23 +55,26 @@ class PulsarCheck(Check):
 
     def admin(self) -> AdminClient:
         if self._admin is None:
-            o = self.options
-            self._admin = AdminClient(o.admin_url, self._token, self._request_timeout(), o.max_concurrency,
+            o = self.options  # an HttpError("tls") from here is handled by fetch_state
+            self._admin = AdminClient(o.admin_url, o.auth, o.tls, self._request_timeout(), o.max_concurrency,
                                       o.max_admin_bytes, self._token_hosts())
         return self._admin
 
     def scraper(self) -> MetricsScraper:
         if self._scraper is None:
             o = self.options
-            self._scraper = MetricsScraper(list(o.metrics_url), self._token, self._request_timeout(),
-                                           o.max_metrics_bytes, self._token_hosts())
+            try:
+                self._scraper = MetricsScraper(list(o.metrics_url), o.auth, o.tls, self._request_timeout(),
+                                               o.max_metrics_bytes, self._token_hosts())
+            except HttpError as e:  # tls files that no longer load
+                raise CheckError(e.reason, str(e)) from None
         return self._scraper
 
     def binary(self):
         if self._binary is None:
             from checks.pulsar.binary import connect
 
-            self._binary = connect(self.options.service_url, self._token, self._request_timeout())
+            self._binary = connect(self.options.service_url, self.options.auth, self.options.tls, self._request_timeout())
         return self._binary
 
     def close(self) -> None:
@@ -174,12 +173,13 @@ class PulsarCheck(Check):
             seconds = self.lag_seconds(q, per_part, now)
             if seconds is not None:
                 out.add("mqwatch_consumer_lag_seconds", seconds, queue=q, consumer=sub)
-            positions = tuple(self._position((q, sub, n), prod, s.backlog, s.last_acked_ms) for n, prod, s in per_part)
+            positions = [self._position((q, sub, n), prod, s.backlog, s.last_acked_ms) for n, prod, s in per_part]
             if counter_reset:  # msgInCounter restarts when the topic moves to another broker: not a rewind
                 self.status.forget((q, sub))
-            status = self.status.observe((q, sub), positions, backlog, consumers > 0)
+            verdict = self.status.observe((q, sub), positions, [s.backlog for _, _, s in per_part], consumers > 0,
+                                          [n for n, _, _ in per_part])
             for st in STATUSES:
-                out.add("mqwatch_consumer_status", 1 if st == status else 0, queue=q, consumer=sub, status=st)
+                out.add("mqwatch_consumer_status", 1 if st == verdict.status else 0, queue=q, consumer=sub, status=st)
         if backlogs:
             # Pulsar keeps what the slowest subscription has not acknowledged.
             out.add("mqwatch_queue_messages", max(backlogs), queue=q)

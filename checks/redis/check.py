@@ -48,7 +48,8 @@ class RedisCheck(Check):
         self._dead_sources: dict = {}  # Sidekiq dead job (member hash) -> its queue
         self._celery_seen: dict = {}  # (celery queue, delivery tag) -> first seen
         self._drained: dict = {}  # dlq whose key is gone -> monotonic time it was first missed
-        self._status = StatusTracker()
+        # Stream IDs are positions but not message counts (see agent/status.py).
+        self._status = StatusTracker(options.status_window, options.allowed_lag, positions_count_messages=False)
 
     def client(self) -> RedisClient:
         if self._client is None:
@@ -174,9 +175,9 @@ class RedisCheck(Check):
                 out.add("mqwatch_consumer_idle_seconds", g.least_idle_seconds, **labels)
             if g.lag is not None:
                 active = g.members > 0 and g.least_idle_seconds is not None and g.least_idle_seconds < ACTIVE_IDLE_SECONDS
-                status = self._status.observe((g.stream, g.group), (g.delivered,), g.lag, active)
+                verdict = self._status.observe((g.stream, g.group), (stream_position(g.delivered),), (g.lag,), active)
                 for s in STATUSES:
-                    out.add("mqwatch_consumer_status", 1 if s == status else 0, **labels, status=s)
+                    out.add("mqwatch_consumer_status", 1 if s == verdict.status else 0, **labels, status=s)
         self._status.retain({(g.stream, g.group) for g in view.groups})
         self.emit_dlqs(out, view, complete)
 
@@ -283,3 +284,11 @@ def emit_server(out: SnapshotBuilder, info: dict) -> None:
         out.add("mqwatch_redis_rdb_last_bgsave_ok", 1 if info["rdb_last_bgsave_status"] == "ok" else 0)
     if num("aof_enabled"):
         out.add("mqwatch_redis_aof_last_write_ok", 1 if info.get("aof_last_write_status") == "ok" else 0)
+
+
+def stream_position(delivered: int) -> int:
+    """A stream ID (milliseconds << 64 | sequence) as a 63-bit position for the status window:
+    milliseconds << 20 | sequence, the sequence capped at 2**20 - 1 (more entries than that
+    within one millisecond only look like no move; explicit IDs beyond year 2248 share one)."""
+    ms, seq = min(delivered >> 64, (1 << 43) - 1), delivered & ((1 << 64) - 1)
+    return (ms << 20) | min(seq, (1 << 20) - 1)

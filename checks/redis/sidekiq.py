@@ -37,8 +37,8 @@ def owned_keys(queues) -> set:
 
 
 def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict) -> None:
-    """`sources` caches each dead job's queue (by member hash) across cycles, so a dead set
-    that did not change is not parsed again."""
+    """`sources` is the dead set's split across cycles: each job's queue by member hash (a job
+    is parsed once), and the last split, reused while the set is unchanged (not even read)."""
     for q in queues:
         name = label(q)
         stat = QueueStat(0, 0.0)
@@ -72,6 +72,10 @@ def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict) 
         if bad:
             view.error("bad_payload", f"sidekiq dead set: {bad} of the newest dead jobs are not valid job JSON")
         view.dlqs[(NAME, DEAD)] = stat
+        last = sources.get("split")
+        if last is not None and stat.arrivals == 0 and last[0] == stat.size:
+            stat.by_source = last[1]  # nothing arrived and nothing left: the same jobs as last cycle
+            return
         rounds.add(lambda members: _split_dead(members, stat, sources, view), "zrange", DEAD, 0,
                    DEAD_READ_MAX - 1, False, True)
 
@@ -87,21 +91,21 @@ def _split_dead(members, stat, cache: dict, view) -> None:
     by_source: dict = {}
     newest: dict = {}
     seen: dict = {}
+    known = cache.get("members", {})
     for member, score in members:
         h = hash(member)
-        src = cache.get(h)
+        src = known.get(h)
         if src is None:
             job = _job(member)
             src = (_str(job.get("queue")) if job else None) or UNKNOWN
         seen[h] = src
         by_source[src] = by_source.get(src, 0) + 1
         newest[src] = max(newest.get(src, score), score)
-    cache.clear()
-    cache.update(seen)
     beyond = stat.size - len(members)
     if beyond > 0:
         by_source[UNKNOWN] = by_source.get(UNKNOWN, 0) + beyond
     stat.by_source = {src: (n, newest.get(src)) for src, n in by_source.items()}
+    cache["members"], cache["split"] = seen, (stat.size, stat.by_source)
 
 
 def _read_processes(rounds, now: float, view) -> None:

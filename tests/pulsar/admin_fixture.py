@@ -96,6 +96,8 @@ class AdminFixture:
         self.delays: dict[str, float] = {}
         self.requests: list[str] = []
         self.authorizations: list[str] = []
+        self.required_authorization = ""  # when set, any other Authorization header gets Pulsar's 401
+        self.path_prefix = ""  # a reverse proxy's prefix (https://gateway/pulsar/admin/v2/...)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -160,6 +162,12 @@ class AdminFixture:
                 path = unquote(urlsplit(self.path).path)
                 fixture.requests.append(self.path)
                 fixture.authorizations.append(self.headers.get("Authorization", ""))
+                if fixture.path_prefix:
+                    if not path.startswith(fixture.path_prefix + "/"):
+                        return self._send(404, b"not behind the prefix", "text/plain")
+                    path = path[len(fixture.path_prefix):]
+                if fixture.required_authorization and self.headers.get("Authorization") != fixture.required_authorization:
+                    return self._send(401, json.dumps({"reason": "Authentication required"}).encode(), "application/json")
                 delay = fixture.delays.get(path, fixture.delays.get("*", 0))
                 if delay:
                     time.sleep(delay)

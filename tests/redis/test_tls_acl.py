@@ -211,3 +211,12 @@ def _series(snap):
               "mqwatch_consumer_idle_seconds", "mqwatch_pending_oldest_seconds", "mqwatch_consumer_lag_seconds",
               "mqwatch_delayed_overdue_seconds")
     return {(name, labels) for name, series in snap.families.items() if name not in ignore for labels, _ in series}
+
+
+def test_url_secrets_never_reach_errors(tls_redis, pki):
+    # A key password and a password in the url's query (redis-py reads both) are not shown.
+    url = (f"{tls_redis.url}?ssl_ca_certs={pki.ca}&ssl_certfile={pki.client_cert}"
+           f"&ssl_keyfile={pki.client_key_encrypted}&ssl_password=planted-key-pw&password=planted-pw")
+    snap = collect_once(_check(url))
+    assert not snap.ok
+    assert snap.errors and all("planted" not in m for _, m in snap.errors), snap.errors
