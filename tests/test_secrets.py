@@ -32,6 +32,8 @@ SECRETS = {
     "pulsar_url_password": "PLANTplsUrlPw12",
     "pulsar_url_token": "PLANTplsUrlTok13",
     "pulsar_bad_admin_password": "PLANTplsAdm14",
+    "pulsar_oauth2_client_secret": "PLANTplsOauthSecret15",
+    "kafka_client_key_password": "PLANTkfkClientKeyPw16",
 }
 
 
@@ -40,6 +42,7 @@ def _config(tmp_path, redis_server, pulsar_lite, dead_port, pki):
     (tmp_path / "redis-pw").write_text(s["redis_password_file"] + "\n")
     (tmp_path / "kafka-pw").write_text(s["kafka_password_file"] + "\n")
     (tmp_path / "pulsar-token").write_text(s["pulsar_token_file"] + "\n")
+    (tmp_path / "oauth-secret").write_text(s["pulsar_oauth2_client_secret"] + "\n")
     redis = redis_server.address
     return f"""agent: {{interval: 1s, timeout: 3s}}
 checks:
@@ -73,6 +76,20 @@ checks:
       sasl.mechanisms: PLAIN
       sasl.username: svc
       sasl.password_file: {tmp_path / 'kafka-pw'}
+  - kind: kafka
+    name: tls
+    bootstrap_servers: 127.0.0.1:{dead_port}
+    tls: {{ca_file: {pki.ca}, cert_file: {pki.client_cert}, key_file: {pki.client_key_encrypted},
+          key_password_file: {pki.key_password_file}}}
+    client:
+      security.protocol: SSL
+      ssl.key.password: {s['kafka_client_key_password']}
+  - kind: pulsar
+    name: oauth2
+    metrics_url: {pulsar_lite.extra['metrics_url']}
+    auth:
+      oauth2: {{issuer_url: 'http://127.0.0.1:{dead_port}/', client_id: mqwatch,
+               client_secret_file: {tmp_path / 'oauth-secret'}}}
   - kind: pulsar
     name: token
     metrics_url: {pulsar_lite.extra['metrics_url']}
@@ -145,7 +162,8 @@ def test_planted_secrets_appear_on_no_path(tmp_path, redis_server, pulsar_lite, 
             doc = json.loads(agent.get("/status")[1])
             return {c["kind"] + "/" + c["name"] for c in doc["checks"] if c["last_error"]}
         # Each failing check has published its error, which quotes what its client library said.
-        wait_until(lambda: {"redis/url-creds", "redis/tls-creds", "kafka/sasl", "pulsar/url-creds"} <= failing_checks(), 30,
+        wait_until(lambda: {"redis/url-creds", "redis/tls-creds", "kafka/sasl", "kafka/tls", "pulsar/url-creds",
+                            "pulsar/oauth2"} <= failing_checks(), 30,
                    message="errors of the failing checks")
         for path in ("/status", "/", "/metrics"):
             status, body, _ = agent.get(path)
