@@ -214,3 +214,47 @@ def test_config_secrets_are_registered_but_user_data_is_not(tmp_path):
     out = redact("principal=SaslCfg7 Keystore8 MIIEvQIBADANBgkqhkiG9w0BAQEFAASC auth-events-source mqwatch:canary-key")
     assert "SaslCfg7" not in out and "Keystore8" not in out and "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in out
     assert "auth-events-source" in out and "mqwatch:canary-key" in out
+
+
+# ---- property: whatever the secret and wherever it sits, it does not come out ----------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.fixture
+def private_registry():
+    """Random secrets must not stay registered: they would mask other tests' text in this process."""
+    from agent import redact as module
+
+    saved = set(module._registry._values)
+    yield
+    module._registry.clear()
+    for value in saved:
+        module._registry.add(value)
+
+
+# `*` is left out: the mask itself is made of it, so a secret like `a***b` could be re-formed
+# from its neighbours' masks; every other printable character is fair game.
+_SECRET_CHARS = st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters="*")
+_URL_PW_CHARS = st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&()+,;=:%@/")
+_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=40)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(secret=st.text(_SECRET_CHARS, min_size=6, max_size=40), before=_TEXT, after=_TEXT)
+def test_a_registered_secret_never_survives_redaction(private_registry, secret, before, after):
+    register_secret(secret)
+    assert secret not in redact(before + secret + after)
+
+
+@settings(max_examples=200, deadline=None)
+@given(password=st.text(_URL_PW_CHARS, min_size=1, max_size=30), scheme=st.sampled_from(["redis", "rediss", "http"]),
+       mangle=st.sampled_from(["://u:{}@", "//:{}@", ":{}@", "://{}@", "://u:x@h/0?password={}&db=1"]),
+       before=st.sampled_from(["", "error: '", "url=", "cannot connect to "]))
+def test_url_credentials_are_masked_by_shape_without_being_registered(password, scheme, mangle, before):
+    text = f"{before}{scheme}{mangle.format(password)}cache:6379/0 failed"
+    out = redact(text)
+    assert MASK in out and "cache:6379/0 failed" in out
+    if len(password) >= 3 and "&" not in password and ";" not in password:
+        assert f":{password}@" not in out and f"={password}&" not in out and f"//{password}@" not in out
