@@ -64,6 +64,15 @@ class DeadLetterStat:
     sampled: list = field(default_factory=list)  # (source or None, reason) of arrivals read this cycle
 
 
+# Dead-letter payloads (and RQ tracebacks once decompressed) larger than this are not parsed
+# for reasons: Kafka's key of the same name and default. Configurable as max_payload_bytes.
+DEFAULT_MAX_PAYLOAD = 65536
+
+
+def oversized(raw, max_bytes: int) -> bool:
+    return isinstance(raw, (bytes, bytearray, str)) and len(raw) > max_bytes
+
+
 @dataclass
 class View:
     """Keys start with the framework (sidekiq, rq, bullmq, celery, or PLAIN): four frameworks may
