@@ -345,3 +345,31 @@ def test_secure_component_builds_with_kustomize(tmp_path):
     assert {v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]} >= {"config", "secrets", "web", "tls"}
     sm = next(d for d in docs if d["kind"] == "ServiceMonitor")
     assert sm["spec"]["endpoints"][0]["scheme"] == "https" and sm["spec"]["selector"]  # patched, selector kept
+
+
+def test_image_healthcheck_speaks_tls_with_mqwatch_scheme_https(tmp_path, pki):
+    """With a TLS + basic-auth web config the HEALTHCHECK (MQWATCH_SCHEME=https) still passes:
+    /healthz needs no credentials, and plain HTTP would be refused."""
+    import bcrypt
+
+    web = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(b"pw-123456", bcrypt.gensalt(rounds=4)).decode()
+    web.write_text(f"tls_server_config: {{cert_file: {pki.server_cert}, key_file: {pki.server_key}}}\n"
+                   f"basic_auth_users: {{prometheus: '{hashed}'}}\n")
+    cfg = tmp_path / "mqwatch.yaml"
+    cfg.write_text("agent: {interval: 1s}\nchecks: []\n")
+    port = _free_port()
+    agent = subprocess.Popen([*_mqwatch(), "run", "-c", str(cfg), "--listen", f"127.0.0.1:{port}",
+                              "--web.config.file", str(web)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        env = {**os.environ, "MQWATCH_PORT": str(port), "MQWATCH_SCHEME": "https"}
+
+        def healthy():
+            return subprocess.run(_healthcheck_command(), env=env, capture_output=True, timeout=10).returncode == 0
+        wait_until(healthy, 30, message="TLS health check passes")
+        plain = subprocess.run(_healthcheck_command(), env={**env, "MQWATCH_SCHEME": "http"}, capture_output=True,
+                               timeout=10)
+        assert plain.returncode != 0 and b"400" in plain.stderr
+    finally:
+        agent.terminate()
+        agent.wait(timeout=15)
