@@ -193,7 +193,7 @@ FLOW_ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchPoisonMessage", "mqwatch-flow",
         lambda p, s: f"{_one(_last(p, s('mqwatch_pending_max_deliveries')))} >= {p.threshold_deliveries}",
-        "A message" + _ON_Q + " was delivered {{ $value }} times and never acknowledged" + _CL,
+        "A message" + _ON_Q + _OPT_C + " was delivered {{ $value }} times and never acknowledged" + _CL,
         "A pending message" + _OPT_C + _ON_Q + " in " + _SYS + "cluster " + _CQ + " has been delivered "
         "{{ $value }} times (threshold [[threshold_deliveries]]) and is still not acknowledged: a poison message "
         "or a crash loop that blocks or slows its consumer.",
@@ -211,7 +211,7 @@ FLOW_ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchMessagesLost", "mqwatch-flow",
         lambda p, s: _grew(p, s, "mqwatch_consumer_lost_messages_total", 0),
-        "{{ $value | humanize }} messages" + _ON_Q + " were deleted before they were read" + _CL,
+        "{{ $value | humanize }} messages" + _ON_Q + " were deleted before " + _CONS_LOWER + " read them" + _CL,
         "The broker removed {{ $value | humanize }} messages" + _OF_Q + " in " + _SYS + "cluster " + _CQ
         + " that " + _CONS_LOWER + " had not read yet (retention, trimming, TTL) in the last [[window]]: they are "
         "lost unless replayed from their source.",
