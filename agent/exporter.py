@@ -24,9 +24,11 @@ from prometheus_client.exposition import generate_latest
 from agent import __version__
 from agent.history import SeriesHistory
 from agent.memtrim import release_free_memory
+from agent.registry import get_check_class
 from agent.exposition import family_type, header, label_string, format_value, render_snapshot
 from agent.metrics import (
-    BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER, HISTOGRAM, LAST_SUCCESS,
+    BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, CORE_ERROR_REASONS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER,
+    HISTOGRAM, LAST_SUCCESS,
     SELF_METRICS, SERIES, UP,
 )
 from agent.snapshot import Snapshot
@@ -93,7 +95,7 @@ class Exporter:
         with self._lock:
             st = self._states.get(f"{kind}/{name}")
             if st is None:
-                st = self._states[f"{kind}/{name}"] = CheckState(kind, name, interval)
+                st = self._states[f"{kind}/{name}"] = _new_state(kind, name, interval)
             st.interval = interval
             if owner is not None:
                 st.owner = owner
@@ -123,7 +125,7 @@ class Exporter:
             if owner is not None and (st is None or st.owner is not owner):
                 return False
             if st is None:
-                st = self._states[f"{kind}/{snap.cluster}"] = CheckState(kind, snap.cluster)
+                st = self._states[f"{kind}/{snap.cluster}"] = _new_state(kind, snap.cluster)
             st.snapshot, st.rendered = snap, rendered
             st.completed += 1
             st.last_duration = snap.duration
@@ -224,6 +226,19 @@ class Exporter:
 
 def _build_info_values() -> tuple[str, str]:
     return (__version__, platform.python_version())
+
+
+def _new_state(kind: str, name: str, interval: float = 0.0) -> CheckState:
+    """A check's state, its error counter at 0 for every reason it is known to report (a
+    counter with known label values starts at 0, so increase() sees the first error)."""
+    st = CheckState(kind, name, interval)
+    try:
+        declared = tuple(get_check_class(kind).error_reasons)
+    except (LookupError, AttributeError):
+        declared = ()
+    for reason in dict.fromkeys(CORE_ERROR_REASONS + declared):
+        st.errors_total[reason] = 0.0
+    return st
 
 
 def _build_info_labels():
