@@ -84,7 +84,7 @@ def parse_config(text: str, file: str = "mqwatch.yaml", environ=None) -> Config:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
-        raise ConfigErrors([ConfigError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else None, file=file)]) from None
+        raise ConfigErrors([ConfigError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else 1, file=file)]) from None
     lines: dict[tuple, int] = {}
     data = {} if node is None else _to_python(node, (), lines, errors, file, environ)
     ctx = _Ctx(file, lines, errors)
@@ -162,6 +162,10 @@ def _to_python(node, path: tuple, lines: dict, errors: list, file: str, environ)
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]`: YAML allows it, a config can't use it
+                errors.append(ConfigError("a key must be a name, not a list or mapping", _path_str(path),
+                                          key_node.start_mark.line + 1, file))
+                continue
             key = key_node.value
             if key in out:
                 errors.append(ConfigError("duplicate key", _path_str(path + (key,)), key_node.start_mark.line + 1, file))
@@ -170,7 +174,12 @@ def _to_python(node, path: tuple, lines: dict, errors: list, file: str, environ)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(v, path + (i,), lines, errors, file, environ) for i, v in enumerate(node.value)]
-    value = _construct_scalar(node)
+    try:
+        value = _construct_scalar(node)
+    except yaml.YAMLError as e:  # an unknown tag (`!ref x`) or a malformed timestamp, say
+        problem = getattr(e, "problem", None) or type(e).__name__
+        errors.append(ConfigError(f"invalid value: {problem}", _path_str(path), node.start_mark.line + 1, file))
+        return UNRESOLVED
     if isinstance(value, str) and "${" in value:
         try:
             value = expand_env(value, environ)

@@ -96,7 +96,8 @@ class _Ctx:
             if path in self.lines:
                 return self.lines[path]
             path = path[:-1]
-        return self.lines.get((), None)
+        # A key missing from an empty document still has a place an editor can jump to.
+        return self.lines.get((), 1)
 
     def error(self, path: tuple, message: str):
         self.errors.append(ConfigError(message, format_path(path), self.line(path), self.file))

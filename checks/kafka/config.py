@@ -107,6 +107,8 @@ CANARY_SCHEMA = Schema(
         "replication_factor": Field(Int(min=-1), -1, "replication of a created canary topic; -1 is the broker default"),
         "interval": Field(Duration(min=0.1), 10.0, "time between canary messages"),
         "timeout": Field(Duration(min=0.1), 5.0, "a message not consumed back within this counts as a timeout failure"),
+        "lost_after": Field(Duration(min=1), 60.0,
+                            "an acknowledged message not consumed back within this counts as lost"),
     }
 )
 
@@ -136,6 +138,9 @@ SCHEMA = Schema(
                                "collections the consumer status is evaluated over; a consumer must commit at least "
                                "once per status_window - 1 collections or it looks stalled"),
         "allowed_lag": Field(Int(min=0), 0, "lag in messages at or below which a partition counts as caught up"),
+        "retention_refresh": Field(Duration(min=0), 300.0,
+                                   "how often topics' retention.ms is read (DescribeConfigs) for retention "
+                                   "headroom; 0 turns it off"),
         "dlq": Field(DLQ_SCHEMA, None),
         "reasons": Field(REASONS_SCHEMA, None),
         "canary": Field(CANARY_SCHEMA, None),
