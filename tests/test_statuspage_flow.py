@@ -30,7 +30,8 @@ def _page():
 
 
 def _row(page, consumer):
-    return next(r for r in page.split("<tr") if f"<td>{consumer}</td>" in r)
+    """The consumer's row in the consumers table (the one with the drain column)."""
+    return next(r for r in page.split("<tr") if f">{consumer}</td>" in r and "class='drain'" in r)
 
 
 def test_drain_column_says_when_each_consumer_catches_up_and_never_for_one_not_gaining():
