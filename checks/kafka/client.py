@@ -8,6 +8,12 @@ partitions (librdkafka groups those by leader), in batches of OFFSETS_PER_REQUES
 partitions. Everything after ListGroups is in flight at once: the broker answers the
 group offsets while the client handles the end offsets. Nothing here is per partition
 or per group in sequence.
+
+Sharded (`--shard I/N`), a replica reads the end and start offsets of the partitions of the
+topics it owns only, and asks each group's committed offsets for those partitions only
+(OffsetFetch with a partition list); the metadata, ListGroups and DescribeGroups requests
+are small and every replica sends them (each needs every group's state to judge its
+consumers on its own topics).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from agent import tls as tlsconf
 from agent.check import CheckError
+from agent.sharding import WHOLE, Shard
 from checks.kafka.clientlog import ClientLog
 
 # The names the Kafka broker itself uses for group states (kafka-consumer-groups.sh prints these).
@@ -68,12 +75,15 @@ class ClusterView:
 
     brokers: int
     controller_id: int
-    topics: dict  # topic -> {partition: PartitionInfo}
+    topics: dict  # topic -> {partition: PartitionInfo}, the topics this shard owns
     groups: dict  # group id -> GroupInfo
     end_offsets: dict  # (topic, partition) -> offset
     start_offsets: dict  # (topic, partition) -> offset
     observed_at: float  # when the end offsets were read (unix time)
     errors: list = field(default_factory=list)  # (reason, message) partial failures
+    # topic -> (under-replicated, offline) partitions of every topic, owned or not: the metadata
+    # every shard reads anyway; shard 0 exports it (cluster-wide series).
+    health: dict = field(default_factory=dict)
 
 
 def _error_reason(err: KafkaError | None) -> str:
@@ -149,11 +159,11 @@ class KafkaClient:
         self.admin.poll(0)
         self.log.flush(everything=True)
 
-    def fetch_view(self, group_filter, topic_filter) -> ClusterView:
+    def fetch_view(self, group_filter, topic_filter, shard: Shard = WHOLE) -> ClusterView:
         """One cycle's reads. Raises CheckError when the cluster can't be reached at all."""
         started = time.monotonic()
         try:
-            view = self._fetch_view(group_filter, topic_filter, started)
+            view = self._fetch_view(group_filter, topic_filter, started, shard)
         except CheckError as e:
             raise self._explained(e) from None
         finally:
@@ -201,7 +211,7 @@ class KafkaClient:
                 if left <= METADATA_SLICE or (cause and cause[0] in ("tls", "auth")):
                     raise CheckError(_error_reason(err), f"cannot fetch metadata: {err.str() if err else e}") from None
 
-    def _fetch_view(self, group_filter, topic_filter, started: float) -> ClusterView:
+    def _fetch_view(self, group_filter, topic_filter, started: float, shard: Shard) -> ClusterView:
         deadline = started + self.timeout * 0.9
         errors: list[tuple[str, str]] = []
 
@@ -209,19 +219,20 @@ class KafkaClient:
             return max(0.1, deadline - time.monotonic())
 
         md = self._metadata(deadline)
-        topics = {}
+        topics, health = {}, {}
         for name, t in md.topics.items():
             if t.error is not None or not topic_filter(name):
                 continue
-            topics[name] = {
-                p.id: PartitionInfo(p.leader, len(p.replicas), len(p.isrs)) for p in t.partitions.values()
-            }
+            parts = {p.id: PartitionInfo(p.leader, len(p.replicas), len(p.isrs)) for p in t.partitions.values()}
+            health[name] = (sum(p.in_sync < p.replicas for p in parts.values()), sum(p.leader < 0 for p in parts.values()))
+            if shard.owns(name):
+                topics[name] = parts
 
         brokers, controller_id = len(md.brokers), md.controller_id if md.controller_id is not None else -1
         del md  # 10k partitions' metadata objects are not needed past this point
 
-        pending_groups = self._request_groups(group_filter, remaining, errors)
         partitions = [TopicPartition(t, p) for t, parts in topics.items() for p in parts]
+        pending_groups = self._request_groups(group_filter, remaining, errors, partitions if shard.sharded else None)
         # One (topic, partition) key object per partition, shared by every group's offsets and
         # the end/start maps: 100k committed offsets then hold no key tuples or topic strings
         # of their own (about 10 MB less at 10k partitions x 50 groups).
@@ -235,11 +246,12 @@ class KafkaClient:
         return ClusterView(
             brokers=brokers, controller_id=controller_id,
             topics=topics, groups=groups, end_offsets=end, start_offsets=start,
-            observed_at=observed_at, errors=errors,
+            observed_at=observed_at, errors=errors, health=health,
         )
 
-    def _request_groups(self, group_filter, remaining, errors) -> tuple:
-        """List groups and send every describe and offset request; _GroupReplies reads the replies."""
+    def _request_groups(self, group_filter, remaining, errors, partitions=None) -> tuple:
+        """List groups and send every describe and offset request; _GroupReplies reads the replies.
+        `partitions`: ask each group's committed offsets of these only (None: all it has)."""
         try:
             listing = self.admin.list_consumer_groups(request_timeout=remaining()).result(timeout=remaining())
         except KafkaException as e:
@@ -251,8 +263,11 @@ class KafkaClient:
         if not ids:
             return ids, {}, {}
         describe = self.admin.describe_consumer_groups(ids, request_timeout=remaining())
+        if partitions is not None and not partitions:  # a shard that owns no topic has no offsets to ask
+            return ids, describe, {}
         offsets = {
-            gid: self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid)], request_timeout=remaining())[gid]
+            gid: self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid, partitions)],
+                                                        request_timeout=remaining())[gid]
             for gid in ids
         }
         return ids, describe, offsets
