@@ -24,8 +24,9 @@ def names_covering(prefix: str, count: int, per_shard: int, shards: int) -> list
     return names
 
 
-def collect_sharded(check: dict, shards: int):
-    """(unsharded snapshot, [snapshot of shard i]) of the same config; checks closed after."""
+def collect_sharded(check: dict, shards: int, cycles: int = 1):
+    """(unsharded snapshot, [snapshot of shard i]) of the same config, each check's last of
+    `cycles` collections (later cycles use what the first ones learnt); checks closed after."""
     checks = []
     try:
         for shard in [None] + [Shard(i, shards) for i in range(shards)]:
@@ -33,6 +34,9 @@ def collect_sharded(check: dict, shards: int):
             if shard is not None:
                 c.shard = shard
             checks.append(c)
+        for _ in range(cycles - 1):
+            for c in checks:
+                assert collect_once(c).ok
         snaps = [collect_once(c) for c in checks]
     finally:
         for c in checks:

@@ -7,8 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from agent.sharding import Shard
-from tests.helpers import kafka_commit, kafka_create_topics, kafka_produce, unique
+from tests.helpers import (
+    collect_once, kafka_commit, kafka_create_topics, kafka_produce, make_check, unique,
+)
 from tests.kafka.test_lag import prom_samples
 from tests.sharding import assert_union_equals, collect_sharded, names_covering
 
@@ -26,22 +30,24 @@ def _scenario(bootstrap: str):
         kafka_produce(bootstrap, t, {0: 3 + i % 4, 1: 2})
     for gi, g in enumerate(groups):
         # each group on a different slice of the topics, some caught up, some behind
-        mine = topics[gi::2]
-        kafka_commit(bootstrap, g, {(t, p): (1 + gi) % 3 for t in mine for p in (0, 1)})
+        mine = topics[gi % 3::3]  # never empty: at least 9 topics
+        kafka_commit(bootstrap, g, {(t, p): 1 + gi % 2 for t in mine for p in (0, 1)})
     return prefix, topics, groups
 
 
-def test_three_shards_export_what_one_agent_does(kafka_bootstrap):
+@pytest.mark.parametrize("cycles", [1, 2], ids=["first cycle", "running"])
+def test_three_shards_export_what_one_agent_does(kafka_bootstrap, cycles):
     prefix, topics, groups = _scenario(kafka_bootstrap)
     scope = {"include": [f"^{prefix}"]}
     check = {"kind": "kafka", "name": "shop", "bootstrap_servers": kafka_bootstrap, "topics": scope,
              "groups": scope, "granularity": "partition", "dlq": {"enabled": False}}
-    whole, parts = collect_sharded(check, SHARDS)
+    # the first cycle fetches each group's offsets whole; later ones only the shard's partitions it commits on
+    whole, parts = collect_sharded(check, SHARDS, cycles)
     where = assert_union_equals(whole, parts)
 
     # the scenario's lag is all there, so the comparison compared something
     lag = {lbl["queue"] + "/" + lbl["consumer"] for lbl, _ in whole.samples("mqwatch_consumer_lag_messages")}
-    assert len(lag) == sum(len(topics[gi::2]) for gi in range(len(groups)))
+    assert len(lag) == sum(len(topics[gi % 3::3]) for gi in range(len(groups)))
     for (name, labels), shard in where.items():
         lbl = dict(labels)
         if name in CLUSTER_WIDE:
@@ -70,6 +76,33 @@ def test_a_shard_asks_only_for_its_own_offsets(kafka_bootstrap):
     assert committed and committed <= owned
     assert set(view.groups) == set(groups)  # every group's state is known: status needs it on every shard
     assert set(view.health) == set(topics)  # metadata is whole: shard 0 exports replication health
+
+
+def test_a_group_committing_on_a_new_topic_reaches_its_shard_within_the_refresh(kafka_bootstrap):
+    from checks.kafka.grouptopics import REFRESH_CYCLES
+
+    prefix, topics, groups = _scenario(kafka_bootstrap)
+    group = groups[1]  # commits on topics[1::3]
+    new = next(t for t in (f"{prefix}-t-new{i}" for i in range(100)) if Shard(0, SHARDS).owns(t))
+    kafka_create_topics(kafka_bootstrap, {new: 2})
+    kafka_produce(kafka_bootstrap, new, {0: 3, 1: 2})
+    scope = {"include": [f"^{prefix}"]}
+    _, check = make_check({"kind": "kafka", "name": "shop", "bootstrap_servers": kafka_bootstrap, "topics": scope,
+                           "groups": scope, "time_lag": "off"})
+    check.shard = Shard(0, SHARDS)
+    try:
+        def lag_on_new():
+            snap = collect_once(check)
+            assert snap.ok, snap.error
+            return snap.value("mqwatch_consumer_lag_messages", queue=new, consumer=group)
+
+        assert lag_on_new() is None
+        kafka_commit(kafka_bootstrap, group, {(new, 0): 1, (new, 1): 1})
+        seen = [lag_on_new() for _ in range(REFRESH_CYCLES)]
+        assert any(v is not None for v in seen), seen
+        assert seen[-1] == (3 - 1) + (2 - 1)  # and stays: it is learnt
+    finally:
+        check.close()
 
 
 def test_check_prom_with_shard_auto_from_a_statefulset_hostname(kafka_bootstrap, tmp_path):
