@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import yaml
 
 from agent import sharding
+from agent.redact import register_config_tree
 from agent.registry import PluginLoadError, get_check_class, known_kinds
 from agent.schema import (
     ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, Type, _Ctx, Invalid, Choice,
@@ -36,7 +37,8 @@ class ShardSpec(Type):
 
 
 def _listen_type():
-    return Str(r"(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}", "expected host:port, for example 0.0.0.0:9325")
+    return Str(r"(\[[0-9a-fA-F:.]+(%[\w.-]+)?\]|[^:\s\[\]]*):\d{1,5}",
+               "expected host:port, for example 0.0.0.0:9325, or [ipv6]:port, for example [::1]:9325")
 
 
 AGENT_SCHEMA = Schema(
@@ -45,6 +47,8 @@ AGENT_SCHEMA = Schema(
         "interval": Field(Duration(min=0.1), 15.0, "default collection interval"),
         "timeout": Field(Duration(min=0.1), 10.0, "per-check collection timeout"),
         "log_level": Field(Choice("debug", "info", "warning", "error"), "info", "log level"),
+        "web_config_file": Field(Str(), "", "TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit "
+                                 "format (see README); --web.config.file overrides it"),
         "shard": Field(ShardSpec(), "", "this replica's share of the work, I/N or auto/N (see README, "
                                         "\"When one agent is not enough\"); --shard and MQWATCH_SHARD win over it"),
         "alertmanager_url": Field(Str(r"(https?://[^\s/]+/?)?", "expected http(s)://host:port"), "",
@@ -101,9 +105,11 @@ def parse_config(text: str, file: str = "mqwatch.yaml", environ=None) -> Config:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
-        raise ConfigErrors([ConfigError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else None, file=file)]) from None
+        raise ConfigErrors([ConfigError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else 1, file=file)]) from None
     lines: dict[tuple, int] = {}
     data = {} if node is None else _to_python(node, (), lines, errors, file, environ)
+    # Before validation: an error message about a rejected value must not show it either.
+    register_config_tree(data)
     ctx = _Ctx(file, lines, errors)
     if not isinstance(data, dict):
         ctx.error((), "the config file must be a mapping with `agent` and `checks`")
@@ -179,6 +185,10 @@ def _to_python(node, path: tuple, lines: dict, errors: list, file: str, environ)
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]`: YAML allows it, a config can't use it
+                errors.append(ConfigError("a key must be a name, not a list or mapping", _path_str(path),
+                                          key_node.start_mark.line + 1, file))
+                continue
             key = key_node.value
             if key in out:
                 errors.append(ConfigError("duplicate key", _path_str(path + (key,)), key_node.start_mark.line + 1, file))
@@ -187,7 +197,12 @@ def _to_python(node, path: tuple, lines: dict, errors: list, file: str, environ)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(v, path + (i,), lines, errors, file, environ) for i, v in enumerate(node.value)]
-    value = _construct_scalar(node)
+    try:
+        value = _construct_scalar(node)
+    except yaml.YAMLError as e:  # an unknown tag (`!ref x`) or a malformed timestamp, say
+        problem = getattr(e, "problem", None) or type(e).__name__
+        errors.append(ConfigError(f"invalid value: {problem}", _path_str(path), node.start_mark.line + 1, file))
+        return UNRESOLVED
     if isinstance(value, str) and "${" in value:
         try:
             value = expand_env(value, environ)

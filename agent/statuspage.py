@@ -16,13 +16,14 @@ import time
 
 from agent import alertmanager
 from agent.headline import dlq_growth, headline
+from agent.redact import redact
 
 REFRESH_SECONDS = 10
 TOP_ROWS = 15
 
 
 def _e(text) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(redact(text), quote=True)  # every text on the page passes here
 
 
 def sparkline(points, width: int = 120, height: int = 24) -> str:
@@ -48,6 +49,13 @@ def _fmt_seconds(s: float | None) -> str:
     if s < 172800:
         return f"{s / 3600:.1f}h"
     return f"{s / 86400:.1f}d"
+
+
+def _fmt_drain(s: float | None) -> str:
+    """Drain ETA: `never` for +Inf (lag and not gaining), `–` while unknown."""
+    if s is None:
+        return "–"
+    return "never" if s == float("inf") else _fmt_seconds(s)
 
 
 def _series(st, name):
@@ -86,21 +94,43 @@ def _consumers_table(states) -> str:
             if value == 1:
                 statuses[(labels.get("queue"), labels.get("consumer"))] = labels.get("status")
         seconds = {(lbl.get("queue"), lbl.get("consumer")): v for lbl, v in _series(st, "mqwatch_consumer_lag_seconds")}
+        drain = {(lbl.get("queue"), lbl.get("consumer")): v for lbl, v in _series(st, "mqwatch_consumer_drain_seconds")}
         for labels, messages in _series(st, "mqwatch_consumer_lag_messages"):
             key = (labels.get("queue"), labels.get("consumer"))
             secs = seconds.get(key)
             hist_name = "mqwatch_consumer_lag_seconds" if secs is not None else "mqwatch_consumer_lag_messages"
             rows.append((secs if secs is not None else -1.0, messages, st, labels, statuses.get(key, ""),
-                         _history(st, hist_name, labels)))
+                         _history(st, hist_name, labels), drain.get(key)))
     rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
     html_rows = "".join(
         f"<tr class='consumer status-{_e(status or 'unknown')}'><td>{_e(st.kind)}/{_e(st.name)}</td>"
         f"<td class='name'>{_e(lbl.get('queue', ''))}</td><td class='name'>{_e(lbl.get('consumer', ''))}</td>"
         f"<td class='lag-seconds'>{_fmt_seconds(secs) if secs >= 0 else '–'}</td><td class='lag-messages'>{msgs:.0f}</td>"
+        f"<td class='drain'>{_fmt_drain(drain)}</td>"
         f"<td class='status'>{_e(status)}</td><td>{sparkline(hist)}</td></tr>"
-        for secs, msgs, st, lbl, status, hist in rows[:TOP_ROWS])
+        for secs, msgs, st, lbl, status, hist, drain in rows[:TOP_ROWS])
     return ("<table id='consumers'><tr><th>check</th><th>queue</th><th>consumer</th><th>lag</th>"
-            "<th>messages</th><th>status</th><th>history</th></tr>" + html_rows + "</table>")
+            "<th>messages</th><th title='at the current net drain rate'>drains in</th><th>status</th>"
+            "<th>history</th></tr>" + html_rows + "</table>")
+
+
+def _poison_table(states) -> str:
+    """Consumers holding messages delivered again and again (poison messages, crash loops)."""
+    rows = []
+    for st in states:
+        redelivered = {(lbl.get("queue"), lbl.get("consumer")): v
+                       for lbl, v in _series(st, "mqwatch_pending_redelivered_messages")}
+        for labels, deliveries in _series(st, "mqwatch_pending_max_deliveries"):
+            if deliveries > 1:
+                rows.append((deliveries, st, labels, redelivered.get((labels.get("queue"), labels.get("consumer")))))
+    rows.sort(key=lambda r: r[0], reverse=True)
+    html_rows = "".join(
+        f"<tr class='poison'><td>{_e(st.kind)}/{_e(st.name)}</td><td>{_e(lbl.get('queue', ''))}</td>"
+        f"<td>{_e(lbl.get('consumer', ''))}</td><td class='max-deliveries'>{n:.0f}</td>"
+        f"<td class='redelivered'>{'–' if r is None else f'{r:.0f}'}</td></tr>"
+        for n, st, lbl, r in rows[:TOP_ROWS])
+    return ("<table id='poison'><tr><th>check</th><th>queue</th><th>consumer</th><th>most deliveries of one message</th>"
+            "<th>messages delivered more than once</th></tr>" + html_rows + "</table>")
 
 
 def _cut(text: str) -> str:
@@ -255,6 +285,8 @@ refreshes every {REFRESH_SECONDS}s · {time.strftime('%Y-%m-%d %H:%M:%S UTC', ti
 {_checks_table(states, now)}
 <h2>Worst consumers by lag</h2>
 {_consumers_table(states)}
+<h2>Messages delivered again and again</h2>
+{_poison_table(states)}
 <h2>Dead-letter queues</h2>
 {_dlq_table(states)}
 <h2>Overdue delayed queues</h2>

@@ -3,6 +3,7 @@
 import re
 
 from agent import tls
+from agent.dlq import REASONS_FIELD
 from agent.schema import did_you_mean, Bool, Choice, Duration, Field, Filter, Int, Invalid, ListOf, Regex, ScalarMap, Schema, Str
 from checks.kafka import properties
 
@@ -86,8 +87,19 @@ DLQ_SCHEMA = Schema(
     }
 )
 
-REASONS_SCHEMA = Schema(
+class ReasonsSection(Schema):
+    """`reasons:` is a mapping; `reasons: class` / `reasons: message` is short for `{mode: ...}`,
+    the spelling the Redis and Pulsar checks use."""
+
+    def convert(self, value, ctx, path):
+        if isinstance(value, str):
+            value = {"mode": value}
+        return super().convert(value, ctx, path)
+
+
+REASONS_SCHEMA = ReasonsSection(
     {
+        "mode": REASONS_FIELD,
         "enabled": Field(Bool(), True, "sample new dead letters each cycle and count them by failure reason"),
         "sample": Field(Int(min=1, max=10_000), 100, "at most this many new dead letters are read per cycle, newest first"),
         "headers": Field(ListOf(Str()), (), "header names tried first for the reason, before Spring's and Kafka Connect's"),
@@ -107,6 +119,8 @@ CANARY_SCHEMA = Schema(
         "replication_factor": Field(Int(min=-1), -1, "replication of a created canary topic; -1 is the broker default"),
         "interval": Field(Duration(min=0.1), 10.0, "time between canary messages"),
         "timeout": Field(Duration(min=0.1), 5.0, "a message not consumed back within this counts as a timeout failure"),
+        "lost_after": Field(Duration(min=1), 60.0,
+                            "an acknowledged message not consumed back within this counts as lost"),
     }
 )
 
@@ -136,6 +150,9 @@ SCHEMA = Schema(
                                "collections the consumer status is evaluated over; a consumer must commit at least "
                                "once per status_window - 1 collections or it looks stalled"),
         "allowed_lag": Field(Int(min=0), 0, "lag in messages at or below which a partition counts as caught up"),
+        "retention_refresh": Field(Duration(min=0), 300.0,
+                                   "how often topics' retention.ms is read (DescribeConfigs) for retention "
+                                   "headroom; 0 turns it off"),
         "dlq": Field(DLQ_SCHEMA, None),
         "reasons": Field(REASONS_SCHEMA, None),
         "canary": Field(CANARY_SCHEMA, None),

@@ -170,6 +170,16 @@ class AdminClient:
     def _get(self, url: str, deadline: float):
         return get_json(self.session, url, self._timeout(deadline), max_bytes=self.max_bytes, cap_key="max_admin_bytes")
 
+    def get_json_or_none(self, url: str, deadline: float):
+        """A GET whose answer may be empty (JAX-RS answers a null policy with 204 and no body)."""
+        resp = get(self.session, url, self._timeout(deadline))
+        if resp.status_code == 204 or not resp.content.strip():
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise BadReply(f"{url}: the reply is not JSON: {resp.text[:80]!r}") from None
+
     def _map(self, fn, items):
         """(item, result or exception) for every item, at most max_concurrency at once."""
         items = list(items)
@@ -206,6 +216,8 @@ def partition_from_stats(doc, where: str) -> PartitionState:
             blocked=bool(s.get("blockedSubscriptionOnUnackedMsgs", False)),
             earliest_publish_ms=int(earliest) if earliest and earliest > 0 else None,
             last_acked_ms=_num(s, "lastAckedTimestamp", where),
+            expired=_num(s, "totalMsgExpired", where),
+            delivered=_num(s, "msgOutCounter", where),
         )
     return part
 

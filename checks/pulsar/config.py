@@ -1,6 +1,7 @@
 """The `kind: pulsar` config section."""
 
 from agent import tls
+from agent.dlq import REASONS_FIELD
 from agent.schema import Bool, Duration, Field, Filter, Int, ListOf, Schema, Str
 
 _HTTP_URL = Str(r"https?://[^\s/]+(/\S*)?", "expected an http(s) URL, for example http://broker-1:8080", noun="a URL")
@@ -85,15 +86,21 @@ SCHEMA = Schema(
                                "collections mqwatch_consumer_status is judged over; a subscription must acknowledge "
                                "at least once per status_window - 1 collections or it looks stalled"),
         "allowed_lag": Field(Int(min=0), 0, "backlog in messages at or below which a partition counts as caught up"),
+        "retention_refresh": Field(Duration(min=0), 300.0,
+                                   "admin API: how often namespaces' message TTL and backlog quotas are read for "
+                                   "retention headroom; 0 turns it off"),
         "canary": Field(
             Schema({
                 "enabled": Field(Bool(), False),
                 "topic": Field(Str(r"(non-)?persistent://[^/\s]+/[^/\s]+/[^/\s]+|[^/\s:]+", "a topic name"),
                                "persistent://public/default/mqwatch-canary"),
                 "timeout": Field(Duration(min=0.05), 5.0, "how long to wait for the canary message to come back"),
+                "lost_after": Field(Duration(min=1), 60.0,
+                                    "a stored canary message not consumed back within this counts as lost"),
             }),
             None,
         ),
+        "reasons": REASONS_FIELD,
         "dlq_sampling": Field(
             Schema({
                 "enabled": Field(Bool(), False),

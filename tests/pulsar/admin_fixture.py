@@ -12,6 +12,8 @@ for it. Shapes are those real Pulsar returns, taken from apache/pulsar:
   TenantsBase (/tenants: names), NamespacesBase (/namespaces/{tenant}: "tenant/ns"),
   PersistentTopics (/persistent/{t}/{ns}: full topic names including -partition-N ones;
   /persistent/{t}/{ns}/partitioned: partitioned topic names).
+- NamespacesBase (/namespaces/{t}/{ns}/messageTTL: Integer or no body; /backlogQuotaMap:
+  {"destination_storage"|"message_age": {"limitSize", "limitTime", "policy"}}).
 - Errors are RestException bodies: {"reason": "..."} with the HTTP status.
 """
 
@@ -150,6 +152,10 @@ class AdminFixture:
             self.routes[f"/admin/v2/persistent/{tenant}/{ns}/partitioned"] = lists["partitioned"]
             self.routes[f"/admin/v2/non-persistent/{tenant}/{ns}"] = []
             self.routes[f"/admin/v2/non-persistent/{tenant}/{ns}/partitioned"] = []
+            # Namespace policies (Namespaces.getNamespaceMessageTTL: Integer, null when unset;
+            # getBacklogQuotaMap: BacklogQuotaType -> BacklogQuota, empty when none is set).
+            self.routes.setdefault(f"/admin/v2/namespaces/{tenant}/{ns}/messageTTL", None)
+            self.routes.setdefault(f"/admin/v2/namespaces/{tenant}/{ns}/backlogQuotaMap", {})
 
     def _handler(self):
         fixture = self
@@ -179,6 +185,8 @@ class AdminFixture:
                 doc = fixture.routes[path]
                 if path == "/admin/v2/brokers/health":
                     return self._send(200, b"ok", "text/plain")
+                if doc is None:  # a null policy: JAX-RS answers 204 without a body
+                    return self._send(204, b"", "application/json")
                 body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
                 self._send(200, body, "application/json")
 
