@@ -346,6 +346,35 @@ def test_secure_component_builds_with_kustomize(tmp_path):
     sm = next(d for d in docs if d["kind"] == "ServiceMonitor")
     assert sm["spec"]["endpoints"][0]["scheme"] == "https" and sm["spec"]["selector"]  # patched, selector kept
 
+
+def test_image_healthcheck_speaks_tls_with_mqwatch_scheme_https(tmp_path, pki):
+    """With a TLS + basic-auth web config the HEALTHCHECK (MQWATCH_SCHEME=https) still passes:
+    /healthz needs no credentials, and plain HTTP would be refused."""
+    import bcrypt
+
+    web = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(b"pw-123456", bcrypt.gensalt(rounds=4)).decode()
+    web.write_text(f"tls_server_config: {{cert_file: {pki.server_cert}, key_file: {pki.server_key}}}\n"
+                   f"basic_auth_users: {{prometheus: '{hashed}'}}\n")
+    cfg = tmp_path / "mqwatch.yaml"
+    cfg.write_text("agent: {interval: 1s}\nchecks: []\n")
+    port = _free_port()
+    agent = subprocess.Popen([*_mqwatch(), "run", "-c", str(cfg), "--listen", f"127.0.0.1:{port}",
+                              "--web.config.file", str(web)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        env = {**os.environ, "MQWATCH_PORT": str(port), "MQWATCH_SCHEME": "https"}
+
+        def healthy():
+            return subprocess.run(_healthcheck_command(), env=env, capture_output=True, timeout=10).returncode == 0
+        wait_until(healthy, 30, message="TLS health check passes")
+        plain = subprocess.run(_healthcheck_command(), env={**env, "MQWATCH_SCHEME": "http"}, capture_output=True,
+                               timeout=10)
+        assert plain.returncode != 0 and b"400" in plain.stderr
+    finally:
+        agent.terminate()
+        agent.wait(timeout=15)
+
+
 # ---- deploy/sharded: the kustomize overlay running the agent as a StatefulSet of shards ----
 
 SHARDED = ROOT / "deploy" / "sharded"
@@ -420,6 +449,11 @@ def test_sharded_overlay_runs_n_shards_each_scraped_once():
     ports = {p["name"] for p in container["ports"]}
     for endpoint in sm["spec"]["endpoints"]:
         assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]} and endpoint["port"] in ports
+    # the pod is the base Deployment's, plus only the shard argument and HOSTNAME (no drift)
+    base, = [t for name, t in _pod_specs() if name == "mqwatch"]
+    base_container = base["spec"]["containers"][0]
+    assert {**container, "args": args[:-2], "env": [e for e in container["env"] if e["name"] != "HOSTNAME"]} == base_container
+    assert {**pod["spec"], "containers": [base_container]} == base["spec"] and pod["metadata"] == base["metadata"]
     # and the pod's config is the base's, which `mqwatch validate` accepts (test above)
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["config"]["configMap"]["name"] in {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
