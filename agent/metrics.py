@@ -207,7 +207,7 @@ PENDING_MAX_DELIVERIES = _g(
     "mqwatch_pending_max_deliveries",
     "Highest delivery count among this consumer's unacknowledged messages (Redis XPENDING; Sidekiq retry count + 1, "
     "BullMQ attemptsMade): a message delivered again and again is a poison message.",
-    ["queue"], optional=["consumer"], example="mqwatch_pending_max_deliveries >= 5",
+    ["queue"], optional=["consumer", "framework"], example="mqwatch_pending_max_deliveries >= 5",
 )
 PENDING_REDELIVERED = _g(
     "mqwatch_pending_redelivered_messages",

@@ -176,6 +176,8 @@ class RedisCheck(Check):
             out.add("mqwatch_redis_queue_paused", 1 if paused else 0, queue=q, framework=fw)
         for fw, n in view.workers.items():
             out.add("mqwatch_redis_workers", n, framework=fw)
+        for (fw, q), n in view.max_deliveries.items():  # Sidekiq retry counts, BullMQ attemptsMade
+            out.add("mqwatch_pending_max_deliveries", n, queue=q, framework=fw)
         for (fw, q, consumer), p in view.pending.items():
             out.add("mqwatch_pending_messages", p.messages, queue=q, consumer=consumer, framework=fw)
             if p.oldest_seconds is not None:
