@@ -32,6 +32,8 @@ SECRETS = {
     "pulsar_url_password": "PLANTplsUrlPw12",
     "pulsar_url_token": "PLANTplsUrlTok13",
     "pulsar_bad_admin_password": "PLANTplsAdm14",
+    "pulsar_oauth2_client_secret": "PLANTplsOauthSecret15",
+    "kafka_client_key_password": "PLANTkfkClientKeyPw16",
 }
 
 
@@ -40,6 +42,7 @@ def _config(tmp_path, redis_server, pulsar_lite, dead_port, pki):
     (tmp_path / "redis-pw").write_text(s["redis_password_file"] + "\n")
     (tmp_path / "kafka-pw").write_text(s["kafka_password_file"] + "\n")
     (tmp_path / "pulsar-token").write_text(s["pulsar_token_file"] + "\n")
+    (tmp_path / "oauth-secret").write_text(s["pulsar_oauth2_client_secret"] + "\n")
     redis = redis_server.address
     return f"""agent: {{interval: 1s, timeout: 3s}}
 checks:
@@ -73,6 +76,20 @@ checks:
       sasl.mechanisms: PLAIN
       sasl.username: svc
       sasl.password_file: {tmp_path / 'kafka-pw'}
+  - kind: kafka
+    name: tls
+    bootstrap_servers: 127.0.0.1:{dead_port}
+    tls: {{ca_file: {pki.ca}, cert_file: {pki.client_cert}, key_file: {pki.client_key_encrypted},
+          key_password_file: {pki.key_password_file}}}
+    client:
+      security.protocol: SSL
+      ssl.key.password: {s['kafka_client_key_password']}
+  - kind: pulsar
+    name: oauth2
+    metrics_url: {pulsar_lite.extra['metrics_url']}
+    auth:
+      oauth2: {{issuer_url: 'http://127.0.0.1:{dead_port}/', client_id: mqwatch,
+               client_secret_file: {tmp_path / 'oauth-secret'}}}
   - kind: pulsar
     name: token
     metrics_url: {pulsar_lite.extra['metrics_url']}
@@ -145,7 +162,8 @@ def test_planted_secrets_appear_on_no_path(tmp_path, redis_server, pulsar_lite, 
             doc = json.loads(agent.get("/status")[1])
             return {c["kind"] + "/" + c["name"] for c in doc["checks"] if c["last_error"]}
         # Each failing check has published its error, which quotes what its client library said.
-        wait_until(lambda: {"redis/url-creds", "redis/tls-creds", "kafka/sasl", "pulsar/url-creds"} <= failing_checks(), 30,
+        wait_until(lambda: {"redis/url-creds", "redis/tls-creds", "kafka/sasl", "kafka/tls", "pulsar/url-creds",
+                            "pulsar/oauth2"} <= failing_checks(), 30,
                    message="errors of the failing checks")
         for path in ("/status", "/", "/metrics"):
             status, body, _ = agent.get(path)
@@ -196,3 +214,47 @@ def test_config_secrets_are_registered_but_user_data_is_not(tmp_path):
     out = redact("principal=SaslCfg7 Keystore8 MIIEvQIBADANBgkqhkiG9w0BAQEFAASC auth-events-source mqwatch:canary-key")
     assert "SaslCfg7" not in out and "Keystore8" not in out and "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in out
     assert "auth-events-source" in out and "mqwatch:canary-key" in out
+
+
+# ---- property: whatever the secret and wherever it sits, it does not come out ----------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.fixture
+def private_registry():
+    """Random secrets must not stay registered: they would mask other tests' text in this process."""
+    from agent import redact as module
+
+    saved = set(module._registry._values)
+    yield
+    module._registry.clear()
+    for value in saved:
+        module._registry.add(value)
+
+
+# `*` is left out: the mask itself is made of it, so a secret like `a***b` could be re-formed
+# from its neighbours' masks; every other printable character is fair game.
+_SECRET_CHARS = st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters="*")
+_URL_PW_CHARS = st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&()+,;=:%@/")
+_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=40)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(secret=st.text(_SECRET_CHARS, min_size=6, max_size=40), before=_TEXT, after=_TEXT)
+def test_a_registered_secret_never_survives_redaction(private_registry, secret, before, after):
+    register_secret(secret)
+    assert secret not in redact(before + secret + after)
+
+
+@settings(max_examples=200, deadline=None)
+@given(password=st.text(_URL_PW_CHARS, min_size=1, max_size=30), scheme=st.sampled_from(["redis", "rediss", "http"]),
+       mangle=st.sampled_from(["://u:{}@", "//:{}@", ":{}@", "://{}@", "://u:x@h/0?password={}&db=1"]),
+       before=st.sampled_from(["", "error: '", "url=", "cannot connect to "]))
+def test_url_credentials_are_masked_by_shape_without_being_registered(password, scheme, mangle, before):
+    text = f"{before}{scheme}{mangle.format(password)}cache:6379/0 failed"
+    out = redact(text)
+    assert MASK in out and "cache:6379/0 failed" in out
+    if len(password) >= 3 and "&" not in password and ";" not in password:
+        assert f":{password}@" not in out and f"={password}&" not in out and f"//{password}@" not in out

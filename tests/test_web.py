@@ -213,6 +213,22 @@ def test_bad_or_huge_content_length_is_answered_at_once(serve, length, code):
     assert time.monotonic() - t0 < 3
 
 
+def test_chunked_or_duplicated_lengths_are_refused_and_a_small_body_is_read(serve):
+    server = serve(lifecycle=True)
+    for headers in ("Transfer-Encoding: chunked\r\n", "Content-Length: 1\r\nContent-Length: 2\r\n"):
+        answer = _raw(server.port, f"POST /-/reload HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 400"), headers
+    # A small declared body is read, so the same connection serves the next request.
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.settimeout(5)
+        s.sendall(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                  b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    assert out.startswith(b"HTTP/1.1 404") and out.count(b"HTTP/1.1 ") == 2 and out.endswith(b"ok\n")
+
+
 def test_idle_connections_time_out_and_handlers_are_bounded(serve):
     server = serve(socket_timeout=1.0, max_handlers=3)
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
@@ -242,6 +258,35 @@ def test_slow_request_line_is_cut_by_the_timeout(serve):
         t0 = time.monotonic()
         assert s.recv(100) == b""
         assert time.monotonic() - t0 < 4
+
+
+def test_a_request_trickled_byte_by_byte_is_cut_at_the_deadline(serve):
+    """Each byte comes well within the 1 s socket timeout, the request as a whole does not."""
+    server = serve(socket_timeout=1.0)
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.settimeout(5)
+        s.sendall(b"GET /metrics HTTP/1.1\r\n")
+        t0 = time.monotonic()
+        closed = False
+        for _ in range(40):  # 40 x 0.25 s: 10 s of headers if the server let it
+            try:
+                s.sendall(b"X")
+            except OSError:  # reset: the server closed the connection
+                closed = True
+                break
+            time.sleep(0.25)
+            s.setblocking(False)
+            try:
+                closed = s.recv(100) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+            s.setblocking(True)
+            s.settimeout(5)
+            if closed:
+                break
+        assert closed and time.monotonic() - t0 < 3.5
 
 
 @pytest.mark.parametrize("header, gz", [
