@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import signal
 import sys
@@ -44,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start embedded brokers with an e-commerce workload and run the agent on them")
     demo.add_argument("--listen", default="127.0.0.1:9325", help="where the agent listens (default 127.0.0.1:9325)")
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: run until Ctrl-C)")
-    demo.add_argument("--with-prometheus", action="store_true", help="also start Prometheus and Alertmanager when installed")
+    demo.add_argument("--no-prometheus", action="store_true",
+                      help="do not start Prometheus and Alertmanager (started by default when installed)")
+    demo.add_argument("--with-prometheus", action="store_true", help="the default; kept for older scripts")
+    demo.add_argument("--log-file", help="where client and agent logs go (default: a new file, named in the banner)")
     return p
 
 
@@ -60,7 +64,27 @@ def main(argv: list[str] | None = None) -> int:
     limit_malloc_arenas()  # before any thread (and its arena) exists
     handler = {"run": cmd_run, "check": cmd_check, "validate": cmd_validate, "metrics": cmd_metrics, "demo": cmd_demo,
                **args.extra_handlers}
-    return handler[args.command](args)
+    try:
+        return handler[args.command](args)
+    except BrokenPipeError:  # `mqwatch metrics | head`: the reader has all it wanted
+        _silence_stdout()
+        return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """After the reader closed the pipe, point stdout at /dev/null so that the interpreter's
+    final flush does not raise again (the recipe in Python's signal module docs)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _write(text: str) -> None:
+    """Write to stdout; a closed pipe (`| head`) ends the output quietly."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
 
 
 def _load(path: str):
@@ -88,7 +112,7 @@ def cmd_metrics(args) -> int:
     from agent.metrics import catalog, render_markdown, render_table
 
     entries = catalog()
-    sys.stdout.write(render_markdown(entries) if args.format == "markdown" else render_table(entries))
+    _write(render_markdown(entries) if args.format == "markdown" else render_table(entries))
     return EXIT_OK
 
 
@@ -111,15 +135,15 @@ def cmd_check(args) -> int:
     for (c, _), snap in zip(pairs, snaps):
         exporter.publish(snap, c.kind)
     if args.format == "prom":
-        sys.stdout.write(exporter.body().decode())
+        _write(exporter.body().decode())
     elif args.format == "json":
-        json.dump([_snapshot_json(c.kind, s) for (c, _), s in zip(pairs, snaps)], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _write(json.dumps([_snapshot_json(c.kind, s) for (c, _), s in zip(pairs, snaps)], indent=2) + "\n")
     else:
-        sys.stdout.write(_snapshot_table([(c.kind, s) for (c, _), s in zip(pairs, snaps)]))
-    for (c, _), s in zip(pairs, snaps):
-        if not s.ok:
-            print(f"check {c.key} failed: {s.error}", file=sys.stderr)
+        _write(_snapshot_table([(c.kind, s) for (c, _), s in zip(pairs, snaps)]))
+    if args.format != "table":  # the table says it itself; JSON and exposition text are for machines
+        for (c, _), s in zip(pairs, snaps):
+            if not s.ok:
+                print(f"check {c.key} failed: {s.error}", file=sys.stderr)
     return EXIT_OK if all(s.ok for s in snaps) else EXIT_CHECK_FAILED
 
 
@@ -142,17 +166,36 @@ def _snapshot_json(kind, s) -> dict:
     }
 
 
+def number(v: float) -> str:
+    """A value in full: timestamps and large counts exactly, fractions as the shortest text
+    that reads back as the same float (never `1.79613e+09`)."""
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "+Inf" if v > 0 else "-Inf"
+    if float(v).is_integer() and abs(v) < 2**63:
+        return str(int(v))
+    return repr(float(v))
+
+
 def _snapshot_table(items) -> str:
     out = []
     for kind, s in items:
-        state = "ok" if s.ok else f"FAILED: {s.error}"
+        partial = list(s.errors)
+        if s.ok:
+            state = "ok"
+        else:
+            # the fatal error is the last of s.errors (scheduler.Collector): print it once, here
+            reason = partial.pop()[0] if partial and partial[-1][1] == s.error else ""
+            state = f"FAILED{f' [{reason}]' if reason else ''}: {s.error}"
         out.append(f"== {kind}/{s.cluster}: {state} ({s.duration:.3f}s, {s.series} series)")
-        for reason, message in s.errors:
+        for reason, message in partial:
             out.append(f"   error[{reason}]: {message}")
         for name, series in sorted(s.families.items()):
             for labels, value in sorted(series):
                 lbl = ",".join(f'{k}="{v}"' for k, v in labels if k not in ("system", "cluster"))
-                shown = f"{value:g}" if isinstance(value, float) else f"count={value.count:g} sum={value.sum:g}"
+                shown = number(value) if isinstance(value, float | int) else \
+                    f"count={number(value.count)} sum={number(value.sum)}"
                 out.append(f"   {name}{{{lbl}}} {shown}")
     return "\n".join(out) + "\n"
 
@@ -208,8 +251,9 @@ def cmd_demo(args) -> int:
     from agent import demo
     from agent.config import load_config
 
-    setup_logging("info")
-    session = demo.start(args)
+    log_path = args.log_file or demo.default_log_path()
+    setup_logging("info", file=log_path)  # the console is for the banner and changes of state
+    session = demo.start(args, log_path)
     if session is None:
         return EXIT_CHECK_FAILED
     try:

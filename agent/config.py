@@ -14,7 +14,7 @@ import yaml
 from agent.registry import PluginLoadError, get_check_class, known_kinds
 from agent.schema import (
     ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, _Ctx, Invalid, Choice,
-    _did_you_mean, expand_env, format_path, UNRESOLVED,
+    did_you_mean, expand_env, format_path, UNRESOLVED,
 )
 
 DEFAULT_PORT = 9325
@@ -30,6 +30,8 @@ AGENT_SCHEMA = Schema(
         "interval": Field(Duration(min=0.1), 15.0, "default collection interval"),
         "timeout": Field(Duration(min=0.1), 10.0, "per-check collection timeout"),
         "log_level": Field(Choice("debug", "info", "warning", "error"), "info", "log level"),
+        "alertmanager_url": Field(Str(r"(https?://[^\s/]+/?)?", "expected http(s)://host:port"), "",
+                                  "Alertmanager whose firing alerts the status page lists (optional)"),
     }
 )
 
@@ -82,7 +84,7 @@ def parse_config(text: str, file: str = "mqwatch.yaml", environ=None) -> Config:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
-        raise ConfigErrors([ConfigError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else None, file=file)]) from None
+        raise ConfigErrors([ConfigError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else 1, file=file)]) from None
     lines: dict[tuple, int] = {}
     data = {} if node is None else _to_python(node, (), lines, errors, file, environ)
     ctx = _Ctx(file, lines, errors)
@@ -91,7 +93,7 @@ def parse_config(text: str, file: str = "mqwatch.yaml", environ=None) -> Config:
         raise ConfigErrors(errors)
     for key in data:
         if key not in ("agent", "checks"):
-            ctx.error((key,), f"unknown key{_did_you_mean(str(key), ['agent', 'checks'])}")
+            ctx.error((key,), f"unknown key{did_you_mean(str(key), ['agent', 'checks'])}")
     agent = _convert(AGENT_SCHEMA, data.get("agent"), ctx, ("agent",))
     checks: list[CheckConfig] = []
     raw_checks = data.get("checks")
@@ -130,7 +132,7 @@ def _check_config(raw, ctx: _Ctx, path: tuple, agent: Section | None) -> CheckCo
         return None
     except KeyError:
         known = known_kinds()
-        ctx.error(path + ("kind",), f"unknown check kind {kind!r}{_did_you_mean(str(kind), known)}; known: {', '.join(known)}")
+        ctx.error(path + ("kind",), f"unknown check kind {kind!r}{did_you_mean(str(kind), known)}; known: {', '.join(known)}")
         return None
     schema = Schema({**COMMON_CHECK_FIELDS, **cls.config_schema.fields}, cls.config_schema.check)
     section = _convert(schema, raw, ctx, path)
@@ -160,6 +162,10 @@ def _to_python(node, path: tuple, lines: dict, errors: list, file: str, environ)
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]`: YAML allows it, a config can't use it
+                errors.append(ConfigError("a key must be a name, not a list or mapping", _path_str(path),
+                                          key_node.start_mark.line + 1, file))
+                continue
             key = key_node.value
             if key in out:
                 errors.append(ConfigError("duplicate key", _path_str(path + (key,)), key_node.start_mark.line + 1, file))
@@ -168,7 +174,12 @@ def _to_python(node, path: tuple, lines: dict, errors: list, file: str, environ)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(v, path + (i,), lines, errors, file, environ) for i, v in enumerate(node.value)]
-    value = _construct_scalar(node)
+    try:
+        value = _construct_scalar(node)
+    except yaml.YAMLError as e:  # an unknown tag (`!ref x`) or a malformed timestamp, say
+        problem = getattr(e, "problem", None) or type(e).__name__
+        errors.append(ConfigError(f"invalid value: {problem}", _path_str(path), node.start_mark.line + 1, file))
+        return UNRESOLVED
     if isinstance(value, str) and "${" in value:
         try:
             value = expand_env(value, environ)

@@ -7,23 +7,29 @@ point is a module (checks/<kind>/demo.py) with
     start_broker() -> agent.embedded.Broker        its embedded broker on a free loopback port
     start_workload(broker) -> DemoPart              traffic on it, and the check sections to watch it
 
-The demo writes the config it runs with to a file, so the user sees a working mqwatch.yaml
-for the same setup.
+Prometheus and Alertmanager run beside them with the shipped alert rules (agent/demo_alerting.py)
+and route to the demo's own webhook receiver. The console shows one banner, then only changes
+of state; client libraries' logs go to a log file. The demo writes the config it runs with
+to a file, so the user sees a working mqwatch.yaml for the same setup.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
 import yaml
 
+from agent.demo_alerting import MAX_FOR, Alerting, start_alerting
 from agent.embedded import BrokerUnavailable
 from agent.registry import ENTRY_POINT_GROUP, kind_entry_points, load_entry_point
 
@@ -109,109 +115,121 @@ def stop_parts(parts: list[DemoPart]) -> None:
             log.warning("demo_stop_failed part=%s error=%r", part.name, e)
 
 
-DEMO_ALERTMANAGER = """
-route:
-  receiver: demo
-  group_by: [alertname, cluster]
-  group_wait: 10s
-  group_interval: 1m
-  repeat_interval: 1h
-receivers:
-  - name: demo
-"""
+class Console:
+    """What the demo prints after its banner: one timestamped line per change of state."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self._lock = threading.Lock()
+
+    def say(self, what: str, text: str) -> None:
+        with self._lock:
+            print(f"{time.strftime('%H:%M:%S')}  {what:<8}  {text}", file=self.stream, flush=True)
 
 
-def rules_text() -> str | None:
-    """The shipped Prometheus rules, from the installed `alerts` package or the checkout."""
-    from importlib import resources
-
-    try:
-        return resources.files("alerts").joinpath("mqwatch.rules.yml").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        return None
-
-
-def start_prometheus_part(listen: str) -> DemoPart:
-    from agent.embedded import start_alertmanager, start_prometheus
-
-    port = listen.rpartition(":")[2]
-    alertmanager = start_alertmanager(DEMO_ALERTMANAGER)
-    rules = rules_text()
-    prom_config = {
-        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
-        "scrape_configs": [{"job_name": "mqwatch", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.address]}]}]},
-    }
-    if rules:
-        prom_config["rule_files"] = ["mqwatch.rules.yml"]
-    try:
-        prometheus = start_prometheus(yaml.safe_dump(prom_config), {"mqwatch.rules.yml": rules} if rules else None)
-    except Exception:
-        alertmanager.stop()
-        raise
-
-    def stop():
-        prometheus.stop()
-        alertmanager.stop()
-
-    return DemoPart(
-        name="prometheus and alertmanager",
-        checks=[],
-        describe=["Prometheus scrapes the agent every 5s" + (" and evaluates mqwatch's alert rules" if rules else "")],
-        stop=stop,
-        urls={"prometheus": prometheus.extra["url"] + "/alerts", "alertmanager": alertmanager.extra["url"]},
-    )
+def watch_checks(status_url: str, say, stop: threading.Event, every: float = 2.0) -> None:
+    """Say when a check goes down (with its error) and when it is back, from the agent's /status."""
+    down: dict[str, bool] = {}
+    while not stop.wait(every):
+        try:
+            with urllib.request.urlopen(status_url, timeout=5) as r:
+                checks = json.loads(r.read(4 << 20))["checks"]
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("demo_status_unreadable url=%s error=%r", status_url, e)
+            continue
+        for c in checks:
+            key = f"{c['kind']}/{c['name']}"
+            if not c.get("collections"):
+                continue
+            was = down.get(key, False)
+            down[key] = not c["up"]
+            if down[key] and not was:
+                say("DOWN", f"check {key}: {c.get('last_error') or 'collection failed'}")
+            elif was and not down[key]:
+                say("UP", f"check {key} collects again")
 
 
 @dataclass
 class Session:
-    """A running demo: its brokers, workloads and config. The command line serves the agent
-    on it (agent/cli.py); this module never starts the agent itself."""
+    """A running demo: brokers, workloads, Prometheus and Alertmanager, the agent's config.
+    The command line serves the agent on it (agent/cli.py); this module never starts the
+    agent itself."""
 
     args: object
     parts: list[DemoPart]
     workdir: str
     config_path: str
+    log_path: str
+    console: Console
+    alerting: Alerting | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
 
     def announce(self, port: int) -> None:
+        """The one banner; from here on only changes of state are printed."""
         host = self.args.listen.rpartition(":")[0] or "127.0.0.1"
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        lines = ["", "mqwatch demo is running", f"  status page  http://{host}:{port}/",
-                 f"  metrics      http://{host}:{port}/metrics", f"  config used  {self.config_path}", ""]
+        host = "127.0.0.1" if host in ("0.0.0.0", "", "[::]") else host
+        urls = {"status page": f"http://{host}:{port}/", "metrics": f"http://{host}:{port}/metrics"}
+        urls.update(self.alerting.urls if self.alerting else {})
+        urls.update({"config used": self.config_path, "log file": self.log_path})
+        width = max(map(len, urls))
+        lines = ["", "mqwatch demo is running", *(f"  {k:<{width}}  {v}" for k, v in urls.items()), "",
+                 "What the workload does:"]
         for p in self.parts:
-            lines += [f"  {p.name}:"] + [f"    {d}" for d in p.describe]
-            lines += [f"    {k}: {v}" for k, v in p.urls.items()]
-        lines += ["", "Press Ctrl-C to stop; every broker the demo started stops with it.", ""]
+            lines += [f"  {p.name}:"] + [f"    {d}" for d in p.describe] + [f"    {k}: {v}" for k, v in p.urls.items()]
+        lines.append("")
+        if self.alerting:
+            lines.append("Prometheus evaluates mqwatch's alert rules " + (
+                f"(`for:` cut to {MAX_FOR} for the demo): expect the first alerts within two minutes."
+                if self.alerting.rules else "- none found in this install, so no alert will fire."))
+        else:
+            lines.append("Without Prometheus and Alertmanager (--no-prometheus): no alert will fire.")
+        lines += ["Below: alerts firing and resolving, checks going down and up. Client and agent logs go to the log file.",
+                  "Press Ctrl-C to stop; every broker the demo started stops with it.", ""]
         print("\n".join(lines), flush=True)
+        threading.Thread(target=watch_checks, args=(f"http://{host}:{port}/status", self.console.say, self.stop_event),
+                         daemon=True, name="demo-watch-checks").start()
 
     def close(self) -> None:
         self.stop_event.set()
+        if self.alerting:
+            self.alerting.stop()
         stop_parts(self.parts)
         shutil.rmtree(self.workdir, ignore_errors=True)
-        print("mqwatch demo stopped; all embedded brokers are down.", flush=True)
+        print(f"mqwatch demo stopped; all embedded brokers are down. Its log is kept in {self.log_path}", flush=True)
 
 
-def start(args) -> Session | None:
-    """Start every demo part and write the agent's config; None (with a message) when no
-    broker could start."""
+def default_log_path() -> str:
+    return os.path.join(tempfile.mkdtemp(prefix="mqwatch-demo-log-"), "demo.log")
+
+
+def start(args, log_path: str) -> Session | None:
+    """Start every demo part, Prometheus and Alertmanager (unless --no-prometheus), and
+    write the agent's config; None (with a message) when no broker could start."""
     parts = start_parts(getattr(args, "only", None))
     if not parts:
         print("mqwatch demo: no embedded broker could start (pip install '.[demo]', apt-get install redis-server)",
               file=sys.stderr)
         return None
+    console = Console()
+    alerting = None
+    if not args.no_prometheus:
+        host, _, port = args.listen.rpartition(":")
+        scrape = f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"
+        try:
+            alerting = start_alerting(scrape, console.say)
+        except BrokerUnavailable as e:
+            print(f"[demo] running without Prometheus and Alertmanager: {e}", file=sys.stderr)
+        except Exception:
+            stop_parts(parts)
+            raise
     workdir = tempfile.mkdtemp(prefix="mqwatch-demo-")
     config_path = os.path.join(workdir, "mqwatch.yaml")
-    doc = {"agent": {"listen": args.listen, "interval": "5s", "timeout": "4s"},
-           "checks": [c for p in parts for c in p.checks]}
+    agent = {"listen": args.listen, "interval": "5s", "timeout": "4s"}
+    if alerting:
+        agent["alertmanager_url"] = alerting.alertmanager.extra["url"]
     with open(config_path, "w") as fh:
-        yaml.safe_dump(doc, fh, sort_keys=False)
-    session = Session(args, parts, workdir, config_path)
-    if getattr(args, "with_prometheus", False):
-        try:
-            parts.append(start_prometheus_part(args.listen))
-        except BrokerUnavailable as e:
-            print(f"[demo] not starting Prometheus/Alertmanager: {e}", file=sys.stderr)
+        yaml.safe_dump({"agent": agent, "checks": [c for p in parts for c in p.checks]}, fh, sort_keys=False)
+    session = Session(args, parts, workdir, config_path, log_path, console, alerting)
     if args.duration:
         threading.Timer(args.duration, session.stop_event.set).start()
     return session

@@ -33,12 +33,14 @@ def _quote(s: str) -> str:
     return '"' + s.replace('"', "'") + '"'
 
 
-def setup_logging(level: str = "info") -> None:
+def setup_logging(level: str = "info", file: str | None = None) -> None:
+    """Log lines to stderr, or to `file` (appended) when given."""
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_mqwatch", False):
             root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
+            h.close()
+    handler = logging.FileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
     handler._mqwatch = True  # type: ignore[attr-defined]
     root.addHandler(handler)

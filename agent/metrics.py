@@ -184,6 +184,65 @@ CANARY_FAILURES = _c(
     ["stage"], example="increase(mqwatch_canary_failures_total[5m]) > 0",
 )
 
+# ---- flow: how each consumer moves (issue 14) ---------------------------------------------
+CONSUMER_CONSUMED = _c(
+    "mqwatch_consumer_consumed_total",
+    "Messages this consumer moved past: the sum of its positions' advances (Kafka committed offsets per partition, "
+    "Redis stream group entries-read, Pulsar acknowledged position per partition); a rewind adds nothing.",
+    ["queue", "consumer"],
+    example="sum by (cluster, queue, consumer) (rate(mqwatch_consumer_consumed_total[5m]))",
+)
+CONSUMER_DRAIN_SECONDS = _g(
+    "mqwatch_consumer_drain_seconds",
+    "Estimated seconds until this consumer's lag is zero at its net drain rate (consume minus produce, "
+    "an EMA over the status window); 0 when caught up, +Inf when it has lag and is not gaining.",
+    ["queue", "consumer"], example="mqwatch_consumer_drain_seconds > 1800",
+)
+CONSUMER_REPROCESSED = _c(
+    "mqwatch_consumer_reprocessed_messages_total",
+    "Messages this consumer will consume again because its position moved back (a rewind by N counts N).",
+    ["queue", "consumer"], example="increase(mqwatch_consumer_reprocessed_messages_total[10m]) > 1000",
+)
+PENDING_MAX_DELIVERIES = _g(
+    "mqwatch_pending_max_deliveries",
+    "Highest delivery count among this consumer's unacknowledged messages (Redis XPENDING; Sidekiq retry count + 1, "
+    "BullMQ attemptsMade): a message delivered again and again is a poison message.",
+    ["queue"], optional=["consumer"], example="mqwatch_pending_max_deliveries >= 5",
+)
+PENDING_REDELIVERED = _g(
+    "mqwatch_pending_redelivered_messages",
+    "Unacknowledged messages of this consumer delivered more than once (Pulsar: unacked messages while the "
+    "subscription redelivers).",
+    ["queue"], optional=["consumer"], example="mqwatch_pending_redelivered_messages > 0",
+)
+CONSUMER_LOST = _c(
+    "mqwatch_consumer_lost_messages_total",
+    "Messages the broker removed before this consumer read them (Redis stream trimmed under the group, Kafka "
+    "retention past the committed offset, Pulsar TTL expiry or backlog-quota eviction).",
+    ["queue", "consumer"], example="increase(mqwatch_consumer_lost_messages_total[10m]) > 0",
+)
+CONSUMER_RETENTION_HEADROOM = _g(
+    "mqwatch_consumer_retention_headroom_seconds",
+    "Retention minus the age of this consumer's oldest unconsumed message: how long until messages start to be "
+    "lost; absent where retention is unknown or infinite.",
+    ["queue", "consumer"], example="mqwatch_consumer_retention_headroom_seconds < 3600",
+)
+CANARY_LOST = _c(
+    "mqwatch_canary_lost_messages_total",
+    "Canary messages the broker acknowledged that never came back (a sequence gap not filled in time).",
+    example="increase(mqwatch_canary_lost_messages_total[15m]) > 0",
+)
+CANARY_DUPLICATED = _c(
+    "mqwatch_canary_duplicated_messages_total", "Canary messages consumed more than once.",
+    example="increase(mqwatch_canary_duplicated_messages_total[15m]) > 0",
+)
+CANARY_REORDERED = _c(
+    "mqwatch_canary_reordered_messages_total", "Canary messages consumed after a message sent later.",
+    example="increase(mqwatch_canary_reordered_messages_total[15m]) > 0",
+)
+FLOW_METRICS = (CONSUMER_CONSUMED, CONSUMER_DRAIN_SECONDS, CONSUMER_REPROCESSED, CONSUMER_LOST)
+CANARY_SEQUENCE_METRICS = (CANARY_LOST, CANARY_DUPLICATED, CANARY_REORDERED)
+
 CONTRACT_METRICS = (
     CONSUMER_LAG_MESSAGES, PARTITION_LAG_MESSAGES, CONSUMER_LAG_SECONDS, PARTITION_LAG_SECONDS,
     CONSUMER_MEMBERS, CONSUMER_STATE, CONSUMER_STATUS, PARTITION_STATUS, CONSUMER_BLOCKED, CONSUMER_IDLE_SECONDS,
@@ -191,7 +250,7 @@ CONTRACT_METRICS = (
     DELAYED_MESSAGES, DELAYED_OVERDUE_MESSAGES, DELAYED_OVERDUE_SECONDS, RETRY_MESSAGES,
     DLQ_MESSAGES, DLQ_MESSAGES_TOTAL, DLQ_LAST_MESSAGE_TIMESTAMP, DLQ_REASON_MESSAGES, BROKERS,
     CANARY_ROUNDTRIP, CANARY_FAILURES,
-)
+) + FLOW_METRICS + (PENDING_MAX_DELIVERIES, PENDING_REDELIVERED, CONSUMER_RETENTION_HEADROOM) + CANARY_SEQUENCE_METRICS
 
 
 @dataclass

@@ -44,7 +44,8 @@ class ConfigError(Exception):
 
 class ConfigErrors(Exception):
     def __init__(self, errors: list[ConfigError]):
-        self.errors = errors
+        # In the order a user reads the file; errors without a line (the whole file) first.
+        self.errors = sorted(errors, key=lambda e: (e.file, e.line is not None, e.line or 0))
         super().__init__("\n".join(str(e) for e in errors))
 
 
@@ -95,7 +96,8 @@ class _Ctx:
             if path in self.lines:
                 return self.lines[path]
             path = path[:-1]
-        return self.lines.get((), None)
+        # A key missing from an empty document still has a place an editor can jump to.
+        return self.lines.get((), 1)
 
     def error(self, path: tuple, message: str):
         self.errors.append(ConfigError(message, format_path(path), self.line(path), self.file))
@@ -117,6 +119,7 @@ class Invalid(Exception):
 
 class Type:
     name = "value"
+    noun = "a value"  # what one value is, in an error message
 
     def convert(self, value, ctx: _Ctx, path: tuple):
         raise NotImplementedError
@@ -125,9 +128,9 @@ class Type:
 class Str(Type):
     name = "string"
 
-    def __init__(self, pattern: str | None = None, hint: str = ""):
+    def __init__(self, pattern: str | None = None, hint: str = "", noun: str = "a string"):
         self.pattern = re.compile(pattern) if pattern else None
-        self.hint = hint
+        self.hint, self.noun = hint, noun
 
     def convert(self, value, ctx, path):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -214,13 +217,14 @@ class Choice(Type):
         elif value is True and "on" in self.choices:
             value = "on"
         if value not in self.choices:
-            hint = _did_you_mean(str(value), self.choices)
+            hint = did_you_mean(str(value), self.choices)
             raise Invalid(f"{value!r} is not one of {', '.join(self.choices)}{hint}")
         return value
 
 
 class Regex(Type):
     name = "regular expression"
+    noun = "a regular expression"
 
     def convert(self, value, ctx, path):
         if not isinstance(value, str):
@@ -232,15 +236,19 @@ class Regex(Type):
 
 
 class ListOf(Type):
-    def __init__(self, item: Type, split_commas: bool = False, min_items: int = 0):
+    """A list; one string where a list is expected is a list of that one item (split at commas
+    with split_commas), for every list alike."""
+
+    def __init__(self, item: Type, split_commas: bool = False, min_items: int = 0, expected: str = ""):
         self.item, self.split_commas, self.min_items = item, split_commas, min_items
         self.name = f"list of {item.name}"
+        self.expected = expected or f"{item.noun} or a list of them"
 
     def convert(self, value, ctx, path):
-        if self.split_commas and isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()] if self.split_commas else [value]
         if not isinstance(value, list):
-            raise Invalid(f"expected a list, got {_describe(value)}")
+            raise Invalid(f"expected {self.expected}, got {_describe(value)}")
         if len(value) < self.min_items:
             raise Invalid(f"needs at least {self.min_items} item(s)")
         out = []
@@ -298,11 +306,18 @@ class Schema(Type):
             value = {}
         if not isinstance(value, dict):
             raise Invalid(f"expected a mapping, got {_describe(value)}")
+        reported = len(ctx.errors)
         value = _resolve_file_fields(value, self.fields, ctx, path)
         out = {}
+        # `<key>_file` is a way to give a string key, so it is a spelling to suggest too
+        spellings = [*self.fields, *(f"{k}_file" for k, f in self.fields.items() if isinstance(f.type, Str))]
+        meant = set()  # keys a misspelling was taken for: their absence is that same error
         for key in value:
             if key not in self.fields:
-                ctx.error(path + (key,), f"unknown key{_did_you_mean(str(key), self.fields)}")
+                close = _closest(str(key), spellings)
+                if close:
+                    meant.add(close.removesuffix("_file") if close not in self.fields else close)
+                ctx.error(path + (key,), f"unknown key{f' (did you mean {close}?)' if close else ''}")
         for key, f in self.fields.items():
             if key in value and value[key] is not UNRESOLVED:
                 try:
@@ -315,15 +330,18 @@ class Schema(Type):
                 if f.default is not REQUIRED:
                     out[key] = f.default
             elif f.default is REQUIRED:
-                ctx.error(path + (key,) if path else (key,), "required key is missing")
+                if key not in meant:
+                    ctx.error(path + (key,) if path else (key,), "required key is missing")
             elif isinstance(f.type, Schema) and f.default is None:
                 out[key] = f.type.convert({}, ctx, path + (key,))
             else:
                 out[key] = f.default
         section = Section(out, frozenset(k for k, f in self.fields.items() if f.secret))
-        if self.check and len(out) == len(self.fields):
-            for key, message in self.check(section):
-                ctx.error(path + ((key,) if key else ()), message)
+        # Cross-key rules only judge a section whose keys were all valid: a bad metrics_url
+        # replaced by its default must not also read as "no source given".
+        if self.check and len(out) == len(self.fields) and len(ctx.errors) == reported:
+            for key, message in self.check(section):  # key: a name, a tuple path into the section, or ""
+                ctx.error(path + (key if isinstance(key, tuple) else (key,) if key else ()), message)
         return section
 
     def validate(self, value, file: str = "", lines: dict | None = None, path: tuple = ()) -> Section:
@@ -414,13 +432,18 @@ def _describe(value) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _did_you_mean(word: str, candidates) -> str:
+def _closest(word: str, candidates) -> str | None:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, candidates) -> str:
+    close = _closest(word, candidates)
+    return f" (did you mean {close}?)" if close else ""
 
 
 __all__ = [
-    "Bool", "Choice", "ConfigError", "ConfigErrors", "Duration", "Field", "Filter", "Float", "Int",
+    "Bool", "Choice", "ConfigError", "ConfigErrors", "did_you_mean", "Duration", "Field", "Filter", "Float", "Int",
     "Invalid", "ListOf", "REQUIRED", "Regex", "ScalarMap", "Schema", "Section", "Str", "Type", "expand_env",
     "format_path", "matches",
 ]

@@ -14,7 +14,7 @@ import ssl
 
 from agent.schema import Bool, Field, Schema, Str
 
-_PATH = Str(r"\S+", "expected a file path")
+_PATH = Str(r"(\S+)?", "expected a file path")
 
 TLS_KEYS = ("ca_file", "cert_file", "key_file", "key_password_file", "insecure_skip_verify", "server_name")
 
@@ -35,6 +35,17 @@ def client_context(tls) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_NONE
     if tls.cert_file:
         ctx.load_cert_chain(tls.cert_file, tls.key_file, password=tls.key_password or None)
+    return ctx
+
+
+def trust_context(tls) -> ssl.SSLContext:
+    """For services outside the cluster (an OAuth2 issuer): the system store plus ca_file, no client cert."""
+    ctx = ssl.create_default_context()
+    if tls is not None and tls.ca_file:
+        ctx.load_verify_locations(tls.ca_file)
+    if tls is not None and tls.insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     return ctx
 
 
@@ -90,7 +101,7 @@ SCHEMA = Schema(
         # key_password_file is read into key_password by the schema's `<key>_file` convention.
         "key_password": Field(Str(), "", "password of an encrypted key_file; prefer key_password_file", secret=True),
         "insecure_skip_verify": Field(Bool(), False, "do not verify the server's certificate (testing only)"),
-        "server_name": Field(Str(r"[A-Za-z0-9.*-]+", "expected a host name"), "",
+        "server_name": Field(Str(r"([A-Za-z0-9.*-]+)?", "expected a host name"), "",
                              "host name expected in the server's certificate (and sent as SNI) when it "
                              "differs from the host mqwatch connects to"),
     },

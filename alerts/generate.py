@@ -159,6 +159,87 @@ def _empty_lag_growing(p: Params, s) -> str:
 
 _CONSUMER_KEYS = ("queue", "consumer")
 
+# ---- flow (issue 14): drain ETA, poison messages, reprocessing, lost messages, canary sequence ----
+def _grew(p: Params, s, metric: str, threshold) -> str:
+    """A counter that grew by more than `threshold` in the window; the window after a reset (an agent
+    restart counts every total afresh) is ignored rather than paged on."""
+    total = s(metric)
+    return _one(f"(increase({total}[{p.window}]) > {threshold}) unless (resets({total}[{p.window}]) > 0)")
+
+
+_NOT_GAINING = "{{ if gt $value 1e300 }}forever (it is not gaining){{ else }}{{ $value | humanizeDuration }}{{ end }}"
+_CONS_LOWER = "{{ with $labels.consumer }}consumer {{ . }}{{ else }}a consumer{{ end }}"
+
+FLOW_ALERTS: tuple[Alert, ...] = (
+    Alert(
+        "MqwatchConsumerNotDraining", "mqwatch-flow",
+        # +Inf (lag and not gaining) is above any threshold; the lag floor keeps a consumer a few
+        # messages behind from paging for an ETA that does not matter.
+        lambda p, s: (
+            f"({_one(_last(p, s('mqwatch_consumer_drain_seconds')))} > {p.threshold_seconds})"
+            f" and on ({_CONSUMER_KEY}, job) ({_one(_last(p, s('mqwatch_consumer_lag_messages')))}"
+            f" > {p.min_lag_messages})"
+        ),
+        _CONS + " will not catch up" + _ON_Q + " within [[threshold_seconds]]s" + _CL,
+        "At its current net drain rate, " + _CONS_LOWER + _OF_Q.replace("of queue", "on queue") + " in " + _SYS + "cluster "
+        + _CQ + " needs " + _NOT_GAINING + " to work off a lag of more than [[min_lag_messages]] messages "
+        "(threshold [[threshold_seconds]]s, for [[for]]).",
+        keys=_CONSUMER_KEYS,
+    ),
+    Alert(
+        "MqwatchPoisonMessage", "mqwatch-flow",
+        lambda p, s: f"{_one(_last(p, s('mqwatch_pending_max_deliveries')))} >= {p.threshold_deliveries}",
+        "A message" + _ON_Q + " was delivered {{ $value }} times and never acknowledged" + _CL,
+        "A pending message" + _OPT_C + _ON_Q + " in " + _SYS + "cluster " + _CQ + " has been delivered "
+        "{{ $value }} times (threshold [[threshold_deliveries]]) and is still not acknowledged: a poison message "
+        "or a crash loop that blocks or slows its consumer.",
+        keys=("queue",),
+    ),
+    Alert(
+        "MqwatchReprocessingSpike", "mqwatch-flow",
+        lambda p, s: _grew(p, s, "mqwatch_consumer_reprocessed_messages_total", p.threshold_messages),
+        _CONS + " is reprocessing {{ $value | humanize }} messages" + _ON_Q + _CL,
+        _CONS + _OF_Q.replace("of queue", "on queue") + " in " + _SYS + "cluster " + _CQ + " moved its position "
+        "back over {{ $value | humanize }} messages in the last [[window]] (threshold [[threshold_messages]]): they "
+        "will be consumed again, which double-ships or double-charges unless the consumer is idempotent.",
+        keys=_CONSUMER_KEYS,
+    ),
+    Alert(
+        "MqwatchMessagesLost", "mqwatch-flow",
+        lambda p, s: _grew(p, s, "mqwatch_consumer_lost_messages_total", 0),
+        "{{ $value | humanize }} messages" + _ON_Q + " were deleted before they were read" + _CL,
+        "The broker removed {{ $value | humanize }} messages" + _OF_Q + " in " + _SYS + "cluster " + _CQ
+        + " that " + _CONS_LOWER + " had not read yet (retention, trimming, TTL) in the last [[window]]: they are "
+        "lost unless replayed from their source.",
+        keys=_CONSUMER_KEYS,
+    ),
+    Alert(
+        "MqwatchRetentionHeadroomLow", "mqwatch-flow",
+        lambda p, s: (f"{_one(_last(p, s('mqwatch_consumer_retention_headroom_seconds')), 'min')}"
+                      f" < {p.threshold_seconds}"),
+        _CONS + " starts losing messages" + _ON_Q + " in {{ $value | humanizeDuration }}" + _CL,
+        "The oldest message " + _CONS_LOWER + " has not read" + _ON_Q + " in " + _SYS + "cluster " + _CQ
+        + " is deleted by retention in {{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s, "
+        "for [[for]]).",
+        keys=_CONSUMER_KEYS,
+    ),
+    Alert(
+        "MqwatchCanaryMessagesLost", "mqwatch-canary",
+        lambda p, s: _grew(p, s, "mqwatch_canary_lost_messages_total", 0),
+        "mqwatch canary messages were lost on " + _CQ,
+        "{{ $value | humanize }} canary messages the " + _SYS + "cluster " + _CQ + " acknowledged never came back "
+        "in the last [[window]]: the broker lost acknowledged writes (failover, truncation, deletion).",
+    ),
+    Alert(
+        "MqwatchCanaryMessagesDuplicated", "mqwatch-canary",
+        lambda p, s: _grew(p, s, "mqwatch_canary_duplicated_messages_total", p.threshold_messages),
+        "mqwatch canary messages were delivered twice on " + _CQ,
+        "{{ $value | humanize }} canary messages through " + _SYS + "cluster " + _CQ + " were consumed more than "
+        "once in the last [[window]] (threshold [[threshold_messages]]): consumers of this cluster see duplicates.",
+    ),
+)
+
+
 ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchTargetDown", "mqwatch-agent",
@@ -396,7 +477,7 @@ ALERTS: tuple[Alert, ...] = (
         "{{ $value | humanizeDuration }} (threshold [[threshold_seconds]]s) for [[for]]: messages take that long "
         "from producer to consumer.",
     ),
-)
+) + FLOW_ALERTS
 
 
 # Per-label overrides, most specific first: a consumer's own values win over its queue's, which

@@ -263,6 +263,7 @@ def overview():
                     "{{system}} {{cluster}}"),), units.Short,
                   links=[system_link(cluster="cluster")]),
         ]),
+        _flow_overview_row(),
         Row("Dead letters and delayed work", [
             Panel("Worst dead-letter queues", "The 10 DLQs holding the most dead letters, worst first. Click a row "
                   "to open the dead-letter dashboard for its source queue.",
@@ -341,6 +342,91 @@ def _consumer_rows(system: str, backlog_word: str) -> list[Panel]:
     ]
 
 
+# ---- flow (issue 14): consume vs produce, drain ETA, reprocessing and redelivery, loss ---------------
+
+# Grafana draws +Inf (a consumer not gaining) nowhere; capped, it shows as a line at the top.
+DRAIN_CAP_SECONDS = 7 * 86400
+
+
+def _drain_expr(by: str, matchers: str) -> str:
+    return f"clamp_max(max by ({by}) (mqwatch_consumer_drain_seconds{matchers}), {DRAIN_CAP_SECONDS})"
+
+
+def _per_interval(metric: str, by: str, matchers: str, fn: str = "increase") -> str:
+    return f"sum by ({by}) ({one(f'{fn}({metric}{matchers}[$__rate_interval])')})"
+
+
+def _flow_row(system: str) -> Row:
+    """Is each consumer catching up, when will it be done, and are messages consumed twice or lost?"""
+    qc = S(system, consumer=True)
+    q = S(system)
+    by = "cluster, queue, consumer"
+    panels = [
+        Panel("Consume vs produce rate", "Messages consumed per second by each consumer "
+              "(`mqwatch_consumer_consumed_total`) against messages produced per second to its queue. A consumer "
+              "whose line stays below its queue's is falling behind.",
+              ((_per_interval("mqwatch_consumer_consumed_total", by, qc, "rate"), "{{queue}} / {{consumer}} consumed"),
+               (_per_interval("mqwatch_queue_produced_total", "cluster, queue", q, "rate"), "{{queue}} produced")),
+              MSG_PER_S),
+        Panel("Drain ETA", "Seconds until each consumer's lag is zero at its current net drain rate (consume minus "
+              "produce); 0 when caught up. A consumer that is not gaining (+Inf) is drawn at the 7-day cap.",
+              ((_drain_expr(by, qc), "{{queue}} / {{consumer}}"),), units.Seconds,
+              threshold=threshold_of("MqwatchConsumerNotDraining"), runbooks=("MqwatchConsumerNotDraining",)),
+    ]
+    redelivery, runbooks = [], []
+    if system in ("kafka", "redis"):
+        redelivery.append((_per_interval("mqwatch_consumer_reprocessed_messages_total", by, qc),
+                           "{{queue}} / {{consumer}} reprocessed"))
+        runbooks.append("MqwatchReprocessingSpike")
+    if system == "redis":
+        redelivery.append((f"max by ({by}) (mqwatch_pending_max_deliveries{qc})",
+                           "{{queue}} / {{consumer}} most deliveries of one message"))
+        runbooks.append("MqwatchPoisonMessage")
+    if redelivery:
+        panels.append(Panel("Reprocessed and redelivered", "Messages a consumer will consume again because its "
+                            "position moved back (per interval), and the highest delivery count among unacknowledged "
+                            "messages (a poison message keeps rising).", tuple(redelivery), units.Short,
+                            runbooks=tuple(runbooks)))
+    panels.append(Panel("Lost messages", "Messages the broker deleted before the consumer read them, per interval "
+                        "(retention, stream trimming, TTL).",
+                        ((_per_interval("mqwatch_consumer_lost_messages_total", by, qc), "{{queue}} / {{consumer}}"),),
+                        units.Short, runbooks=("MqwatchMessagesLost",)))
+    if system in ("kafka", "pulsar"):
+        panels.append(Panel("Retention headroom", "How long until retention (Kafka retention.ms; Pulsar TTL or "
+                            "eviction quota) deletes messages the consumer has not read. Absent where the broker does "
+                            "not tell its retention.",
+                            ((f"min by ({by}) (mqwatch_consumer_retention_headroom_seconds{qc})",
+                              "{{queue}} / {{consumer}}"),), units.Seconds,
+                            threshold=threshold_of("MqwatchRetentionHeadroomLow"),
+                            runbooks=("MqwatchRetentionHeadroomLow",)))
+    return Row("Flow: catching up, consumed twice, lost", panels)
+
+
+def _flow_overview_row() -> Row:
+    qc = S(None, consumer=True)
+    by = "system, cluster"
+    return Row("Flow", [
+        Panel("Consume vs produce rate by system", "Messages consumed and produced per second, summed per system "
+              "and cluster: consumption below production means backlogs grow.",
+              ((_per_interval("mqwatch_consumer_consumed_total", by, qc, "rate"), "{{system}} {{cluster}} consumed"),
+               (_per_interval("mqwatch_queue_produced_total", by, S(None), "rate"), "{{system}} {{cluster}} produced")),
+              MSG_PER_S, links=[system_link(cluster="cluster")]),
+        Panel("Longest drain ETAs", "The 10 consumers that will take longest to catch up at their current net "
+              "drain rate; a consumer not gaining (+Inf) shows the 7-day cap. Click a row to open the system's "
+              "dashboard for that consumer.",
+              ((f"topk(10, {_drain_expr('system, cluster, queue, consumer', qc)})", ""),), units.Seconds,
+              kind="table", links=[system_link(table=True, cluster="cluster", queue="queue", consumer="consumer")],
+              runbooks=("MqwatchConsumerNotDraining",)),
+        Panel("Reprocessed, redelivered and lost", "Per system: messages to be consumed again after a rewind and "
+              "messages deleted unread (per interval), and the highest delivery count of a pending message.",
+              ((_per_interval("mqwatch_consumer_reprocessed_messages_total", by, qc), "{{system}} {{cluster}} reprocessed"),
+               (_per_interval("mqwatch_consumer_lost_messages_total", by, qc), "{{system}} {{cluster}} lost"),
+               (f"max by ({by}) (mqwatch_pending_max_deliveries{qc})", "{{system}} {{cluster}} most deliveries")),
+              units.Short, links=[system_link(cluster="cluster")],
+              runbooks=("MqwatchReprocessingSpike", "MqwatchMessagesLost", "MqwatchPoisonMessage")),
+    ])
+
+
 def _canary_row(system: str) -> Row:
     c = S(system, queue_label=None)
     buckets = one(f"rate(mqwatch_canary_roundtrip_seconds_bucket{c}[$__rate_interval])")
@@ -357,6 +443,11 @@ def _canary_row(system: str) -> Row:
               ((f"sum by (cluster, stage) ({one(f'increase(mqwatch_canary_failures_total{c}[$__rate_interval])')})"
                 f" or on (cluster) (0 * min by (cluster) (mqwatch_up{c}))", "{{cluster}} {{stage}}"),), units.Short,
               runbooks=("MqwatchCanaryFailing",)),
+        Panel("Canary messages lost, duplicated, reordered", "Sequence-numbered canary messages the broker "
+              "acknowledged that never came back, came back twice, or came back after a later one, per interval.",
+              tuple((f"sum by (cluster) ({one(f'increase(mqwatch_canary_{k}_messages_total{c}[$__rate_interval])')})",
+                     f"{{{{cluster}}}} {k}") for k in ("lost", "duplicated", "reordered")), units.Short,
+              runbooks=("MqwatchCanaryMessagesLost", "MqwatchCanaryMessagesDuplicated")),
     ])
 
 
@@ -378,6 +469,7 @@ def kafka():
                   ((f'max by (cluster, consumer, state) (mqwatch_consumer_state{g}) == 1', ""),), units.Short,
                   kind="table"),
         ]),
+        _flow_row("kafka"),
         Row("Topics", [
             Panel("Produce rate", "Messages produced per second to each topic.",
                   ((f"sum by (cluster, queue) ({one(f'rate(mqwatch_queue_produced_total{t}[$__rate_interval])')})",
@@ -456,6 +548,7 @@ def redis():
                   ((f"min by (cluster, queue, consumer) (mqwatch_consumer_idle_seconds{qc})",
                     "{{cluster}} {{queue}} {{consumer}}"),), units.Seconds),
         ]),
+        _flow_row("redis"),
         Row("Server", [
             Panel("Memory used of maxmemory", "Used memory as a share of maxmemory (instances without maxmemory are "
                   "not shown).",
@@ -469,6 +562,7 @@ def redis():
                   ((f"sum by (cluster) ({one(f'increase(mqwatch_redis_evicted_keys_total{c}[$__rate_interval])')})",
                     "{{cluster}}"),), units.Short, runbooks=("MqwatchRedisEvicting",)),
         ]),
+        _canary_row("redis"),
     ])
 
 
@@ -492,6 +586,7 @@ def pulsar():
                     "{{cluster}} {{queue}} / {{consumer}}"),), units.Short,
                   runbooks=("MqwatchConsumerGroupEmptyLagGrowing",)),
         ]),
+        _flow_row("pulsar"),
         Row("Topics", [
             Panel("Publish rate", "Messages published per second to each topic (partitions summed).",
                   ((f"sum by (cluster, queue) ({one(f'rate(mqwatch_queue_produced_total{q}[$__rate_interval])')})",

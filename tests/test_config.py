@@ -56,8 +56,42 @@ def test_bad_durations_are_rejected(text):
 def test_misspelled_key_names_file_line_path_and_suggestion():
     text = MINIMAL.replace("bootstrap_servers:", "bootstrap_server:")
     errs = errors_of(text)
-    assert "mqwatch.yaml:5: checks[0].bootstrap_server: unknown key (did you mean bootstrap_servers?)" in errs
-    assert any("checks[0].bootstrap_servers: required key is missing" in e for e in errs)
+    # one mistake, one error: the missing key is the misspelled one, not a second problem
+    assert errs == ["mqwatch.yaml:5: checks[0].bootstrap_server: unknown key (did you mean bootstrap_servers?)"]
+
+
+def test_errors_are_listed_in_line_order_without_cascades():
+    text = """
+checks:
+  - kind: pulsar
+    name: events
+    metrics_url: 42
+    auth: {tokn_file: /var/run/secrets/token}
+agent:
+  interval: soon
+"""
+    assert errors_of(text) == [
+        # a bad metrics_url is not also "no source given", a string where a list goes is fine
+        "mqwatch.yaml:5: checks[0].metrics_url: expected a URL or a list of URLs, got int 42",
+        "mqwatch.yaml:6: checks[0].auth.tokn_file: unknown key (did you mean token_file?)",
+        "mqwatch.yaml:8: agent.interval: expected a duration like 500ms, 15s or 2m, got 'soon'",
+    ]
+
+
+def test_one_string_is_a_list_of_one_wherever_a_list_goes():
+    text = """
+checks:
+  - {kind: pulsar, name: events, metrics_url: 'http://broker-1:8080/metrics'}
+  - {kind: redis, name: jobs, url: 'redis://r:6379/0', keys: 'jobs:*', dlq_keys: '*:dead', frameworks: rq}
+  - {kind: kafka, name: shop, bootstrap_servers: 'k1:9092,k2:9092', groups: {include: '^billing$'}}
+"""
+    pulsar, redis_, kafka = parse_config(text, "mqwatch.yaml", {}).checks
+    assert pulsar.options.metrics_url == ("http://broker-1:8080/metrics",)
+    assert (redis_.options["keys"], redis_.options.dlq_keys, redis_.options.frameworks) == (("jobs:*",), ("*:dead",), ("rq",))
+    assert kafka.options.bootstrap_servers == ("k1:9092", "k2:9092")
+    assert [p.pattern for p in kafka.options.groups.include] == ["^billing$"]
+    assert errors_of(text.replace("keys: 'jobs:*'", "keys: 7")) == [
+        "mqwatch.yaml:4: checks[1].keys: expected a string or a list of them, got int 7"]
 
 
 def test_every_error_is_listed_not_just_the_first():

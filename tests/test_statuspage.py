@@ -77,7 +77,7 @@ checks:
     finally:
         agent.stop()
         server.stop()
-    assert "1 check(s) failing" in dom
+    assert "1 check failing" in dom and "badge bad" in dom
     assert "data-check=\"kafka/legacy\"" in dom and "<td class=\"health\">down</td>" in dom
     assert "data-check=\"kafka/shop\"" in dom and "<td class=\"health\">up</td>" in dom
     assert stuck in dom and "<td class=\"lag-messages\">6</td>" in dom

@@ -27,6 +27,7 @@ class TlsProxy:
     def __init__(self, target_port: int, context: ssl.SSLContext, port: int | None = None):
         self.target_port, self.context = target_port, context
         self.port = port or free_port()
+        self.connections = 0  # TLS handshakes completed (asyncio calls the handler only after one)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"tls-proxy-{self.port}", daemon=True)
@@ -53,6 +54,7 @@ class TlsProxy:
             server.close()
 
     async def _handle(self, client_reader, client_writer) -> None:
+        self.connections += 1
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:

@@ -12,7 +12,6 @@ not consumed back within `timeout`).
 
 from __future__ import annotations
 
-import bisect
 import logging
 import os
 import threading
@@ -22,51 +21,17 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from agent.snapshot import Histogram
+from agent.canary import CanaryStats, SequenceTracker
 
 log = logging.getLogger("mqwatch.kafka.canary")
-
-STAGES = ("produce", "consume", "timeout")
-# Round trips on a healthy cluster take milliseconds; the upper buckets catch a struggling one.
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-class CanaryStats:
-    """Histogram and failure counters, written by the canary thread, read by collections."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._counts = [0] * (len(BUCKETS) + 1)
-        self._sum = 0.0
-        self.failures = {s: 0 for s in STAGES}
-
-    def observe(self, seconds: float) -> None:
-        with self._lock:
-            self._counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-            self._sum += seconds
-
-    def fail(self, stage: str) -> None:
-        with self._lock:
-            self.failures[stage] += 1
-
-    def histogram(self) -> Histogram:
-        with self._lock:
-            cumulative, running = [], 0
-            for bound, n in zip(BUCKETS + (float("inf"),), self._counts):
-                running += n
-                cumulative.append((bound, float(running)))
-            return Histogram(tuple(cumulative), self._sum)
-
-    def failure_counts(self) -> dict:
-        with self._lock:
-            return dict(self.failures)
-
 
 class Canary:
     def __init__(self, options, client_config: dict):
         self.options = options
         self.client_config = client_config
         self.stats = CanaryStats()
+        self.sequence = SequenceTracker(options.lost_after)
+        self._seq = 0  # numbers go on across reconnections, so a gap stays visible
         self.last_error = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,6 +105,9 @@ class Canary:
         consumer = Consumer({
             **self.client_config, "group.id": "mqwatch-canary", "enable.auto.commit": False,
             "fetch.wait.max.ms": 50, "socket.connection.setup.timeout.ms": timeout_ms,
+            # A truncated or recreated topic restarts at its beginning: skipping to its end would
+            # drop canaries produced meanwhile, which would then count as lost.
+            "auto.offset.reset": "earliest",
         })
         # Start at the current end, resolved now: an assignment at OFFSET_END resolves lazily
         # and would skip a message produced before it did.
@@ -157,19 +125,12 @@ class Canary:
             "message.timeout.ms": timeout_ms, "socket.connection.setup.timeout.ms": timeout_ms,
         })
         self._partitions = partitions
-        self._seq = 0
         return producer, consumer
 
     def _round(self, producer, consumer) -> None:
         opts = self.options
-        self._seq += 1
-        seq = self._seq
-        partition = self._partitions[seq % len(self._partitions)]
-        delivered: dict = {}
         sent = time.monotonic()
-        key = self._run_id + b":" + str(seq).encode()
-        producer.produce(opts.topic, key=key, value=str(time.time()).encode(), partition=partition,
-                         on_delivery=lambda err, msg: delivered.setdefault("err", err))
+        key, delivered = self._send(producer)
         deadline = sent + opts.timeout
         acked = False
         while time.monotonic() < deadline and not self._stop.is_set():
@@ -185,6 +146,7 @@ class Canary:
                 if msg.error().code() != KafkaError._PARTITION_EOF:
                     raise _Failed("consume", f"canary consumer: {msg.error().str()}")
                 continue
+            self._consumed(msg.key())
             if msg.key() == key:
                 self.stats.observe(time.monotonic() - sent)
                 self._stop.wait(max(0.0, opts.interval - (time.monotonic() - sent)))
@@ -197,6 +159,34 @@ class Canary:
         if not acked:
             raise _Failed("produce", f"canary message not acknowledged within {opts.timeout:g}s")
         raise _Failed("timeout", f"canary message not consumed back within {opts.timeout:g}s")
+
+    def _send(self, producer) -> tuple[bytes, dict]:
+        """Produce the next numbered message; its acknowledgement opens it in the sequence tracker."""
+        opts = self.options
+        self._seq += 1
+        seq = self._seq
+        partition = self._partitions[seq % len(self._partitions)]
+        delivered: dict = {}
+
+        def on_delivery(err, msg):
+            delivered.setdefault("err", err)
+            if err is None:
+                self.sequence.acknowledged(seq, time.monotonic())
+
+        key = self._run_id + b":" + str(seq).encode()
+        producer.produce(opts.topic, key=key, value=str(time.time()).encode(), partition=partition,
+                         on_delivery=on_delivery)
+        return key, delivered
+
+    def _consumed(self, key) -> None:
+        """Every message of this run counts in the sequence, not only the one awaited."""
+        run, _, seq = (key or b"").rpartition(b":")
+        if run == self._run_id and seq.isdigit():
+            self.sequence.consumed(int(seq))
+
+    def sequence_counts(self) -> tuple[int, int, int]:
+        self.sequence.expire(time.monotonic())
+        return self.sequence.counts()
 
 
 class _Failed(Exception):

@@ -5,15 +5,20 @@ from __future__ import annotations
 import time
 
 from agent.check import Check
+from agent.counters import REBASE, Counters
+from agent.canary import STAGES, emit_sequence
+from agent.flow import FlowTracker
 from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
-from checks.kafka.canary import STAGES, Canary
-from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config
+from checks.kafka.canary import Canary
+from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config, librdkafka_log
+from checks.kafka.clientlog import ClientLog
 from checks.kafka.config import SCHEMA
 from checks.kafka.dlq import DlqTracker
 from checks.kafka.metrics import METRICS
 from checks.kafka.records import RecordReader
+from checks.kafka.retention import TopicRetention, headroom
 from checks.kafka.timelag import TimeLag, TimeLagResult, lag_seconds
 
 # Group states in which the broker says members are there (tansu reports no member list).
@@ -34,13 +39,19 @@ class KafkaCheck(Check):
         self._status_keys: dict = {}  # group -> (group, topic) keys observed last time
         self.time_lag = TimeLag(options.time_lag, options.time_lag_fetches, options.fetch_timeout)
         self.dlq = DlqTracker(options.dlq, options.reasons)
+        self.flow = FlowTracker(options.status_window)
+        self.retention = TopicRetention(options.retention_refresh)
+        self.produced = Counters()  # topic <- each partition's end offset
+        self.lost = Counters()  # (group, topic) <- each partition's gap below the log start offset
+        self.client_log = ClientLog(librdkafka_log)  # shared by every librdkafka client of this check
 
     def base_config(self) -> dict:
-        return base_config(list(self.options.bootstrap_servers), dict(self.options.client), self.timeout)
+        o = self.options
+        return base_config(list(o.bootstrap_servers), dict(o.client), self.timeout, o.tls, self.client_log)
 
     def client(self) -> KafkaClient:
         if self._client is None:  # created lazily so a bad setting fails a collection, not the agent
-            self._client = KafkaClient(list(self.options.bootstrap_servers), dict(self.options.client), self.timeout)
+            self._client = KafkaClient(self.base_config(), self.timeout)
         return self._client
 
     def reader(self) -> RecordReader:
@@ -58,6 +69,7 @@ class KafkaCheck(Check):
         if self._client is not None:
             self._client.close()
             self._client = None
+        self.client_log.flush(everything=True)
 
     def collect(self, out: SnapshotBuilder) -> None:
         deadline = time.monotonic() + self.timeout * 0.9
@@ -77,6 +89,7 @@ class KafkaCheck(Check):
         self.emit_lag(out, lags)
         dates = self.emit_time_lag(out, view, lags, deadline)
         self.emit_status(out, view, lags, dates)
+        self.emit_flow(out, view, lags)
         if self.options.dlq.enabled:
             self.emit_dlqs(out, view, deadline)
         if self._canary is not None:
@@ -93,7 +106,9 @@ class KafkaCheck(Check):
             out.add("mqwatch_kafka_offline_partitions", sum(p.leader < 0 for p in parts.values()), queue=topic)
             ends = [view.end_offsets.get((topic, p)) for p in parts]
             if parts and all(e is not None for e in ends):
-                out.add("mqwatch_queue_produced_total", sum(ends), queue=topic)
+                for p, end in zip(parts, ends):
+                    self.produced.observe(topic, end, upstream=p)
+                out.add("mqwatch_queue_produced_total", self.produced.total(topic), queue=topic)
                 size = retained(view, topic)
                 if size is not None:
                     out.add("mqwatch_queue_messages", size, queue=topic)
@@ -139,6 +154,52 @@ class KafkaCheck(Check):
         self._status_keys = keys
         self.status.retain(set().union(*keys.values()) if keys else ())
 
+    def emit_flow(self, out: SnapshotBuilder, view: ClusterView, lags: dict) -> None:
+        """Consumed, reprocessed and lost messages and the drain ETA per group and topic (agent/flow.py)."""
+        now, live = view.observed_at, []
+        for gid, topics in lags.items():
+            offsets = view.groups[gid].offsets
+            for topic, parts in topics.items():
+                key = (gid, topic)
+                live.append(key)
+                ids = tuple(sorted(parts))
+                committed = tuple(offsets[(topic, p)] for p in ids)
+                flow = self.flow.observe(key, now, ids, committed, sum(parts.values()))
+                labels = {"queue": topic, "consumer": gid}
+                out.add("mqwatch_consumer_consumed_total", flow.consumed, **labels)
+                out.add("mqwatch_consumer_reprocessed_messages_total", flow.reprocessed, **labels)
+                if flow.drain_seconds is not None:
+                    out.add("mqwatch_consumer_drain_seconds", flow.drain_seconds, **labels)
+                lost = self.observe_lost(key, ids, committed, view.start_offsets)
+                out.add("mqwatch_consumer_lost_messages_total", lost, **labels)
+        unknown = {k for k in self.flow.consumed.keys() if view.groups.get(k[0]) is not None
+                   and view.groups[k[0]].offsets is None}  # offsets unknown this cycle: keep their state
+        self.flow.retain(live + list(unknown))
+        self.lost.retain(live + list(unknown))
+        self.produced.retain(view.topics)
+
+    def observe_lost(self, key, ids: tuple, committed: tuple, start_offsets: dict) -> float:
+        """Messages retention (or DeleteRecords) removed below the group's committed offset.
+
+        The gap (log start - committed) of a partition is what the group can no longer read;
+        it grows as retention deletes more, and shrinks to nothing once the group jumps
+        forward (auto.offset.reset), which must not take anything back: each partition's gap
+        is an upstream series whose increases are lost messages (REBASE: a shrink adds 0).
+        Partitions are tracked only once the group had a gap somewhere, so a healthy
+        cluster's 100k offsets cost nothing here.
+        """
+        topic = key[1]
+        tracked = self.lost.total(key) is not None
+        for p, c in zip(ids, committed):
+            start = start_offsets.get((topic, p))
+            if start is None or c < 0:
+                continue
+            gap = max(0, start - c)
+            if gap > 0 or tracked:
+                self.lost.observe(key, gap, upstream=p, on_drop=REBASE)
+                tracked = True
+        return self.lost.total(key) or 0.0
+
     def emit_time_lag(self, out: SnapshotBuilder, view: ClusterView, lags: dict, deadline: float) -> TimeLagResult:
         self.time_lag.observe_ends(view.end_offsets, view.observed_at)
         if self.options.time_lag == "off":
@@ -166,10 +227,22 @@ class KafkaCheck(Check):
         worst, partitions = lag_seconds(result.seconds, lags, lambda gid: groups[gid].offsets, per_partition)
         for (gid, topic), seconds in worst.items():
             out.add("mqwatch_consumer_lag_seconds", seconds, queue=topic, consumer=gid)
+        self.emit_headroom(out, worst, deadline)
         if per_partition:
             for (gid, topic, p), seconds in partitions.items():
                 out.add("mqwatch_partition_lag_seconds", seconds, queue=topic, consumer=gid, partition=p)
         return result
+
+    def emit_headroom(self, out: SnapshotBuilder, worst: dict, deadline: float) -> None:
+        """Retention minus the age of each group's oldest unconsumed record (checks/kafka/retention.py)."""
+        problem = self.retention.update(self.client().admin, {t for _, t in worst},
+                                        min(self.options.fetch_timeout, deadline - time.monotonic()))
+        if problem:
+            out.error("retention", problem)
+        for (gid, topic), seconds in worst.items():
+            room = headroom(self.retention.seconds.get(topic), seconds)
+            if room is not None:
+                out.add("mqwatch_consumer_retention_headroom_seconds", room, queue=topic, consumer=gid)
 
     def emit_dlqs(self, out: SnapshotBuilder, view: ClusterView, deadline: float) -> None:
         cycle = self.dlq.find(view.topics)
@@ -198,6 +271,7 @@ class KafkaCheck(Check):
         failures = self._canary.stats.failure_counts()
         for stage in STAGES:
             out.add("mqwatch_canary_failures_total", failures[stage], stage=stage)
+        emit_sequence(out, self._canary.sequence_counts())
 
 
 def retained(view: ClusterView, topic: str) -> int | None:

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from agent import tls as tlsconf
 from agent.check import CheckError
+from checks.kafka.clientlog import ClientLog
 
 # The names the Kafka broker itself uses for group states (kafka-consumer-groups.sh prints these).
 GROUP_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance", "Empty", "Dead", "Unknown")
@@ -31,6 +33,9 @@ _STATE_NAMES = {
 }
 
 librdkafka_log = logging.getLogger("mqwatch.librdkafka")
+# A failing connection is retried by librdkafka in the background; metadata is asked in
+# slices this long so a TLS or SASL failure it reports ends the collection at once.
+METADATA_SLICE = 0.5
 
 # Client CPU of one AdminClient.list_offsets call grows with the square of its partitions
 # (measured with confluent-kafka 2.16: 10k partitions 0.8 s, 30k 4.7 s; see
@@ -79,10 +84,13 @@ def _error_reason(err: KafkaError | None) -> str:
         return "timeout"
     if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError.NETWORK_EXCEPTION):
         return "connection"
-    if code in (KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._AUTHENTICATION,
-                KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+    if code == KafkaError._SSL:
+        return "tls"
+    if code in (KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._AUTHENTICATION):
         return "auth"
+    if code in (KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+        return "permission"
     return "broker_error"
 
 
@@ -92,21 +100,46 @@ def _kafka_error(exc: BaseException) -> KafkaError | None:
     return None
 
 
-def base_config(bootstrap_servers: list[str], client_config: dict, timeout: float) -> dict:
+def tls_config(tls, client_config: dict) -> dict:
+    """The check's `tls:` block as librdkafka properties; `client:` keys given explicitly win."""
+    if tls is None or not tlsconf.configured(tls):
+        return {}
+    sasl = any(k.startswith("sasl.") for k in client_config)
+    conf = {"security.protocol": "sasl_ssl" if sasl else "ssl"}
+    if tls.ca_file:
+        conf["ssl.ca.location"] = tls.ca_file
+    if tls.cert_file:
+        conf["ssl.certificate.location"], conf["ssl.key.location"] = tls.cert_file, tls.key_file
+    if tls.key_password:
+        conf["ssl.key.password"] = tls.key_password
+    if tls.insecure_skip_verify:
+        conf["enable.ssl.certificate.verification"] = False
+        conf["ssl.endpoint.identification.algorithm"] = "none"
+    return conf
+
+
+def base_config(bootstrap_servers: list[str], client_config: dict, timeout: float, tls=None,
+                log: ClientLog | None = None) -> dict:
     """librdkafka settings every client of a check shares (admin, record reader, canary)."""
+    log = log or ClientLog(librdkafka_log)
     return {
+        **tls_config(tls, client_config),
         **{k: v for k, v in client_config.items()},
         "bootstrap.servers": ",".join(bootstrap_servers),
         "client.id": client_config.get("client.id", "mqwatch"),
         "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
-        "logger": librdkafka_log,
+        "logger": log,
+        "error_cb": log.error_cb,
     }
 
 
 class KafkaClient:
-    def __init__(self, bootstrap_servers: list[str], client_config: dict, timeout: float):
+    def __init__(self, conf: dict, timeout: float):
         self.timeout = timeout
-        conf = base_config(bootstrap_servers, client_config, timeout)
+        self.log: ClientLog = conf["logger"]
+        self._plaintext = str(conf.get("security.protocol", "plaintext")).lower() in ("plaintext", "sasl_plaintext")
+        self._client_cert = bool(conf.get("ssl.certificate.location") or conf.get("ssl.certificate.pem")
+                                 or conf.get("ssl.keystore.location"))
         try:
             self.admin = AdminClient(conf)
         except KafkaException as e:
@@ -114,20 +147,68 @@ class KafkaClient:
 
     def close(self) -> None:
         self.admin.poll(0)
+        self.log.flush(everything=True)
 
     def fetch_view(self, group_filter, topic_filter) -> ClusterView:
         """One cycle's reads. Raises CheckError when the cluster can't be reached at all."""
-        deadline = time.monotonic() + self.timeout * 0.9
+        started = time.monotonic()
+        try:
+            view = self._fetch_view(group_filter, topic_filter, started)
+        except CheckError as e:
+            raise self._explained(e) from None
+        finally:
+            self.admin.poll(0)  # serve librdkafka's log lines and error callbacks every cycle
+            self.log.flush()
+        self.log.clear()
+        return view
+
+    def _cause(self) -> tuple[str, str] | None:
+        """(reason, text) of why the brokers cannot be used, from what librdkafka said."""
+        cause = self.log.cause()
+        if cause is not None:
+            reason, text = cause
+            if reason == "tls" and not self._client_cert and "closed by peer" in text:
+                # TLS 1.3: a broker that wants a client certificate hangs up after the handshake.
+                text += (" (the broker closed the TLS connection: it probably requires a client certificate; "
+                         "set tls.cert_file and tls.key_file)")
+            return reason, text
+        last = self.log.last_failure
+        if self._plaintext and "closed by peer" in last and "APIVERSION_QUERY" in last:
+            # A TLS listener drops a plaintext client's first request without a word.
+            return "tls", (f"{last} (the broker hung up on the first request of a plaintext connection: it "
+                           f"probably expects TLS; set tls: or client security.protocol)")
+        return None
+
+    def _explained(self, e: CheckError) -> CheckError:
+        """The failure with librdkafka's reason for it (TLS, SASL, ACL) when it gave one."""
+        self.admin.poll(0)
+        cause = self._cause()
+        if cause is None or e.reason in ("tls", "auth", "permission"):
+            return e
+        reason, text = cause
+        return CheckError(reason, f"{e}: {text}")
+
+    def _metadata(self, deadline: float):
+        """list_topics in short slices, stopping early when librdkafka has said why it can't connect."""
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return self.admin.list_topics(timeout=max(0.1, min(METADATA_SLICE, left)))
+            except KafkaException as e:
+                err = _kafka_error(e)
+                self.admin.poll(0)
+                cause = self._cause()
+                if left <= METADATA_SLICE or (cause and cause[0] in ("tls", "auth")):
+                    raise CheckError(_error_reason(err), f"cannot fetch metadata: {err.str() if err else e}") from None
+
+    def _fetch_view(self, group_filter, topic_filter, started: float) -> ClusterView:
+        deadline = started + self.timeout * 0.9
         errors: list[tuple[str, str]] = []
 
         def remaining() -> float:
             return max(0.1, deadline - time.monotonic())
 
-        try:
-            md = self.admin.list_topics(timeout=remaining())
-        except KafkaException as e:
-            err = _kafka_error(e)
-            raise CheckError(_error_reason(err), f"cannot fetch metadata: {err.str() if err else e}") from None
+        md = self._metadata(deadline)
         topics = {}
         for name, t in md.topics.items():
             if t.error is not None or not topic_filter(name):
@@ -151,7 +232,6 @@ class KafkaClient:
         end, start, observed_at = self._read_offsets(partitions, keys, remaining, errors, replies.absorb_done)
         replies.absorb_all(remaining)
         groups = replies.groups
-        self.admin.poll(0)  # deliver librdkafka's log lines to our logger
         return ClusterView(
             brokers=brokers, controller_id=controller_id,
             topics=topics, groups=groups, end_offsets=end, start_offsets=start,
@@ -241,7 +321,7 @@ class _GroupReplies:
             info.state = _STATE_NAMES.get(d.state.name, "Unknown")
             info.members = len(d.members or ())
         except Exception as e:
-            self._errors.append(("describe_group", f"group {gid}: {_describe_exc(e)}"))
+            self._errors.append((_partial_reason("describe_group", e), f"group {gid}: {_describe_exc(e)}"))
 
     def _absorb_offsets(self, gid, future) -> None:
         info, keys = self.groups[gid], self._keys
@@ -252,8 +332,13 @@ class _GroupReplies:
                     key = (tp.topic, tp.partition)
                     info.offsets[keys.get(key, key)] = tp.offset
         except Exception as e:
-            self._errors.append(("group_offsets", f"group {gid}: {_describe_exc(e)}"))
+            self._errors.append((_partial_reason("group_offsets", e), f"group {gid}: {_describe_exc(e)}"))
             info.offsets = None  # unknown, not "no offsets": emit no lag for it this cycle
+
+
+def _partial_reason(default: str, e: BaseException) -> str:
+    """`permission` when the broker's ACLs refused the request (Describe on the group), else `default`."""
+    return "permission" if _error_reason(_kafka_error(e)) == "permission" else default
 
 
 def _describe_exc(e: BaseException) -> str:

@@ -2,7 +2,9 @@
 
 import re
 
-from agent.schema import Bool, Choice, Duration, Field, Filter, Int, Invalid, ListOf, Regex, ScalarMap, Schema, Str
+from agent import tls
+from agent.schema import did_you_mean, Bool, Choice, Duration, Field, Filter, Int, Invalid, ListOf, Regex, ScalarMap, Schema, Str
+from checks.kafka import properties
 
 _RESERVED_CLIENT_KEYS = ("bootstrap.servers", "group.id", "enable.auto.commit", "logger")
 
@@ -30,11 +32,38 @@ class SourceRegex(Regex):
         return pattern
 
 
+_SECRET_KEY = re.compile(r"(?i)password|secret|jaas")
+
+
+class ClientProperties(ScalarMap):
+    """`client:`: librdkafka properties, each checked by the librdkafka the agent runs with."""
+
+    def convert(self, value, ctx, path):
+        out = super().convert(value, ctx, path)
+        known = properties.known_properties()
+        for key, v in out.items():
+            if key in _RESERVED_CLIENT_KEYS:
+                continue  # reported by _check
+            problem = properties.problem(key, v)
+            if problem and known and key not in known:
+                ctx.error(path + (key,), f"unknown librdkafka property{did_you_mean(key, known)}")
+            elif problem:  # librdkafka's message quotes the value: not for a secret
+                ctx.error(path + (key,), "invalid value" if _SECRET_KEY.search(key) else problem)
+        return out
+
+
 def _check(section):
     problems = []
     for key in section.client:
         if key in _RESERVED_CLIENT_KEYS:
             problems.append(("client", f"{key!r} is set by mqwatch itself; remove it from client"))
+    protocol = str(section.client.get("security.protocol", "")).lower()
+    if tls.configured(section.tls) and protocol in ("plaintext", "sasl_plaintext"):
+        problems.append((("client", "security.protocol"), f"tls is set but security.protocol is {protocol}; "
+                                                     "drop it (mqwatch picks ssl or sasl_ssl) or use ssl/sasl_ssl"))
+    if section.tls.server_name:
+        problems.append((("tls", "server_name"), "librdkafka verifies the broker's advertised host name and cannot "
+                                            "be given another; advertise the name the certificate carries"))
     return problems
 
 
@@ -78,19 +107,24 @@ CANARY_SCHEMA = Schema(
         "replication_factor": Field(Int(min=-1), -1, "replication of a created canary topic; -1 is the broker default"),
         "interval": Field(Duration(min=0.1), 10.0, "time between canary messages"),
         "timeout": Field(Duration(min=0.1), 5.0, "a message not consumed back within this counts as a timeout failure"),
+        "lost_after": Field(Duration(min=1), 60.0,
+                            "an acknowledged message not consumed back within this counts as lost"),
     }
 )
 
 SCHEMA = Schema(
     {
         "bootstrap_servers": Field(
-            ListOf(Str(r"[^\s,]+:\d{1,5}", "expected host:port"), split_commas=True, min_items=1),
+            ListOf(Str(r"[^\s,]+:\d{1,5}", "expected host:port"), split_commas=True, min_items=1,
+                   expected="host:port or a list of them (or a comma-separated string)"),
             doc="brokers to bootstrap from, a list or a comma-separated string of host:port",
         ),
         "groups": Filter(default_include=(".*",), default_exclude=()),
         "topics": Filter(default_include=(".*",), default_exclude=("^__",)),
         "granularity": Field(Choice("topic", "partition"), "topic", "partition adds per-partition lag series"),
-        "client": Field(ScalarMap(), {}, "librdkafka properties passed through (security.protocol, sasl.*, ssl.*)"),
+        "tls": tls.field(),
+        "client": Field(ClientProperties(), {}, "librdkafka properties passed through (security.protocol, sasl.*, ssl.*); "
+                                         "checked against librdkafka's own property table; they override tls"),
         "time_lag": Field(
             Choice("estimate", "exact", "off"), "estimate",
             "lag in seconds: estimate from end-offset history (exact while the history is too short), "
@@ -104,6 +138,9 @@ SCHEMA = Schema(
                                "collections the consumer status is evaluated over; a consumer must commit at least "
                                "once per status_window - 1 collections or it looks stalled"),
         "allowed_lag": Field(Int(min=0), 0, "lag in messages at or below which a partition counts as caught up"),
+        "retention_refresh": Field(Duration(min=0), 300.0,
+                                   "how often topics' retention.ms is read (DescribeConfigs) for retention "
+                                   "headroom; 0 turns it off"),
         "dlq": Field(DLQ_SCHEMA, None),
         "reasons": Field(REASONS_SCHEMA, None),
         "canary": Field(CANARY_SCHEMA, None),

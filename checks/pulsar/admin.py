@@ -13,8 +13,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
-from requests.adapters import HTTPAdapter
-
 from checks.pulsar.http import HttpError, TokenSession, get, get_json, new_session
 from checks.pulsar.model import (
     NOT_PARTITIONED, ClusterState, PartitionState, SubscriptionState, TopicState, namespace_and_local,
@@ -39,18 +37,16 @@ class _DeadlineReached(HttpError):
 
 
 class AdminClient:
-    def __init__(self, base_url: str, token: str, request_timeout: float, max_concurrency: int,
+    def __init__(self, base_url: str, auth, tls, request_timeout: float, max_concurrency: int,
                  max_bytes: int | None = None, allowed_hosts=()):
-        self.base = base_url.rstrip("/")
+        self.base = base_url.rstrip("/")  # may carry a path prefix (a proxy's /pulsar): kept as is
         self.request_timeout = request_timeout
         self.max_concurrency = max_concurrency
         self.max_bytes = max_bytes
         # The token goes to the configured admin URL (and allowed_hosts), never to the broker
         # addresses the admin API lists or redirects to.
-        self.session: TokenSession = new_session(token, [self.base, *allowed_hosts])
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_concurrency)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session: TokenSession = new_session(auth, tls, [self.base, *allowed_hosts], request_timeout,
+                                                 pool_maxsize=max_concurrency)
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mqwatch-pulsar-admin")
 
     def close(self) -> None:
@@ -168,6 +164,16 @@ class AdminClient:
     def _get(self, url: str, deadline: float):
         return get_json(self.session, url, self._timeout(deadline), max_bytes=self.max_bytes, cap_key="max_admin_bytes")
 
+    def get_json_or_none(self, url: str, deadline: float):
+        """A GET whose answer may be empty (JAX-RS answers a null policy with 204 and no body)."""
+        resp = get(self.session, url, self._timeout(deadline))
+        if resp.status_code == 204 or not resp.content.strip():
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise BadReply(f"{url}: the reply is not JSON: {resp.text[:80]!r}") from None
+
     def _map(self, fn, items):
         """(item, result or exception) for every item, at most max_concurrency at once."""
         items = list(items)
@@ -204,6 +210,8 @@ def partition_from_stats(doc, where: str) -> PartitionState:
             blocked=bool(s.get("blockedSubscriptionOnUnackedMsgs", False)),
             earliest_publish_ms=int(earliest) if earliest and earliest > 0 else None,
             last_acked_ms=_num(s, "lastAckedTimestamp", where),
+            expired=_num(s, "totalMsgExpired", where),
+            delivered=_num(s, "msgOutCounter", where),
         )
     return part
 

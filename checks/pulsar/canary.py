@@ -7,17 +7,22 @@ import uuid
 
 import pulsar
 
+from agent.canary import SequenceTracker
 from agent.snapshot import Histogram
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 STAGES = ("produce", "consume", "timeout")
 SUBSCRIPTION = "mqwatch-canary"
 _ID = "mqwatch-canary-id"
+_RUN, _SEQ = "mqwatch-canary-run", "mqwatch-canary-seq"
 
 
 class Canary:
-    def __init__(self, topic: str):
+    def __init__(self, topic: str, lost_after: float = 60.0):
         self.topic = topic
+        self.sequence = SequenceTracker(lost_after)
+        self._run_id = uuid.uuid4().hex[:12]  # this agent's messages, not an earlier one's
+        self._seq = 0
         self._producer = None
         self._consumer = None
         self._counts = [0] * len(BUCKETS)
@@ -47,7 +52,11 @@ class Canary:
                 self._producer = client.create_producer(self.topic, batching_enabled=False)
             token = uuid.uuid4().hex
             sent = time.time()
-            self._producer.send(b"mqwatch canary", properties={_ID: token, "mqwatch-sent-at": f"{sent:.6f}"})
+            self._seq += 1
+            seq = self._seq
+            self._producer.send(b"mqwatch canary", properties={
+                _ID: token, "mqwatch-sent-at": f"{sent:.6f}", _RUN: self._run_id, _SEQ: str(seq)})
+            self.sequence.acknowledged(seq, time.monotonic())  # send() returns once the broker stored it
         except Exception as e:
             return self._fail("produce", f"canary produce to {self.topic} failed: {e}")
         while True:
@@ -61,9 +70,16 @@ class Canary:
             except Exception as e:
                 return self._fail("consume", f"canary consume from {self.topic} failed: {e}")
             self._consumer.acknowledge(msg)
-            if msg.properties().get(_ID) == token:  # older canaries left behind are drained
+            props = msg.properties()
+            if props.get(_RUN) == self._run_id and str(props.get(_SEQ, "")).isdigit():
+                self.sequence.consumed(int(props[_SEQ]))
+            if props.get(_ID) == token:  # older canaries left behind are drained
                 self._observe(time.time() - sent)
                 return None
+
+    def sequence_counts(self) -> tuple[int, int, int]:
+        self.sequence.expire(time.monotonic())
+        return self.sequence.counts()
 
     def _observe(self, seconds: float) -> None:
         self._sum += seconds

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 from agent.check import Check, CheckError
+from agent.canary import emit_sequence
 from agent.counters import Counters
+from agent.flow import FlowTracker
 from agent.schema import matches
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
@@ -16,6 +18,7 @@ from checks.pulsar.deadletters import DLQ, classify
 from checks.pulsar.http import HttpError
 from checks.pulsar.metrics import METRICS
 from checks.pulsar.model import ClusterState, TopicState
+from checks.pulsar.retention import NamespaceLimits, namespace_of
 from checks.pulsar.scrape import MetricsScraper
 
 # Network calls must end before the scheduler abandons the collection.
@@ -42,12 +45,12 @@ class PulsarCheck(Check):
         self._dlq_last_arrival: dict[str, float] = {}
         self._last_produced: dict[tuple, float] = {}
         self._positions: dict[tuple, tuple] = {}  # (topic, subscription, partition) -> (published, backlog, position)
+        self.flow = FlowTracker(options.status_window)
+        self.expired = Counters()  # (topic, subscription) <- each partition's totalMsgExpired
+        self.delivered = Counters()  # (topic, subscription) <- each partition's msgOutCounter
+        self.limits = NamespaceLimits(options.retention_refresh)
 
     # ---- clients, created lazily so a bad setting fails a collection, not the agent ----
-
-    @property
-    def _token(self) -> str:
-        return self.options.auth.token
 
     def _token_hosts(self) -> list[str]:
         """Where the token may go: the configured URLs and auth.allowed_hosts, nothing learnt."""
@@ -59,23 +62,26 @@ class PulsarCheck(Check):
 
     def admin(self) -> AdminClient:
         if self._admin is None:
-            o = self.options
-            self._admin = AdminClient(o.admin_url, self._token, self._request_timeout(), o.max_concurrency,
+            o = self.options  # an HttpError("tls") from here is handled by fetch_state
+            self._admin = AdminClient(o.admin_url, o.auth, o.tls, self._request_timeout(), o.max_concurrency,
                                       o.max_admin_bytes, self._token_hosts())
         return self._admin
 
     def scraper(self) -> MetricsScraper:
         if self._scraper is None:
             o = self.options
-            self._scraper = MetricsScraper(list(o.metrics_url), self._token, self._request_timeout(),
-                                           o.max_metrics_bytes, self._token_hosts())
+            try:
+                self._scraper = MetricsScraper(list(o.metrics_url), o.auth, o.tls, self._request_timeout(),
+                                               o.max_metrics_bytes, self._token_hosts())
+            except HttpError as e:  # tls files that no longer load
+                raise CheckError(e.reason, str(e)) from None
         return self._scraper
 
     def binary(self):
         if self._binary is None:
             from checks.pulsar.binary import connect
 
-            self._binary = connect(self.options.service_url, self._token, self._request_timeout())
+            self._binary = connect(self.options.service_url, self.options.auth, self.options.tls, self._request_timeout())
         return self._binary
 
     def close(self) -> None:
@@ -104,6 +110,9 @@ class PulsarCheck(Check):
         now = time.time()
         state.topics = {n: t for n, t in state.topics.items() if matches(self.options.topics, n)}
         self.emit_brokers(out, state)
+        if self.options.admin_url and state.source == "admin":
+            for reason, message in self.limits.update(self.admin(), {namespace_of(t) for t in state.topics}, deadline):
+                out.error(reason, message)
         letters = classify(state.topics)
         for name in sorted(state.topics):
             self.emit_topic(out, state.topics[name], now)
@@ -174,6 +183,10 @@ class PulsarCheck(Check):
             seconds = self.lag_seconds(q, per_part, now)
             if seconds is not None:
                 out.add("mqwatch_consumer_lag_seconds", seconds, queue=q, consumer=sub)
+                limit = self.limits.seconds.get(namespace_of(q))
+                if limit is not None:  # how long until the TTL or a backlog quota deletes unread messages
+                    out.add("mqwatch_consumer_retention_headroom_seconds", max(0.0, limit - seconds),
+                            queue=q, consumer=sub)
             positions = [self._position((q, sub, n), prod, s.backlog, s.last_acked_ms) for n, prod, s in per_part]
             if counter_reset:  # msgInCounter restarts when the topic moves to another broker: not a rewind
                 self.status.forget((q, sub))
@@ -181,9 +194,33 @@ class PulsarCheck(Check):
                                           [n for n, _, _ in per_part])
             for st in STATUSES:
                 out.add("mqwatch_consumer_status", 1 if st == verdict.status else 0, queue=q, consumer=sub, status=st)
+            self.emit_flow(out, q, sub, per_part, backlog, now)
         if backlogs:
             # Pulsar keeps what the slowest subscription has not acknowledged.
             out.add("mqwatch_queue_messages", max(backlogs), queue=q)
+
+    def emit_flow(self, out: SnapshotBuilder, q: str, sub: str, per_part, backlog: float, now: float) -> None:
+        """Consumed (the broker's delivered counter), drain ETA and messages expired by the TTL
+        before anyone consumed them (agent/flow.py).
+
+        Pulsar has no committed offset to take advances of: the position mqwatch derives for
+        the status (published - backlog) jumps with pulsar-lite's stale backlogs, so consumed
+        counts the subscription's msgOutCounter (`pulsar_out_messages_total{subscription}`),
+        which includes redeliveries, per partition and reset-safe. No reprocessed series.
+        """
+        key, labels = (q, sub), {"queue": q, "consumer": sub}
+        flow = self.flow.observe(key, now, (), (), backlog)
+        if flow.drain_seconds is not None:
+            out.add("mqwatch_consumer_drain_seconds", flow.drain_seconds, **labels)
+        for n, _, s in per_part:
+            if s.delivered is not None:
+                self.delivered.observe(key, s.delivered, upstream=n)
+            if s.expired is not None:
+                self.expired.observe(key, s.expired, upstream=n)
+        if self.delivered.total(key) is not None:
+            out.add("mqwatch_consumer_consumed_total", self.delivered.total(key), **labels)
+        if self.expired.total(key) is not None:
+            out.add("mqwatch_consumer_lost_messages_total", self.expired.total(key), **labels)
 
     def _position(self, key, produced, backlog, acked_ms) -> float:
         """The consumed position (published - backlog) plays the committed offset's part.
@@ -285,7 +322,7 @@ class PulsarCheck(Check):
         from checks.pulsar.canary import STAGES, Canary
 
         if self._canary is None:
-            self._canary = Canary(self.options.canary.topic)
+            self._canary = Canary(self.options.canary.topic, self.options.canary.lost_after)
         left = deadline - time.monotonic()
         try:
             client = self.binary()
@@ -297,6 +334,7 @@ class PulsarCheck(Check):
         out.add("mqwatch_canary_roundtrip_seconds", self._canary.histogram())
         for stage in STAGES:
             out.add("mqwatch_canary_failures_total", self._canary.failures[stage], stage=stage)
+        emit_sequence(out, self._canary.sequence_counts())
 
     @staticmethod
     def _observe_produced(counters: Counters, key: str, parts) -> bool:
@@ -311,6 +349,10 @@ class PulsarCheck(Check):
     def _prune(self, state: ClusterState, dlqs: list[str]) -> None:
         """Forget vanished topics and subscriptions so state does not grow forever."""
         self.status.retain((n, s) for n, t in state.topics.items() for s in t.subscription_names())
+        subs = [(n, s) for n, t in state.topics.items() for s in t.subscription_names()]
+        self.flow.retain(subs)
+        self.expired.retain(subs)
+        self.delivered.retain(subs)
         partitions = {(n, p) for n, t in state.topics.items() for p in t.partitions}
         self.timeline.retain(partitions)
         for key in [k for k in self._last_produced if k not in partitions]:

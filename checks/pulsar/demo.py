@@ -90,7 +90,9 @@ def start_workload(broker) -> DemoPart:
     return DemoPart(
         name=f"pulsar (pulsar-lite at {broker.extra['service_url']})",
         checks=[{"kind": "pulsar", "name": "events", "metrics_url": broker.extra["metrics_url"],
-                 "service_url": broker.extra["service_url"]}],
+                 "service_url": broker.extra["service_url"],
+                 # the dead-letter policy keeps a message's properties: its reason travels with it
+                 "dlq_sampling": {"enabled": True, "reason_property": "reject_reason"}}],
         describe=[
             f"2 deliveries/s into `{TOPIC}`",
             "`delivery-service` dead-letters rejected deliveries and retries busy-courier ones; "

@@ -25,6 +25,8 @@ _SUBSCRIPTION_FIELDS = {
     "pulsar_subscription_consumers_count": "consumers",
     "pulsar_subscription_blocked_on_unacked_messages": "blocked",
     "pulsar_subscription_last_acked_timestamp": "last_acked_ms",
+    "pulsar_out_messages_total": "delivered",  # with a subscription label: that subscription's msgOutCounter
+    "pulsar_subscription_total_msg_expired": "expired",  # real Pulsar (a gauge there, counting up); not pulsar-lite
 }
 _WANTED = set(_TOPIC_FIELDS) | set(_SUBSCRIPTION_FIELDS)
 # Family names as the parser reports them: counters lose their _total suffix.
@@ -114,6 +116,8 @@ def parse_exposition(text: str, state: ClusterState | None = None, source: str =
             sub.consumers += int(sample.value)
         elif field == "last_acked_ms":
             sub.last_acked_ms = max(sub.last_acked_ms or 0.0, sample.value)
+        elif field in ("expired", "delivered"):
+            setattr(sub, field, (getattr(sub, field) or 0.0) + sample.value)
         else:
             setattr(sub, field, getattr(sub, field) + sample.value)
     return state

@@ -23,6 +23,10 @@ class SubscriptionState:
     earliest_publish_ms: int | None = None
     # Unix ms of the last acknowledgement (0: never); None where the source does not say.
     last_acked_ms: float | None = None
+    # Messages the broker expired from this subscription by its TTL (totalMsgExpired), a counter
+    # that restarts when the topic is loaded elsewhere; None where the source does not say.
+    expired: float | None = None
+    delivered: float | None = None  # msgOutCounter: messages dispatched to this subscription's consumers
 
 
 @dataclass

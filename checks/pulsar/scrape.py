@@ -12,12 +12,12 @@ from checks.pulsar.model import ClusterState
 
 
 class MetricsScraper:
-    def __init__(self, urls: list[str], token: str, request_timeout: float, max_bytes: int | None = None,
+    def __init__(self, urls: list[str], auth, tls, request_timeout: float, max_bytes: int | None = None,
                  allowed_hosts=()):
         self.urls = urls
         self.request_timeout = request_timeout
         self.max_bytes = max_bytes
-        self.session = new_session(token, list(allowed_hosts) or urls)
+        self.session = new_session(auth, tls, list(allowed_hosts) or urls, request_timeout)
         self._pool = ThreadPoolExecutor(min(8, max(1, len(urls))), thread_name_prefix="mqwatch-pulsar-scrape")
 
     def close(self) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 
+from agent.canary import emit_sequence
 from agent.check import Check
-from agent.counters import Counters
+from agent.counters import REBASE, Counters
 from agent.dlq import UNKNOWN, ReasonCounts
+from agent.flow import FlowTracker
 from agent.snapshot import SnapshotBuilder
 from agent.status import STATUSES, StatusTracker
 from checks.redis import bullmq, celery, rq, sidekiq
@@ -23,10 +25,13 @@ TYPES = ("list", "zset", "stream")
 # from a group, so membership alone cannot tell "stuck" (stalled) from "gone" (stopped).
 ACTIVE_IDLE_SECONDS = 300.0
 # Redis deletes a list, ZSET or stream when its last entry goes, so a drained DLQ's key
-# disappears. It is the same DLQ when it comes back: its arrival count is kept (not exported
-# while the key is absent) for this long, and for at most this many absent DLQs.
-DRAINED_MEMORY_SECONDS = 24 * 3600.0
-DRAINED_MAX = 10_000
+# disappears. It is the same DLQ when it comes back: its arrival totals are kept (not exported
+# while the key is absent; ~300 bytes each) for this long, and for at most this many absent DLQs.
+# Partial errors that are findings about data that was read, not a sign that keys may be missing
+# from this cycle's view (those keep vanished DLQs' state until a complete read).
+_FINDINGS = {"bad_payload", "stream_lag_limit", "dlq_type"}
+DRAINED_MEMORY_SECONDS = 6 * 3600.0
+DRAINED_MAX = 1000
 
 
 class RedisCheck(Check):
@@ -47,9 +52,13 @@ class RedisCheck(Check):
         self._arrival_keys: dict = {}  # dlq -> {source label}
         self._dead_sources: dict = {}  # Sidekiq dead job (member hash) -> its queue
         self._celery_seen: dict = {}  # (celery queue, delivery tag) -> first seen
-        self._drained: dict = {}  # dlq whose key is gone -> monotonic time it was first missed
+        self._drained: dict = {}  # dlq whose key is gone -> (monotonic time it went, ((source, total), ...))
         # Stream IDs are positions but not message counts (see agent/status.py).
         self._status = StatusTracker(options.status_window, options.allowed_lag, positions_count_messages=False)
+        self._flow = FlowTracker(options.status_window)
+        self._stream_added = Counters()  # stream <- entries-added
+        self._lost = Counters()  # (stream, group) <- entries trimmed before the group read them
+        self._canary = None
 
     def client(self) -> RedisClient:
         if self._client is None:
@@ -68,10 +77,27 @@ class RedisCheck(Check):
         errors_before = len(out.errors)
         view = self.read(client, out)
         # A DLQ missing from an incomplete read (key budget, a failed reply) is unknown, not drained.
-        complete = not view.errors and len(out.errors) == errors_before
+        complete = not any(r not in _FINDINGS for r, _ in list(view.errors) + out.errors[errors_before:])
         for reason, message in view.errors:
             out.error(reason, message)
         self.emit(out, view, complete)
+        if self.options.canary.enabled:
+            self.run_canary(out, client)
+
+    def run_canary(self, out: SnapshotBuilder, client: RedisClient) -> None:
+        from checks.redis.canary import StreamCanary
+
+        o = self.options.canary
+        if self._canary is None:
+            self._canary = StreamCanary(o.key, o.timeout, o.lost_after)
+        # below the connection's socket timeout, so a blocking read ends by itself
+        failure = self._canary.run(client.redis, min(o.timeout, self.timeout * 0.5))
+        if failure is not None:
+            out.error("canary_" + failure[0], failure[1])
+        out.add("mqwatch_canary_roundtrip_seconds", self._canary.stats.histogram())
+        for stage, n in self._canary.stats.failure_counts().items():
+            out.add("mqwatch_canary_failures_total", n, stage=stage)
+        emit_sequence(out, self._canary.sequence_counts())
 
     # ---- reading ------------------------------------------------------------------------
     def read(self, client: RedisClient, out: SnapshotBuilder) -> View:
@@ -124,9 +150,10 @@ class RedisCheck(Check):
 
         read_keys(rounds, generic, o, self._dlq_patterns, self._cursors, now, view)
         if found.get("sidekiq"):
-            sidekiq.read(rounds, found["sidekiq"], self._cursors, o.dlq_sample, now, view, self._dead_sources)
+            sidekiq.read(rounds, found["sidekiq"], self._cursors, o.dlq_sample, now, view, self._dead_sources,
+                         o.max_payload_bytes)
         if found.get("rq"):
-            rq.read(rounds, found["rq"], self._cursors, o.dlq_sample, now, view)
+            rq.read(rounds, found["rq"], self._cursors, o.dlq_sample, now, view, o.max_payload_bytes)
         if bull_queues:
             bullmq.read(rounds, o.bullmq_prefix, bull_queues, self._cursors, o.dlq_sample, now, view)
         live = celery.read(rounds, found["celery"], now, view, self._celery_seen, o.celery_read_max) \
@@ -159,8 +186,10 @@ class RedisCheck(Check):
             out.add("mqwatch_delayed_overdue_seconds", d.overdue_seconds, queue=q, framework=fw)
         for q, s in view.streams.items():
             out.add("mqwatch_queue_messages", s.length, queue=q, framework=PLAIN)
-            if s.entries_added is not None:
-                out.add("mqwatch_queue_produced_total", s.entries_added, queue=q, framework=PLAIN)
+            if s.entries_added is not None:  # a recreated stream starts again at 0: reset-safe
+                out.add("mqwatch_queue_produced_total", self._stream_added.observe(q, s.entries_added), queue=q,
+                        framework=PLAIN)
+        self._stream_added.retain(view.streams)
         for g in view.groups:
             labels = {"queue": g.stream, "consumer": g.group}
             if g.lag is not None:
@@ -178,12 +207,40 @@ class RedisCheck(Check):
                 verdict = self._status.observe((g.stream, g.group), (stream_position(g.delivered),), (g.lag,), active)
                 for s in STATUSES:
                     out.add("mqwatch_consumer_status", 1 if s == verdict.status else 0, **labels, status=s)
+        self.emit_flow(out, view)
         self._status.retain({(g.stream, g.group) for g in view.groups})
         self.emit_dlqs(out, view, complete)
+
+    def emit_flow(self, out: SnapshotBuilder, view: View) -> None:
+        """Per stream group: consumed (entries-read), drain ETA, rewinds (XGROUP SETID back), messages
+        trimmed unread, and delivery counts of pending entries (agent/flow.py)."""
+        now, live = time.time(), []
+        for g in view.groups:
+            if g.lag is None:
+                continue
+            key, labels = (g.stream, g.group), {"queue": g.stream, "consumer": g.group}
+            live.append(key)
+            known = g.entries_read is not None  # Redis 6 does not count what a group read
+            flow = self._flow.observe(key, now, (0,) if known else (), (g.entries_read,) if known else (), g.lag)
+            if known:
+                out.add("mqwatch_consumer_consumed_total", flow.consumed, **labels)
+                out.add("mqwatch_consumer_reprocessed_messages_total", flow.reprocessed, **labels)
+            if flow.drain_seconds is not None:
+                out.add("mqwatch_consumer_drain_seconds", flow.drain_seconds, **labels)
+            if g.unreadable is not None:  # a trim the group later skips past must not take the count back
+                self._lost.observe(key, g.unreadable, on_drop=REBASE)
+            if self._lost.total(key) is not None:
+                out.add("mqwatch_consumer_lost_messages_total", self._lost.total(key), **labels)
+            if g.max_deliveries is not None:
+                out.add("mqwatch_pending_max_deliveries", g.max_deliveries, **labels)
+                out.add("mqwatch_pending_redelivered_messages", g.redelivered, **labels)
+        self._flow.retain(live)
+        self._lost.retain(live)
 
     def emit_dlqs(self, out: SnapshotBuilder, view: View, complete: bool = True) -> None:
         for key, stat in view.dlqs.items():
             fw, dlq = key
+            self._restore_drained(key)
             new = self._new_arrivals(key, stat)
             sources = self._arrival_keys.setdefault(key, set())
             if stat.source:  # one source for the whole DLQ
@@ -225,26 +282,30 @@ class RedisCheck(Check):
             self._forget_vanished(set(view.dlqs))
 
     def _forget_vanished(self, live: set) -> None:
-        """Read positions of vanished DLQs go (a key that comes back starts empty, so all of
-        it is new); their arrival and reason counts stay for a while (see DRAINED_*)."""
+        """Read positions and reasons of vanished DLQs go (a key that comes back starts empty,
+        so all of it is new); only their arrival totals stay, compactly (see DRAINED_*)."""
         now = time.monotonic()
-        for dlq in self._arrival_keys:
-            if dlq not in live:
-                self._drained.setdefault(dlq, now)
-        for dlq in live:
-            self._drained.pop(dlq, None)
-        expired = [d for d, t in self._drained.items() if now - t > DRAINED_MEMORY_SECONDS]
-        expired += sorted(self._drained, key=self._drained.get)[: max(0, len(self._drained) - DRAINED_MAX)]
-        for dlq in expired:
-            self._drained.pop(dlq, None)
+        for key in [k for k in self._arrival_keys if k not in live]:
+            totals = tuple((src, self._arrivals.total((key, src)) or 0.0) for src in sorted(self._arrival_keys.pop(key)))
+            self._drained[key] = (now, totals)
+        while len(self._drained) > DRAINED_MAX:  # oldest first: dicts keep insertion order
+            del self._drained[next(iter(self._drained))]
+        for key in [k for k, (went, _) in self._drained.items() if now - went > DRAINED_MEMORY_SECONDS]:
+            del self._drained[key]
         for state in (self._cursors, self._produced, self._newest):
             for k in [k for k in state if k not in live]:
                 del state[k]
-        kept = live | set(self._drained)
-        for k in [k for k in self._arrival_keys if k not in kept]:
-            del self._arrival_keys[k]
         self._arrivals.retain({(d, s) for d, srcs in self._arrival_keys.items() for s in srcs})
-        self._reasons.retain(kept)
+        self._reasons.retain(live)
+
+    def _restore_drained(self, key) -> None:
+        """A drained DLQ's key is back: its arrivals continue from the totals kept."""
+        drained = self._drained.pop(key, None)
+        if drained is not None:
+            sources = self._arrival_keys.setdefault(key, set())
+            for src, total in drained[1]:
+                sources.add(src)
+                self._arrivals.add((key, src), total)
 
     def _new_arrivals(self, dlq: str, stat) -> int:
         if stat.arrivals is not None:

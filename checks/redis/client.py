@@ -231,11 +231,12 @@ class ScanResult:
 
 
 def _without_credentials(url: str) -> str:
+    """The url as errors show it: no user:password@, and no query (?password=, ?ssl_password=...)."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
+        return url.split("?", 1)[0]
     hostpart, slash, path = rest.partition("/")
-    return f"{scheme}://{hostpart.rpartition('@')[2]}{slash}{path}"
+    return f"{scheme}://{hostpart.rpartition('@')[2]}{slash}{path.split('?', 1)[0]}"
 
 
 class Rounds:

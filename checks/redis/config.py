@@ -1,7 +1,7 @@
 """The `kind: redis` config section."""
 
 from agent import tls
-from agent.schema import Choice, Field, Int, ListOf, Schema, Str
+from agent.schema import Bool, Choice, Duration, Field, Int, ListOf, Schema, Str
 
 FRAMEWORKS = ("sidekiq", "rq", "bullmq", "celery")
 
@@ -17,6 +17,15 @@ def _check(section):
                                 "use rediss:// to connect with TLS"))
     return problems
 
+
+CANARY_SCHEMA = Schema(
+    {
+        "enabled": Field(Bool(), False, "XADD a numbered entry to a stream of its own and read it back every collection"),
+        "key": Field(_GLOB, "mqwatch:canary", "the canary's stream key (capped at about 1000 entries)"),
+        "timeout": Field(Duration(min=0.05), 2.0, "an entry not read back within this is a timeout failure"),
+        "lost_after": Field(Duration(min=1), 60.0, "an added entry not read back within this counts as lost"),
+    }
+)
 
 SCHEMA = Schema(
     {
@@ -46,11 +55,18 @@ SCHEMA = Schema(
                                  "most messages of each Celery queue list read per cycle to tell eta/countdown "
                                  "tasks from ready ones and to age the oldest"),
         "dlq_sample": Field(Int(min=0, max=10000), 100, "newest dead jobs read per cycle for reasons and sources"),
+        "max_payload_bytes": Field(Int(min=0), 65536,
+                                   "dead-letter payloads (RQ tracebacks: once decompressed) larger than this are not "
+                                   "parsed for reasons (reason unknown)"),
         "status_window": Field(Int(min=2, max=1000), 5,
                                "collections a stream group's mqwatch_consumer_status is judged over"),
         "allowed_lag": Field(Int(min=0), 0, "stream group lag at or below which the group counts as caught up"),
         "stream_lag_max_scan": Field(Int(min=0), 100000,
                                      "most stream entries read to count a group's lag when Redis cannot report it"),
+        "pending_scan": Field(Int(min=0, max=100000), 1000,
+                              "oldest pending entries of each stream group read per cycle (XPENDING) for delivery "
+                              "counts (poison messages); 0 turns it off"),
+        "canary": Field(CANARY_SCHEMA, None),
     },
     check=_check,
 )

@@ -10,7 +10,7 @@ import json
 
 from checks.redis.client import is_denied, is_error, is_missing_key, label
 from checks.redis.globs import to_regex
-from checks.redis.model import PLAIN, DeadLetterStat, PendingStat, QueueStat
+from checks.redis.model import DEFAULT_MAX_PAYLOAD, PLAIN, DeadLetterStat, PendingStat, QueueStat, oversized
 from checks.redis.streams import after, parse_id, read_stream
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed_many
 
@@ -33,8 +33,11 @@ class DlqPatterns:
         return None
 
 
-def reason_of(payload) -> str | None:
-    """The failure reason recorded in a dead letter's JSON payload, or None."""
+def reason_of(payload, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> str | None:
+    """The failure reason recorded in a dead letter's JSON payload, or None (also when the
+    payload is larger than max_bytes: it is not parsed)."""
+    if oversized(payload, max_bytes):
+        return None
     try:
         doc = json.loads(payload)
     except (ValueError, TypeError, UnicodeDecodeError):
@@ -65,7 +68,7 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
         elif kind == "zset":
             zsets.append(key)
         elif kind == "stream":
-            read_stream(rounds, key, now, options.stream_lag_max_scan, view)
+            read_stream(rounds, key, now, options.stream_lag_max_scan, view, pending_scan=options.pending_scan)
 
     def on_lengths(replies):
         for key, n in zip(lists, replies):
@@ -90,7 +93,7 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
     if kind == "zset":
         def store(stat, new_members):
             stat.source = source
-            stat.sampled = [(None, reason_of(m)) for m, _ in new_members[:sample]]
+            stat.sampled = [(None, reason_of(m, options.max_payload_bytes)) for m, _ in new_members[:sample]]
             view.dlqs[(PLAIN, name)] = stat
         read_dead_set(rounds, key, cursor, sample, store, clock=clock, source=source)
     elif kind == "list":
@@ -105,7 +108,7 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
                 # Dead letters are LPUSHed by convention, so the newest are at the head.
                 def on_head(items):
                     if not is_error(items):
-                        stat.sampled = [(None, reason_of(i)) for i in items]
+                        stat.sampled = [(None, reason_of(i, options.max_payload_bytes)) for i in items]
                 rounds.add(on_head, "lrange", key, 0, min(grown, sample) - 1)
         rounds.add(on_len, "llen", key)
     elif kind == "stream":
@@ -133,7 +136,7 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
                 def on_new(entries):
                     if is_error(entries):
                         return
-                    stat.sampled = [(None, _stream_reason(fields)) for _, fields in entries]
+                    stat.sampled = [(None, _stream_reason(fields, options.max_payload_bytes)) for _, fields in entries]
                     if added is None:  # Redis 6: count what arrived by reading it
                         stat.arrivals = len(entries)
                 rounds.add(on_new, "xrevrange", key, "+", after(start) if start else "-", sample)
@@ -142,14 +145,14 @@ def _read_dlq(rounds, key, name, kind, source, cursor, options, clock, now, view
         view.error("dlq_type", f"dlq key {name!r} is a {kind}, not a list, sorted set or stream")
 
 
-def _stream_reason(fields: dict) -> str | None:
+def _stream_reason(fields: dict, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> str | None:
     decoded = {label(k): v for k, v in fields.items()}
     for f in REASON_FIELDS:
         if f in decoded:
             return label(decoded[f])
     for f in ("payload", "data", "body", "message"):
         if f in decoded:
-            r = reason_of(decoded[f])
+            r = reason_of(decoded[f], max_bytes)
             if r:
                 return r
     return None

@@ -40,6 +40,10 @@ class GroupStat:
     pending_oldest_seconds: float | None
     least_idle_seconds: float | None
     delivered: int = 0  # last-delivered-id as one comparable number, for the status window
+    entries_read: int | None = None  # Redis 7: entries the group read, in entries-added's count
+    unreadable: int | None = None  # entries trimmed before the group read them (Redis 7 lag only)
+    max_deliveries: int | None = None  # highest XPENDING delivery count among the scanned pending entries
+    redelivered: int | None = None  # scanned pending entries delivered more than once
 
 
 @dataclass
@@ -58,6 +62,15 @@ class DeadLetterStat:
     produced: int | None = None  # a stream's entries-added counter
     cursor: object = None  # where to continue counting arrivals next cycle
     sampled: list = field(default_factory=list)  # (source or None, reason) of arrivals read this cycle
+
+
+# Dead-letter payloads (and RQ tracebacks once decompressed) larger than this are not parsed
+# for reasons: Kafka's key of the same name and default. Configurable as max_payload_bytes.
+DEFAULT_MAX_PAYLOAD = 65536
+
+
+def oversized(raw, max_bytes: int) -> bool:
+    return isinstance(raw, (bytes, bytearray, str)) and len(raw) > max_bytes
 
 
 @dataclass

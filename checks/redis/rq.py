@@ -20,7 +20,7 @@ import datetime as dt
 import zlib
 
 from checks.redis.client import is_error, label
-from checks.redis.model import PendingStat, QueueStat
+from checks.redis.model import DEFAULT_MAX_PAYLOAD, PendingStat, QueueStat, oversized
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "rq"
@@ -49,7 +49,7 @@ def failed_key(q: bytes) -> str:
     return label(b"rq:failed:" + q)
 
 
-def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
+def read(rounds, queues, cursors, sample: int, now: float, view, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
     for q in queues:
         name = label(q)
         stat = QueueStat(0, 0.0)
@@ -111,13 +111,13 @@ def read(rounds, queues, cursors, sample: int, now: float, view) -> None:
                     if is_error(fields):
                         return
                     exc_info, ended_at = fields
-                    entry[1] = exception_class(exc_info)
+                    entry[1] = exception_class(exc_info, max_payload)
                     if job_id == newest_id:
                         stat.newest_timestamp = parse_time(ended_at)
                     if entry[1] is None:
                         def on_result(items, entry=entry):
                             if not is_error(items) and items:
-                                entry[1] = exception_class(result_exc_string(items[0][1]))
+                                entry[1] = exception_class(result_exc_string(items[0][1], max_payload), max_payload)
                         rounds.add(on_result, "xrevrange", b"rq:results:" + job_id, "+", "-", 1)
                 rounds.add(on_job, "hmget", b"rq:job:" + job_id, "exc_info", "ended_at")
         # The failed registry's scores are expiry times, int(now) + failure_ttl: with one
@@ -155,28 +155,40 @@ def parse_time(value) -> float | None:
     return None
 
 
-def exc_text(raw) -> str | None:
-    if raw is None:
+def exc_text(raw, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> str | None:
+    """The traceback text; None when it is larger than max_bytes, compressed or not."""
+    if raw is None or oversized(raw, max_bytes):
         return None
+    if isinstance(raw, str):
+        return raw
     try:
-        return zlib.decompress(raw).decode("utf-8", errors="replace")
+        return _inflate(raw, max_bytes)
     except zlib.error:
         return label(raw)  # RQ before 0.13 stored it uncompressed
 
 
-def result_exc_string(fields: dict) -> str | None:
+def _inflate(raw: bytes, max_bytes: int) -> str | None:
+    """zlib-decompressed text, stopping at max_bytes of output: a few KB can inflate to GB."""
+    d = zlib.decompressobj()
+    out = d.decompress(raw, max_bytes + 1)
+    if len(out) > max_bytes or d.unconsumed_tail:
+        return None
+    return out.decode("utf-8", errors="replace")
+
+
+def result_exc_string(fields: dict, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> str | None:
     raw = fields.get(b"exc_string")
-    if raw is None:
+    if raw is None or oversized(raw, max_bytes * 2):  # base64 of compressed text
         return None
     try:
-        return zlib.decompress(base64.b64decode(raw)).decode("utf-8", errors="replace")
+        return _inflate(base64.b64decode(raw), max_bytes)
     except (binascii.Error, zlib.error, ValueError):
         return None
 
 
-def exception_class(raw_or_text) -> str | None:
+def exception_class(raw_or_text, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> str | None:
     """`ZeroDivisionError` from a traceback ending in `ZeroDivisionError: division by zero`."""
-    text = exc_text(raw_or_text) if isinstance(raw_or_text, (bytes, bytearray)) else raw_or_text
+    text = exc_text(raw_or_text, max_bytes) if isinstance(raw_or_text, (bytes, bytearray)) else raw_or_text
     if not text:
         return None
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 from checks.redis.client import as_float, is_error, label
-from checks.redis.model import PendingStat, QueueStat, add_length
+from checks.redis.model import DEFAULT_MAX_PAYLOAD, PendingStat, QueueStat, add_length, oversized
 from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "sidekiq"
@@ -36,9 +36,10 @@ def owned_keys(queues) -> set:
     return {b"queues", b"schedule", b"retry", b"dead", b"processes"} | {b"queue:" + q for q in queues}
 
 
-def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict) -> None:
-    """`sources` caches each dead job's queue (by member hash) across cycles, so a dead set
-    that did not change is not parsed again."""
+def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict,
+         max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+    """`sources` is the dead set's split across cycles: each job's queue by member hash (a job
+    is parsed once), and the last split, reused while the set is unchanged (not even read)."""
     for q in queues:
         name = label(q)
         stat = QueueStat(0, 0.0)
@@ -63,7 +64,7 @@ def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict) 
     def on_dead(stat, new_members):
         bad = 0
         for member, _ in new_members[:sample]:
-            job = _job(member)
+            job = _job(member, max_payload)
             if job is None:
                 bad += 1
                 stat.sampled.append((None, None))
@@ -72,14 +73,18 @@ def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict) 
         if bad:
             view.error("bad_payload", f"sidekiq dead set: {bad} of the newest dead jobs are not valid job JSON")
         view.dlqs[(NAME, DEAD)] = stat
-        rounds.add(lambda members: _split_dead(members, stat, sources, view), "zrange", DEAD, 0,
+        last = sources.get("split")
+        if last is not None and stat.arrivals == 0 and last[0] == stat.size:
+            stat.by_source = last[1]  # nothing arrived and nothing left: the same jobs as last cycle
+            return
+        rounds.add(lambda members: _split_dead(members, stat, sources, view, max_payload), "zrange", DEAD, 0,
                    DEAD_READ_MAX - 1, False, True)
 
     read_dead_set(rounds, DEAD, cursors.get((NAME, DEAD)), sample, on_dead, clock=SECONDS, source="")
     _read_processes(rounds, now, view)
 
 
-def _split_dead(members, stat, cache: dict, view) -> None:
+def _split_dead(members, stat, cache: dict, view, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
     """The dead set's depth and newest death per job queue (the set itself mixes queues)."""
     if is_error(members):
         view.error("key_changed", f"sidekiq dead set: {members}")
@@ -87,21 +92,21 @@ def _split_dead(members, stat, cache: dict, view) -> None:
     by_source: dict = {}
     newest: dict = {}
     seen: dict = {}
+    known = cache.get("members", {})
     for member, score in members:
         h = hash(member)
-        src = cache.get(h)
+        src = known.get(h)
         if src is None:
-            job = _job(member)
+            job = _job(member, max_payload)
             src = (_str(job.get("queue")) if job else None) or UNKNOWN
         seen[h] = src
         by_source[src] = by_source.get(src, 0) + 1
         newest[src] = max(newest.get(src, score), score)
-    cache.clear()
-    cache.update(seen)
     beyond = stat.size - len(members)
     if beyond > 0:
         by_source[UNKNOWN] = by_source.get(UNKNOWN, 0) + beyond
     stat.by_source = {src: (n, newest.get(src)) for src, n in by_source.items()}
+    cache["members"], cache["split"] = seen, (stat.size, stat.by_source)
 
 
 def _read_processes(rounds, now: float, view) -> None:
@@ -139,7 +144,9 @@ def _add_busy(work, now: float, view) -> None:
             stat.oldest_seconds = max(stat.oldest_seconds or 0.0, now - run_at)
 
 
-def _job(raw):
+def _job(raw, max_bytes: int = DEFAULT_MAX_PAYLOAD):
+    if oversized(raw, max_bytes):
+        return None
     try:
         job = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

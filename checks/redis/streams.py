@@ -51,7 +51,28 @@ def known_lag(info: dict, group: dict) -> int | None:
     return None
 
 
-def read_stream(rounds, key, now: float, lag_scan_limit: int, view, on_group_done=None) -> None:
+def trimmed_unread(info: dict, group: dict) -> int | None:
+    """Entries trimmed (MAXLEN, MINID, XTRIM) before the group read them, or None when unknown.
+
+    Redis 7 keeps counting them in the group's `lag` (entries-added minus entries-read), so
+    what trimming removed is that lag minus the entries still in the stream after the
+    group's last-delivered-id. Trimming only removes the oldest entries, so those are all
+    `length` entries when last-delivered-id is below the first entry, and none were lost
+    otherwise. Without a `lag` (Redis 6, or XDEL left holes Redis cannot count) it is unknown.
+    """
+    lag = group.get("lag")
+    if lag is None:
+        return None
+    length = int(info.get("length") or 0)
+    delivered = parse_id(group.get("last-delivered-id") or b"0-0") or (0, 0)
+    first = info.get("first-entry")
+    first_id = parse_id(first[0]) if first else None
+    if length and (first_id is None or delivered >= first_id):
+        return 0
+    return max(0, int(lag) - length)
+
+
+def read_stream(rounds, key, now: float, lag_scan_limit: int, view, on_group_done=None, pending_scan: int = 0) -> None:
     name = label(key)
     state: dict = {}
 
@@ -64,14 +85,14 @@ def read_stream(rounds, key, now: float, lag_scan_limit: int, view, on_group_don
         state["info"] = result
         view.streams[name] = StreamStat(int(result.get("length") or 0), _int_or_none(result.get("entries-added")))
         if "groups" in state:
-            _read_groups(rounds, key, name, state["info"], state["groups"], now, lag_scan_limit, view)
+            _read_groups(rounds, key, name, state["info"], state["groups"], now, lag_scan_limit, view, pending_scan)
 
     def on_groups(result):
         if is_missing_key(result) or is_error(result):
             return  # on_info reports the key
         state["groups"] = result
         if "info" in state:
-            _read_groups(rounds, key, name, state["info"], state["groups"], now, lag_scan_limit, view)
+            _read_groups(rounds, key, name, state["info"], state["groups"], now, lag_scan_limit, view, pending_scan)
 
     rounds.add(on_info, "xinfo_stream", key)
     rounds.add(on_groups, "xinfo_groups", key)
@@ -84,7 +105,7 @@ def _int_or_none(v):
         return None
 
 
-def _read_groups(rounds, key, name, info, groups, now, lag_scan_limit, view) -> None:
+def _read_groups(rounds, key, name, info, groups, now, lag_scan_limit, view, pending_scan=0) -> None:
     for group in groups:
         gname = group["name"]
         stat = GroupStat(name, label(gname), int(group.get("consumers") or 0), known_lag(info, group), None,
@@ -92,6 +113,8 @@ def _read_groups(rounds, key, name, info, groups, now, lag_scan_limit, view) -> 
         view.groups.append(stat)
         delivered = parse_id(group.get("last-delivered-id") or b"0-0") or (0, 0)
         stat.delivered = (delivered[0] << 64) + delivered[1]
+        stat.entries_read = _int_or_none(group.get("entries-read"))
+        stat.unreadable = trimmed_unread(info, group)
 
         def on_first_undelivered(result, stat=stat):
             if is_error(result):
@@ -114,8 +137,28 @@ def _read_groups(rounds, key, name, info, groups, now, lag_scan_limit, view) -> 
         rounds.add(on_first_undelivered, "xrange", key, after(delivered), "+", 1)
         rounds.add(on_pending, "xpending", key, gname)
         rounds.add(on_consumers, "xinfo_consumers", key, gname)
+        if pending_scan and stat.pending:
+            rounds.add(_on_pending_entries(stat), "xpending_range", key, gname, "-", "+", pending_scan)
+        elif pending_scan:
+            stat.max_deliveries, stat.redelivered = 0, 0
         if stat.lag is None:
             _count_undelivered(rounds, key, stat, delivered, lag_scan_limit, view)
+
+
+def _on_pending_entries(stat: GroupStat):
+    """Delivery counts of the oldest `pending_scan` pending entries (XPENDING's extended form).
+
+    A poison message stays pending and is delivered (claimed) again and again, so it is
+    among the oldest entries of the pending list: the scan starts there.
+    """
+    def on_reply(result):
+        if is_error(result):
+            return
+        counts = [int(e.get("times_delivered") or 0) for e in result]
+        stat.max_deliveries = max(counts, default=0)
+        stat.redelivered = sum(1 for c in counts if c > 1)
+
+    return on_reply
 
 
 _PAGE = 1000

@@ -82,3 +82,64 @@ def test_canary_is_off_by_default(kafka_check):
     assert snap.samples("mqwatch_canary_roundtrip_seconds") == []
     assert snap.samples("mqwatch_canary_failures_total") == []
     assert _canary_threads() == []
+
+
+def _sequence(snap):
+    return tuple(snap.value(f"mqwatch_canary_{k}_messages_total") for k in ("lost", "duplicated", "reordered"))
+
+
+def test_replayed_canary_message_counts_as_duplicated(kafka_bootstrap):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    topic = unique("canary-dup")
+    run = CheckRun({"bootstrap_servers": kafka_bootstrap, "topics": {"include": ["^canary-dup"]},
+                    "canary": {**CANARY, "topic": topic}})
+    try:
+        wait_until(lambda: _roundtrips(run.collect()) >= 2, timeout=20, message="two canary round trips")
+        assert _sequence(run.collect()) == (0, 0, 0)
+        # replay: a tool copies the first canary message back into the topic
+        reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": unique("replayer")})
+        reader.assign([TopicPartition(topic, 0, 0)])
+        first = wait_until(lambda: (m := reader.poll(0.5)) is not None and m.error() is None and m, timeout=10,
+                           message="the first canary message")
+        reader.close()
+        p = Producer({"bootstrap.servers": kafka_bootstrap, "batch.num.messages": 1})
+        p.produce(topic, key=first.key(), value=first.value(), partition=0)
+        assert p.flush(10) == 0
+        snap = wait_until(lambda: (s := run.collect()) and _sequence(s)[1] >= 1 and s, timeout=20,
+                          message="the duplicate counted")
+        assert _sequence(snap) == (0, 1, 0)
+    finally:
+        run.close()
+
+
+def test_canary_message_truncated_before_it_was_consumed_counts_as_lost(kafka_bootstrap):
+    """Driven step by step (the canary's own send and round trip, on the real broker) so the
+    truncation falls between the acknowledgement and the consumption. tansu cannot delete
+    records, and deleting a topic under a live librdkafka 2.16 consumer crashes librdkafka,
+    so the truncation is what the consumer sees of it: its position moved past the message,
+    as after DeleteRecords and an out-of-range reset."""
+    from confluent_kafka import TopicPartition
+
+    from checks.kafka.canary import Canary
+    from tests.helpers import config_for
+
+    topic = unique("canary-lost")
+    opts = config_for({"kind": "kafka", "name": "shop", "bootstrap_servers": kafka_bootstrap,
+                       "canary": {**CANARY, "topic": topic, "lost_after": "1s"}}).checks[0].options.canary
+    canary = Canary(opts, {"bootstrap.servers": kafka_bootstrap})
+    producer, consumer = canary._clients(canary._prepare())
+    try:
+        canary._round(producer, consumer)
+        position = consumer.position([TopicPartition(topic, 0)])[0].offset
+        _, delivered = canary._send(producer)
+        wait_until(lambda: producer.poll(0.1) is not None and "err" in delivered, timeout=10, message="the ack")
+        assert delivered["err"] is None
+        consumer.seek(TopicPartition(topic, 0, position + 1))  # the message is gone for the consumer
+        canary._round(producer, consumer)  # the next one comes back
+        assert canary.sequence_counts() == (0, 0, 0)  # not lost yet: within lost_after
+        wait_until(lambda: canary.sequence_counts()[0] >= 1, timeout=10, message="the loss counted")
+        assert canary.sequence_counts() == (1, 0, 0)
+    finally:
+        consumer.close()
+        producer.flush(1)

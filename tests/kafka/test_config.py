@@ -36,6 +36,14 @@ def errors_of(extra: str) -> list[str]:
     ("    allowed_lag: -1\n", "mqwatch.yaml:6: checks[0].allowed_lag: must be at least 0, got -1"),
     ("    canary:\n      enabled: maybe\n", "mqwatch.yaml:7: checks[0].canary.enabled: expected true or false"),
     ("    canary:\n      topic: 'no spaces allowed'\n", "mqwatch.yaml:7: checks[0].canary.topic:"),
+    # client: keys against librdkafka's own property table and value checks
+    ("    client:\n      ssl.ca.locaton: /etc/ca.pem\n",
+     "mqwatch.yaml:7: checks[0].client.ssl.ca.locaton: unknown librdkafka property (did you mean ssl.ca.location?)"),
+    ("    client:\n      security.protocol: tls\n",
+     'mqwatch.yaml:7: checks[0].client.security.protocol: Invalid value "tls" for configuration property "security.protocol"'),
+    ("    tls:\n      server_name: kafka.internal\n", "mqwatch.yaml:7: checks[0].tls.server_name: librdkafka verifies"),
+    ("    tls:\n      insecure_skip_verify: true\n    client:\n      security.protocol: plaintext\n",
+     "mqwatch.yaml:9: checks[0].client.security.protocol: tls is set but security.protocol is plaintext"),
 ])
 def test_bad_values_are_reported_where_they_are(extra, expected):
     errs = errors_of(extra)

@@ -31,6 +31,9 @@ REQUIRED_ALERTS = {
     "MqwatchKafkaBrokersDown", "MqwatchKafkaNoController", "MqwatchCanaryFailing", "MqwatchCanarySlow",
     "MqwatchRedisMemoryNearLimit", "MqwatchRedisEvicting", "MqwatchRedisReplicationLinkDown",
     "MqwatchPulsarBrokerUnhealthy", "MqwatchPulsarSubscriptionBlocked",
+} | {  # issue 14: flow
+    "MqwatchConsumerNotDraining", "MqwatchPoisonMessage", "MqwatchReprocessingSpike", "MqwatchMessagesLost",
+    "MqwatchRetentionHeadroomLow", "MqwatchCanaryMessagesLost", "MqwatchCanaryMessagesDuplicated",
 }
 # Shipped disabled: evictions are normal on a Redis used as a cache; enabled per cluster.
 OPT_IN = {"MqwatchRedisEvicting"}

@@ -12,6 +12,8 @@ for it. Shapes are those real Pulsar returns, taken from apache/pulsar:
   TenantsBase (/tenants: names), NamespacesBase (/namespaces/{tenant}: "tenant/ns"),
   PersistentTopics (/persistent/{t}/{ns}: full topic names including -partition-N ones;
   /persistent/{t}/{ns}/partitioned: partitioned topic names).
+- NamespacesBase (/namespaces/{t}/{ns}/messageTTL: Integer or no body; /backlogQuotaMap:
+  {"destination_storage"|"message_age": {"limitSize", "limitTime", "policy"}}).
 - Errors are RestException bodies: {"reason": "..."} with the HTTP status.
 """
 
@@ -96,6 +98,8 @@ class AdminFixture:
         self.delays: dict[str, float] = {}
         self.requests: list[str] = []
         self.authorizations: list[str] = []
+        self.required_authorization = ""  # when set, any other Authorization header gets Pulsar's 401
+        self.path_prefix = ""  # a reverse proxy's prefix (https://gateway/pulsar/admin/v2/...)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -148,6 +152,10 @@ class AdminFixture:
             self.routes[f"/admin/v2/persistent/{tenant}/{ns}/partitioned"] = lists["partitioned"]
             self.routes[f"/admin/v2/non-persistent/{tenant}/{ns}"] = []
             self.routes[f"/admin/v2/non-persistent/{tenant}/{ns}/partitioned"] = []
+            # Namespace policies (Namespaces.getNamespaceMessageTTL: Integer, null when unset;
+            # getBacklogQuotaMap: BacklogQuotaType -> BacklogQuota, empty when none is set).
+            self.routes.setdefault(f"/admin/v2/namespaces/{tenant}/{ns}/messageTTL", None)
+            self.routes.setdefault(f"/admin/v2/namespaces/{tenant}/{ns}/backlogQuotaMap", {})
 
     def _handler(self):
         fixture = self
@@ -160,6 +168,12 @@ class AdminFixture:
                 path = unquote(urlsplit(self.path).path)
                 fixture.requests.append(self.path)
                 fixture.authorizations.append(self.headers.get("Authorization", ""))
+                if fixture.path_prefix:
+                    if not path.startswith(fixture.path_prefix + "/"):
+                        return self._send(404, b"not behind the prefix", "text/plain")
+                    path = path[len(fixture.path_prefix):]
+                if fixture.required_authorization and self.headers.get("Authorization") != fixture.required_authorization:
+                    return self._send(401, json.dumps({"reason": "Authentication required"}).encode(), "application/json")
                 delay = fixture.delays.get(path, fixture.delays.get("*", 0))
                 if delay:
                     time.sleep(delay)
@@ -171,6 +185,8 @@ class AdminFixture:
                 doc = fixture.routes[path]
                 if path == "/admin/v2/brokers/health":
                     return self._send(200, b"ok", "text/plain")
+                if doc is None:  # a null policy: JAX-RS answers 204 without a body
+                    return self._send(204, b"", "application/json")
                 body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
                 self._send(200, body, "application/json")
 

@@ -32,13 +32,17 @@ def admin_json_from_broker(metrics_url: str, topics: list[str], earliest_ms: dic
             subs.setdefault(sub, {})[s.name] = s.value
         docs[NS + topic] = topic_stats_json(
             int(topic_value("pulsar_in_messages_total")), int(topic_value("pulsar_storage_size")),
-            {name: subscription_json(
+            {name: dict(subscription_json(
                 int(v["pulsar_subscription_back_log"]), unacked=int(v["pulsar_subscription_unacked_messages"]),
                 consumers=int(v["pulsar_subscription_consumers_count"]),
                 blocked=bool(v["pulsar_subscription_blocked_on_unacked_messages"]),
-                earliest_publish_ms=earliest_ms.get((topic, name), 0) if v["pulsar_subscription_back_log"] else 0)
+                earliest_publish_ms=earliest_ms.get((topic, name), 0) if v["pulsar_subscription_back_log"] else 0),
+                msgOutCounter=int(v["pulsar_out_messages_total"]))
              for name, v in subs.items()},
         )
+        for name, v in subs.items():  # pulsar-lite does not count TTL expiries: neither may the JSON
+            if "pulsar_subscription_total_msg_expired" not in v:
+                del docs[NS + topic]["subscriptions"][name]["totalMsgExpired"]
     return docs
 
 

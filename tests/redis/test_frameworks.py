@@ -77,8 +77,14 @@ def test_sidekiq_dead_arrivals_stay_monotonic_when_jobs_are_removed(db):
     second = Collector(check, 5).collect()
     assert second.value("mqwatch_dlq_messages", dlq="dead", source="default") == 2
     assert second.value("mqwatch_dlq_messages_total", dlq="dead", source="default") == 4
-    third = Collector(check, 5).collect()
+    third = Collector(check, 5).collect()  # unchanged: the split of the last cycle is reused
     assert third.value("mqwatch_dlq_messages_total", dlq="dead", source="default") == 4
+    assert third.value("mqwatch_dlq_messages", dlq="dead", source="default") == 2
+    r.zadd("dead", {_sidekiq_job("mailers", None, error_class="E", jid="m1"): now + 1})
+    r.zrem("dead", old[2])  # same size, but a job of another queue replaced one: read again
+    fourth = Collector(check, 5).collect()
+    assert fourth.value("mqwatch_dlq_messages", dlq="dead", source="default") == 1
+    assert fourth.value("mqwatch_dlq_messages", dlq="dead", source="mailers") == 1
 
 
 def test_sidekiq_malformed_job_json_is_reported_and_collection_goes_on(db):

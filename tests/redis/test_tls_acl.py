@@ -211,3 +211,44 @@ def _series(snap):
               "mqwatch_consumer_idle_seconds", "mqwatch_pending_oldest_seconds", "mqwatch_consumer_lag_seconds",
               "mqwatch_delayed_overdue_seconds")
     return {(name, labels) for name, series in snap.families.items() if name not in ignore for labels, _ in series}
+
+
+def test_url_secrets_never_reach_errors(tls_redis, pki):
+    # A key password and a password in the url's query (redis-py reads both) are not shown.
+    url = (f"{tls_redis.url}?ssl_ca_certs={pki.ca}&ssl_certfile={pki.client_cert}"
+           f"&ssl_keyfile={pki.client_key_encrypted}&ssl_password=planted-key-pw&password=planted-pw")
+    snap = collect_once(_check(url))
+    assert not snap.ok
+    assert snap.errors and all("planted" not in m for _, m in snap.errors), snap.errors
+
+
+def test_every_command_the_check_sends_is_in_the_grant():
+    """Static companion of the commandstats test: reads the check's source for the commands it
+    queues (rounds.add(callback, "command", ...)) and sends directly, so a new read in any code
+    path, even one the test data above does not reach, must be added to the documented grant."""
+    import ast
+    import pathlib
+
+    granted = set(re.findall(r"\+([a-z|]+)", _grant_line()))
+    used = {"info", "scan", "type"}  # RedisClient.info() and scan()
+    for path in pathlib.Path(README).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add"
+                    and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+                    and isinstance(node.args[1].value, str)):
+                method = node.args[1].value.lower()
+                used.add({"xpending_range": "xpending"}.get(method, method.replace("xinfo_", "xinfo|")))
+    assert used - granted == set(), f"commands the check uses but the README grant lacks: {used - granted}"
+
+
+def test_documented_canary_grant_is_enough(tls_redis, pki):
+    r = tls_redis.admin
+    r.flushall()
+    text = open(README, encoding="utf-8").read()
+    extra = re.search(r"`(\+xadd [^`]+)`", text).group(1)
+    line = _grant_line().replace(">CHANGE-ME", ">pw-canary").replace("ACL SETUSER mqwatch ", "ACL SETUSER canary ")
+    r.execute_command(*(line + " " + extra).split())
+    snap = collect_once(_check(tls_redis.url, tls={"ca_file": pki.ca}, username="canary", password="pw-canary",
+                               canary={"enabled": True, "timeout": "2s"}))
+    assert snap.ok and not snap.errors, snap.errors
+    assert snap.samples("mqwatch_canary_roundtrip_seconds")
