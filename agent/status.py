@@ -179,13 +179,12 @@ class StatusTracker:
             w.fresh = []
         if m is None and new_pos != before:
             m = w.motion = _Motion(n, size, before)
-        w.positions = new_pos
         caught = w.caught
         for i in [i for i, lag in enumerate(new_lag) if lag == 0]:
             caught[i] = s
         w0 = max(w.first, s - size + 1)  # the window's first observation
         full = s - w.first >= size - 1
-        if m is None:  # no position moved since the window opened
+        if m is None:  # no position moved since the window opened (so new_pos equals before)
             stuck = (STALLED if full else OK) if active else STOPPED
             statuses = [OK if c >= w0 else stuck for c in caught]
             return Verdict(worst(statuses), statuses)
@@ -221,6 +220,7 @@ class StatusTracker:
                 unmoved.append(i)
             elif full and rose[i] > w0 and dropped[i] <= w0 and self._falling_behind(m, n, i, w0, s):
                 statuses[i] = LAGGING
+        before[:] = new_pos  # in place: the next observation compares with these
         for i in unmoved:
             if not moving:
                 statuses[i] = STOPPED
