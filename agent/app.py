@@ -8,6 +8,7 @@ import threading
 from agent.check import Check
 from agent.config import CheckConfig, Config, load_config
 from agent.exporter import Exporter
+from agent.redact import redact
 from agent.registry import get_check_class
 from agent.scheduler import Runner
 from agent.schema import ConfigErrors
@@ -54,7 +55,7 @@ class Agent:
                 self._apply(new)
             except Exception as e:
                 log.exception("reload_failed")
-                return False, f"reload failed: {e}"
+                return False, redact(f"reload failed: {e}")
             self.config = new
             log.info("reload_ok checks=%d", len(new.checks))
             return True, f"reloaded {len(new.checks)} checks"

@@ -13,6 +13,7 @@ import threading
 from agent import __version__
 from agent.assets import add_commands
 from agent.logs import setup_logging
+from agent.redact import redact
 from agent.memtrim import limit_malloc_arenas
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
@@ -29,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", required=True, help="config file (YAML)")
     run.add_argument("--listen", help="override agent.listen, e.g. 127.0.0.1:9325")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override agent.log_level")
+    run.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                     help="TLS and basic auth for every endpoint (exporter-toolkit format); overrides agent.web_config_file")
+    run.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                     help="serve POST /-/reload (SIGHUP reloads either way)")
 
     check = sub.add_parser("check", help="collect every check once and print the result")
     check.add_argument("-c", "--config", required=True, help="config file (YAML)")
@@ -87,12 +92,13 @@ def _write(text: str) -> None:
         _silence_stdout()
 
 
-def _load(path: str):
+def _load(path: str, loader=None):
+    """The loaded file, or None after printing every error as file:line: key: problem."""
     from agent.config import load_config
     from agent.schema import ConfigErrors
 
     try:
-        return load_config(path)
+        return (loader or load_config)(path)
     except ConfigErrors as e:
         for err in e.errors:
             print(str(err), file=sys.stderr)
@@ -100,9 +106,19 @@ def _load(path: str):
         return None
 
 
+def _load_web(path: str):
+    """(ok, WebConfig or None): `validate` and start-up fail on a broken web config, not the first scrape."""
+    from agent.webconfig import load_web_config
+
+    if not path:
+        return True, None
+    web = _load(path, load_web_config)
+    return web is not None, web
+
+
 def cmd_validate(args) -> int:
     cfg = _load(args.config)
-    if cfg is None:
+    if cfg is None or not _load_web(cfg.agent.web_config_file)[0]:
         return EXIT_USAGE
     print(f"{args.config}: ok ({len(cfg.checks)} checks: {', '.join(c.key for c in cfg.checks)})")
     return EXIT_OK
@@ -135,15 +151,16 @@ def cmd_check(args) -> int:
     for (c, _), snap in zip(pairs, snaps):
         exporter.publish(snap, c.kind)
     if args.format == "prom":
-        _write(exporter.body().decode())
+        text = exporter.body().decode()
     elif args.format == "json":
-        _write(json.dumps([_snapshot_json(c.kind, s) for (c, _), s in zip(pairs, snaps)], indent=2) + "\n")
+        text = json.dumps([_snapshot_json(c.kind, s) for (c, _), s in zip(pairs, snaps)], indent=2) + "\n"
     else:
-        _write(_snapshot_table([(c.kind, s) for (c, _), s in zip(pairs, snaps)]))
+        text = _snapshot_table([(c.kind, s) for (c, _), s in zip(pairs, snaps)])
+    _write(redact(text))  # label values and errors may quote what a broker echoed
     if args.format != "table":  # the table says it itself; JSON and exposition text are for machines
         for (c, _), s in zip(pairs, snaps):
             if not s.ok:
-                print(f"check {c.key} failed: {s.error}", file=sys.stderr)
+                print(redact(f"check {c.key} failed: {s.error}"), file=sys.stderr)
     return EXIT_OK if all(s.ok for s in snaps) else EXIT_CHECK_FAILED
 
 
@@ -204,18 +221,22 @@ def cmd_run(args) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_USAGE
+    ok, web = _load_web(args.web_config_file or cfg.agent.web_config_file)
+    if not ok:
+        return EXIT_USAGE
     setup_logging(args.log_level or cfg.agent.log_level)
-    return serve(cfg, args.listen or cfg.agent.listen)
+    return serve(cfg, args.listen or cfg.agent.listen, web=web, lifecycle=args.enable_lifecycle)
 
 
-def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=None) -> int:
+def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=None, web=None,
+          lifecycle: bool = False) -> int:
     from agent.app import Agent
     from agent.server import HTTPServer, split_listen
 
     agent = Agent(cfg)
     host, port = split_listen(listen)
     try:
-        server = HTTPServer(agent, host, port)
+        server = HTTPServer(agent, host, port, web=web, lifecycle=lifecycle)
     except OSError as e:
         log.error("listen_failed address=%s error=%s", listen, e.strerror)
         print(f"mqwatch: cannot listen on {listen}: {e.strerror}", file=sys.stderr)
@@ -224,7 +245,8 @@ def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=
     _install_signals(agent, stop)
     server.start()
     agent.start()
-    log.info("agent_started listen=%s:%d checks=%d version=%s", host, server.port, len(cfg.checks), __version__)
+    log.info("agent_started listen=%s port=%d tls=%s basic_auth=%s lifecycle=%s checks=%d version=%s", host, server.port,
+             bool(web and web.tls), bool(web and web.users), lifecycle, len(cfg.checks), __version__)
     if on_ready:
         on_ready(server.port)
     try:

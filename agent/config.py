@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from agent.redact import register_config_tree
 from agent.registry import PluginLoadError, get_check_class, known_kinds
 from agent.schema import (
     ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, _Ctx, Invalid, Choice,
@@ -21,7 +22,8 @@ DEFAULT_PORT = 9325
 
 
 def _listen_type():
-    return Str(r"(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}", "expected host:port, for example 0.0.0.0:9325")
+    return Str(r"(\[[0-9a-fA-F:.]+(%[\w.-]+)?\]|[^:\s\[\]]*):\d{1,5}",
+               "expected host:port, for example 0.0.0.0:9325, or [ipv6]:port, for example [::1]:9325")
 
 
 AGENT_SCHEMA = Schema(
@@ -30,6 +32,8 @@ AGENT_SCHEMA = Schema(
         "interval": Field(Duration(min=0.1), 15.0, "default collection interval"),
         "timeout": Field(Duration(min=0.1), 10.0, "per-check collection timeout"),
         "log_level": Field(Choice("debug", "info", "warning", "error"), "info", "log level"),
+        "web_config_file": Field(Str(), "", "TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit "
+                                 "format (see README); --web.config.file overrides it"),
         "alertmanager_url": Field(Str(r"(https?://[^\s/]+/?)?", "expected http(s)://host:port"), "",
                                   "Alertmanager whose firing alerts the status page lists (optional)"),
     }
@@ -87,6 +91,8 @@ def parse_config(text: str, file: str = "mqwatch.yaml", environ=None) -> Config:
         raise ConfigErrors([ConfigError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else 1, file=file)]) from None
     lines: dict[tuple, int] = {}
     data = {} if node is None else _to_python(node, (), lines, errors, file, environ)
+    # Before validation: an error message about a rejected value must not show it either.
+    register_config_tree(data)
     ctx = _Ctx(file, lines, errors)
     if not isinstance(data, dict):
         ctx.error((), "the config file must be a mapping with `agent` and `checks`")

@@ -6,14 +6,28 @@
   when one broker cannot be read for a cycle.
 - ReasonCounts counts sampled dead letters by failure reason with a bounded label set:
   the top K reasons by count, everything else as `other`.
+- Reasons are exception class names by default (`reasons: class`): exception messages are
+  copied from payloads and often carry personal data (an e-mail, a card holder, an order's
+  address), so a message is shown only when the check says `reasons: message`.
 """
 
 from __future__ import annotations
 
 import re
 
+from agent.redact import redact
+from agent.schema import Choice, Field
+
 OTHER = "other"
 UNKNOWN = "unknown"
+# With `reasons: class`, a reason that is a message with no exception class in front.
+HIDDEN = "message_hidden"
+REASON_MODES = ("class", "message")
+REASONS_FIELD = Field(
+    Choice(*REASON_MODES), "class",
+    "class: DLQ reasons are exception class names or single-word codes, messages are counted as "
+    "message_hidden (they may carry personal data); message: the failure message itself",
+)
 MAX_REASON_LENGTH = 120
 _MAX_TRACKED_REASONS = 1000
 
@@ -27,7 +41,7 @@ def normalize_reason(raw) -> str:
         return UNKNOWN
     if isinstance(raw, (bytes, bytearray, memoryview)):
         raw = bytes(raw[: MAX_REASON_LENGTH * 4]).decode("utf-8", errors="replace")
-    text = _CONTROL.sub(" ", str(raw)).strip()
+    text = _CONTROL.sub(" ", redact(str(raw))).strip()
     if not text:
         return UNKNOWN
     if len(text) > MAX_REASON_LENGTH:
@@ -35,14 +49,32 @@ def normalize_reason(raw) -> str:
     return text
 
 
+# A class name (java.lang.IllegalStateException, Net::ReadTimeout, ZeroDivisionError) or a
+# one-word code (card_declined): no spaces, no @, starts with a letter.
+_CLASS = re.compile(r"[A-Za-z_$][\w.$:-]*")
+# "Class: message", as Python, Java and JavaScript print an exception.
+_CLASS_PREFIX = re.compile(r"([A-Za-z_$][\w.$]*(?:::[A-Za-z_$][\w$]*)*):\s")
+
+
+def reason_label(raw, mode: str = "class") -> str:
+    """The label for a failure reason: normalized, and in class mode reduced to its class."""
+    text = normalize_reason(raw)
+    if mode == "message" or text in (UNKNOWN, OTHER):
+        return text
+    if _CLASS.fullmatch(text) and not text.endswith((":", "-")):
+        return text
+    m = _CLASS_PREFIX.match(text)
+    return m.group(1) if m else HIDDEN
+
+
 class ReasonCounts:
-    def __init__(self, top_k: int = 20):
-        self.top_k = top_k
+    def __init__(self, top_k: int = 20, mode: str = "class"):
+        self.top_k, self.mode = top_k, mode
         self._counts: dict = {}  # dlq -> {reason: count}
 
     def add(self, dlq, reason, n: int = 1) -> None:
         counts = self._counts.setdefault(dlq, {})
-        reason = normalize_reason(reason)
+        reason = reason_label(reason, self.mode)
         if reason not in counts and len(counts) >= _MAX_TRACKED_REASONS:
             reason = OTHER
         counts[reason] = counts.get(reason, 0) + n

@@ -1,23 +1,13 @@
-"""One line per event, logfmt-style, with secrets scrubbed before anything is written."""
+"""One line per event, logfmt-style, with secrets redacted (agent.redact) before anything is written,
+at every level and whichever library logged it."""
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 
-# Credentials in URLs (redis://user:pass@host, http://user:pass@host) and key=value pairs.
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
-_SECRET_PAIR = re.compile(
-    r"(?i)(?P<key>[\w.-]*(?:password|passwd|secret|token|sasl\.jaas\.config|api[_-]?key)[\w.-]*)"
-    r"(?P<sep>['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",}]+)"
-)
-
-
-def scrub(text: str) -> str:
-    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    return _SECRET_PAIR.sub(lambda m: f"{m['key']}{m['sep']}***", text)
+from agent.redact import redact
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -26,7 +16,7 @@ class LogfmtFormatter(logging.Formatter):
         msg = record.getMessage()
         if record.exc_info:
             msg += " exception=" + _quote(self.formatException(record.exc_info).replace("\n", " | "))
-        return scrub(f"ts={ts} level={record.levelname.lower()} logger={record.name} event={msg}")
+        return redact(f"ts={ts} level={record.levelname.lower()} logger={record.name} event={msg}")
 
 
 def _quote(s: str) -> str:

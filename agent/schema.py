@@ -14,6 +14,7 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from agent.durations import parse_duration
+from agent.redact import redact, register_secret
 
 REQUIRED = object()
 
@@ -39,7 +40,9 @@ class ConfigError(Exception):
         where = self.file or "<config>"
         if self.line is not None:
             where += f":{self.line}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        # Messages quote the offending value; a secret one (a malformed URL with a password) is masked.
+        message = redact(self.message)
+        return f"{where}: {self.path}: {message}" if self.path else f"{where}: {message}"
 
 
 class ConfigErrors(Exception):
@@ -396,6 +399,7 @@ def _resolve_file_fields(value: dict, fields: dict | None, ctx: _Ctx, path: tupl
         try:
             with open(file_path, encoding="utf-8") as fh:
                 out[target] = fh.read().rstrip("\r\n")
+            register_secret(out[target])
         except (OSError, TypeError, UnicodeDecodeError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
             ctx.error(path + (key,), f"cannot read {file_path!r}: {reason}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.metrics import HISTOGRAM, MetricDef
+from agent.redact import redact
 
 
 @dataclass(frozen=True)
@@ -117,4 +118,7 @@ class SnapshotBuilder:
 
     def build(self, started: float, duration: float, ok: bool = True, error: str = "") -> Snapshot:
         families = {name: tuple(series.items()) for name, series in self._families.items()}
-        return Snapshot(self.system, self.cluster, started, duration, ok, families, tuple(self.errors), error, self._defs)
+        # Error texts often embed a client library's exception, which may echo a URL or password:
+        # masked here, once, so /status, the page, `check` output and the logs all get the clean text.
+        errors = tuple((reason, redact(message)) for reason, message in self.errors)
+        return Snapshot(self.system, self.cluster, started, duration, ok, families, errors, redact(error), self._defs)

@@ -16,13 +16,14 @@ import time
 
 from agent import alertmanager
 from agent.headline import dlq_growth, headline
+from agent.redact import redact
 
 REFRESH_SECONDS = 10
 TOP_ROWS = 15
 
 
 def _e(text) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(redact(text), quote=True)  # every text on the page passes here
 
 
 def sparkline(points, width: int = 120, height: int = 24) -> str:

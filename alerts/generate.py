@@ -2,7 +2,7 @@
 
     python -m alerts.generate                         # rewrite the committed files
     python -m alerts.generate --overrides my.yaml --rules-out my.rules.yml
-    python -m alerts.generate --max-for 15s --rules-out /tmp/fast.rules.yml   # tests only
+    python -m alerts.generate --max-for 15s --rules-out /tmp/fast.rules.yml   # the demo and tests only
 
 The alert logic (PromQL, labels, texts) lives here; every number a team may want to change
 lives in thresholds.yaml, and an overrides file changes only what it names. That is the

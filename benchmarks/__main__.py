@@ -18,7 +18,7 @@ import benchmarks
 from benchmarks.report import machine, now, print_result, write_markdown
 
 # The order of the issue; benchmarks not listed here follow alphabetically.
-ORDER = ["kafka", "redis", "pulsar", "serving", "memory", "soak"]
+ORDER = ["kafka", "redis", "pulsar", "serving", "memory", "soak", "time_to_page"]
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

@@ -1,13 +1,15 @@
-"""Benchmark 6 in `python -m benchmarks`: time to page, end to end, at default settings.
+"""Benchmark 7 in `python -m benchmarks`: time to page, end to end, at default settings.
 
 A real tansu and a real Redis, the agent at its default 15 s interval, a Prometheus scraping it
 every 15 s and evaluating the shipped rules (alerts/mqwatch.rules.yml, unchanged) every 15 s, the
 shipped Alertmanager example (its 30 s group_wait, receivers pointed at a webhook receiver).
-Three events happen at once, and each is timed from the event to the webhook's receipt of the
+Four events happen at once, and each is timed from the event to the webhook's receipt of the
 firing alert:
 
 - a Kafka consumer stops: it committed every second while a producer writes one record per second,
   then it commits no more (MqwatchConsumerStopped);
+- a Kafka consumer stalls: a group member keeps polling (alive, in the group) but stops committing
+  (MqwatchConsumerStalled);
 - dead letters arrive in a Redis DLQ that already held some (MqwatchDLQReceivingMessages);
 - the due time of an entry of a Redis delayed queue passes and no poller moves it
   (MqwatchDelayedQueueOverdue).
@@ -29,12 +31,15 @@ import yaml
 
 from benchmarks.report import Result, at_most, info
 
-TITLE = "6. Time to page: event to Alertmanager receiver, default settings (tansu, Redis)"
+TITLE = "7. Time to page: event to Alertmanager receiver, default settings (tansu, Redis)"
 TARGET_SECONDS = 180.0
-ALERTS = {"stopped": "MqwatchConsumerStopped", "dlq": "MqwatchDLQReceivingMessages",
-          "overdue": "MqwatchDelayedQueueOverdue"}
-WHAT = {"stopped": "a Kafka consumer stops", "dlq": "dead letters arrive in a Redis DLQ",
-        "overdue": "a Redis delayed entry becomes due and stays"}
+ALERTS = {"stopped": "MqwatchConsumerStopped", "stalled": "MqwatchConsumerStalled",
+          "dlq": "MqwatchDLQReceivingMessages", "overdue": "MqwatchDelayedQueueOverdue"}
+# the object each alert is about (the label that names it, and its value)
+ABOUT = {"stopped": ("consumer", "billing"), "stalled": ("consumer", "ledger"), "dlq": ("dlq", "jobs:email:dead"),
+         "overdue": ("queue", "delay:order-timeouts")}
+WHAT = {"stopped": "a Kafka consumer stops", "stalled": "a Kafka consumer stalls (stays in its group)",
+        "dlq": "dead letters arrive in a Redis DLQ", "overdue": "a Redis delayed entry becomes due and stays"}
 
 
 def _settings(smoke: bool) -> dict:
@@ -52,7 +57,8 @@ def _rules(settings: dict) -> str:
     overrides = {}
     if settings["overdue_threshold"] is not None:  # smoke: seconds, not minutes, of evidence
         overrides = {"alerts": {"MqwatchDelayedQueueOverdue": {"threshold_seconds": settings["overdue_threshold"]},
-                                "MqwatchConsumerStopped": {"min_lag_seconds": settings["overdue_threshold"]}}}
+                                "MqwatchConsumerStopped": {"min_lag_seconds": settings["overdue_threshold"]},
+                                "MqwatchConsumerStalled": {"min_lag_seconds": settings["overdue_threshold"]}}}
     return generate.render_rules(generate.load_config(overrides), max_for=settings["max_for"])
 
 
@@ -68,18 +74,19 @@ def _alertmanager_config(webhook_url: str, settings: dict) -> str:
 
 
 class _KafkaTraffic:
-    """One record a second to `orders`; group `billing` commits the high watermark every second
+    """One record a second to `topic`; `group` (if any) commits the high watermark every second
     (an assign()-style committer, see shared/brokers.md) until stop_consumer()."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str):
+    def __init__(self, bootstrap: str, topic: str, group: str | None):
         from confluent_kafka import Consumer, Producer, TopicPartition
 
         self.topic, self.group = topic, group
         self.producer = Producer({"bootstrap.servers": bootstrap, "batch.num.messages": 1, "linger.ms": 0,
                                   "log_level": 2})  # quiet when the broker stops at the end
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group or "unused",
+                                  "enable.auto.commit": False})
         self._tp = TopicPartition
-        self.consuming = True
+        self.consuming = group is not None
         self.stopped_at: float | None = None
         self._done = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -105,6 +112,44 @@ class _KafkaTraffic:
         self.consumer.close()
 
 
+class _StallingMember:
+    """A real group member of `group` on `topic`: polls and commits what it consumed every second;
+    after stall() it keeps polling (heartbeats: still a member) but commits nothing. Short session
+    and poll timeouts, as shared/brokers.md advises for tansu."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str):
+        from confluent_kafka import Consumer
+
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                                  "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                                  "max.poll.interval.ms": 10000})
+        self.consumer.subscribe([topic])
+        self.committing = True
+        self._done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        last_commit = 0.0
+        while not self._done.is_set():
+            self.consumer.poll(0.2)
+            if self.committing and time.monotonic() - last_commit >= 1:
+                try:
+                    self.consumer.commit(asynchronous=False)
+                except Exception:  # nothing consumed yet since the last commit (KafkaError _NO_OFFSET)
+                    pass
+                last_commit = time.monotonic()
+
+    def stall(self) -> float:
+        self.committing = False
+        return time.time()
+
+    def close(self):
+        self._done.set()
+        self.thread.join(10)
+        self.consumer.close()
+
+
 def run(smoke: bool = False) -> Result:
     import redis as redis_client
 
@@ -118,15 +163,17 @@ def run(smoke: bool = False) -> Result:
     tmp = Path(tempfile.mkdtemp(prefix="mqwatch-ttp-"))
     tansu, redis_server = start_tansu(), start_redis()
     webhook = WebhookReceiver()
-    am = prometheus = agent = traffic = None
+    am = prometheus = agent = traffic = payments = member = None
     events: dict[str, float] = {}
     try:
         bootstrap = tansu.address
-        kafka_create_topics(bootstrap, {"orders": 1})
+        kafka_create_topics(bootstrap, {"orders": 1, "payments": 1})
         r = redis_client.Redis(host="127.0.0.1", port=redis_server.port)
         dlq, delayed = "jobs:email:dead", "delay:order-timeouts"
         r.lpush(dlq, b'{"job": 1, "error": "SMTPError"}')
         traffic = _KafkaTraffic(bootstrap, "orders", "billing")
+        payments = _KafkaTraffic(bootstrap, "payments", None)  # the member below consumes it
+        member = _StallingMember(bootstrap, "payments", "ledger")
         config = tmp / "mqwatch.yaml"
         config.write_text(yaml.safe_dump({
             **({"agent": settings["agent"]} if settings["agent"] else {}),
@@ -143,10 +190,11 @@ def run(smoke: bool = False) -> Result:
 
         def ready():
             up = prometheus_query(url, "mqwatch_up == 1") or []
-            return len(up) == 2 and prometheus_query(url, 'mqwatch_consumer_status{consumer="billing",status="ok"} == 1')
+            ok = prometheus_query(url, 'mqwatch_consumer_status{consumer=~"billing|ledger",status="ok"} == 1') or []
+            return len(up) == 2 and len(ok) == 2
 
         # Two checks collecting, the consumer evaluated ok, a few samples of each series.
-        wait_until(ready, warmup, interval=1, message="both checks scraped and the consumer ok")
+        wait_until(ready, warmup, interval=1, message="both checks scraped and both consumers ok")
         time.sleep(3 if smoke else 45)
         # (the smoke run's 2 s `for:` lets MqwatchDLQNotDrained fire on the old dead letter: not timed)
         early = [a["labels"] for a in webhook.alerts() if a["labels"]["alertname"] in ALERTS.values()]
@@ -155,6 +203,7 @@ def run(smoke: bool = False) -> Result:
         due = time.time() + 2
         r.zadd(delayed, {b"order-1:cancel": due})
         events["stopped"] = traffic.stop_consumer()
+        events["stalled"] = member.stall()
         for i in range(3):
             r.lpush(dlq, f'{{"job": {i + 2}, "error": "SMTPError"}}'.encode())
         events["dlq"] = time.time()
@@ -165,7 +214,9 @@ def run(smoke: bool = False) -> Result:
         def all_paged():
             for key, alert in ALERTS.items():
                 if key not in received:
-                    hits = [t for t, a in webhook.timed_alerts() if a["labels"]["alertname"] == alert]
+                    label, value = ABOUT[key]
+                    hits = [t for t, a in webhook.timed_alerts()
+                            if a["labels"]["alertname"] == alert and a["labels"].get(label) == value]
                     if hits:
                         received[key] = min(hits)
             return len(received) == len(ALERTS)
@@ -177,7 +228,7 @@ def run(smoke: bool = False) -> Result:
             raise AssertionError(f"never paged: {missing}; received {[a['labels'] for a in webhook.alerts()]}; "
                                  f"agent log: {agent.log_path.read_text()[-2000:]}") from None
     finally:
-        for thing in (traffic,):
+        for thing in (traffic, payments, member):
             if thing:
                 thing.close()
         for proc in (agent, prometheus, am):
@@ -196,7 +247,7 @@ def run(smoke: bool = False) -> Result:
             res.rows.append(at_most(f"{WHAT[key]} -> {ALERTS[key]} at the receiver", seconds, TARGET_SECONDS, "s"))
     if not smoke:
         floor = received["dlq"] - events["dlq"]
-        for key in ("stopped", "overdue"):
+        for key in ("stopped", "stalled", "overdue"):
             res.rows.append(info(f"{ALERTS[key]} over the pipeline floor (the DLQ alert, for: 0s)",
                                  (received[key] - events[key]) / floor, "x"))
     res.details += [

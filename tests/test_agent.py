@@ -26,11 +26,11 @@ def http(url, data=None, headers=None, timeout=5):
 
 
 class AgentProcess:
-    def __init__(self, config_path, port):
+    def __init__(self, config_path, port, args=()):
         self.port, self.config_path = port, config_path
         self.base = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "run", "-c", str(config_path), "--listen", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "agent", "run", "-c", str(config_path), "--listen", f"127.0.0.1:{port}", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def get(self, path, **kw):
@@ -74,7 +74,7 @@ def agent(tmp_path, kafka_bootstrap, shop):
     # lag in seconds, which would push this one off the status page's top rows.
     scope = f"    groups: {{include: ['^{shop[1]}$']}}\n"
     cfg.write_text("agent: {interval: 1s, timeout: 3s}\nchecks:\n" + kafka_yaml("shop", kafka_bootstrap, scope))
-    proc = AgentProcess(cfg, free_port())
+    proc = AgentProcess(cfg, free_port(), args=["--web.enable-lifecycle"])
     proc.wait_ready()
     yield proc
     proc.stop()
@@ -121,6 +121,23 @@ def test_sighup_reloads_and_a_removed_check_vanishes(agent, kafka_bootstrap):
     agent.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: 'cluster="renamed"' in agent.get("/metrics")[1].decode(), message="renamed check")
     assert 'cluster="shop"' not in agent.get("/metrics")[1].decode()
+
+
+def test_reload_endpoint_exists_only_with_the_lifecycle_flag_and_sighup_always_works(tmp_path, kafka_bootstrap):
+    cfg = tmp_path / "mqwatch.yaml"
+    cfg.write_text("agent: {interval: 1s, timeout: 3s}\nchecks:\n" + kafka_yaml("before", kafka_bootstrap))
+    agent = AgentProcess(cfg, free_port())
+    try:
+        agent.wait_ready()
+        cfg.write_text("agent: {interval: 1s, timeout: 3s}\nchecks:\n" + kafka_yaml("after", kafka_bootstrap))
+        status, body, _ = agent.get("/-/reload", data=b"")
+        assert status == 404 and b"--web.enable-lifecycle" in body
+        time.sleep(1.5)  # the refused POST must not have reloaded
+        assert 'cluster="before"' in agent.get("/metrics")[1].decode()
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: 'cluster="after"' in agent.get("/metrics")[1].decode(), message="SIGHUP reload")
+    finally:
+        agent.stop()
 
 
 def test_a_hung_broker_blocks_neither_scrapes_nor_other_checks(tmp_path, kafka_bootstrap, fresh_tansu, shop):
@@ -189,7 +206,7 @@ def test_secrets_never_reach_the_logs(tmp_path, fresh_tansu):
 
 
 def test_scrub_removes_credentials_from_log_lines():
-    from agent.logs import scrub
+    from agent.redact import redact as scrub
 
     line = "error connecting redis://app:pa55w0rd@cache:6379/0 with sasl.password=topsecret token: abc123"
     cleaned = scrub(line)

@@ -47,9 +47,32 @@ def test_reason_ties_rank_by_name_so_the_label_set_is_stable():
 
 
 def test_reason_state_is_bounded_even_with_endless_distinct_reasons():
-    rc = ReasonCounts(top_k=3)
+    rc = ReasonCounts(top_k=3, mode="message")  # messages are where endless distinct reasons come from
     for i in range(5000):
         rc.add("d", f"order {i} failed")
     top = rc.top("d")
     assert len(top) == 4 and sum(top.values()) == 5000
     assert len(rc._counts["d"]) <= 1001
+    default = ReasonCounts(top_k=3)
+    for i in range(5000):
+        default.add("d", f"order {i} failed")
+    assert default.top("d") == {"message_hidden": 5000}
+
+
+def test_reason_labels_keep_class_names_and_hide_messages_by_default():
+    from agent.dlq import HIDDEN, reason_label
+
+    cases = {
+        "java.lang.IllegalStateException": "java.lang.IllegalStateException",
+        "Net::ReadTimeout": "Net::ReadTimeout",
+        "ZeroDivisionError: division by zero": "ZeroDivisionError",
+        "Timeout::Error: execution expired": "Timeout::Error",
+        "card_declined": "card_declined",
+        "connect ECONNREFUSED": HIDDEN,
+        "invalid email bob@example.com": HIDDEN,
+        "bob@example.com": HIDDEN,
+        None: "unknown",
+    }
+    for raw, label in cases.items():
+        assert reason_label(raw) == label, raw
+        assert reason_label(raw, "message") == (label if raw in (None,) else raw.strip())

@@ -3,6 +3,7 @@
 import re
 
 from agent import tls
+from agent.dlq import REASONS_FIELD
 from agent.schema import did_you_mean, Bool, Choice, Duration, Field, Filter, Int, Invalid, ListOf, Regex, ScalarMap, Schema, Str
 from checks.kafka import properties
 
@@ -86,8 +87,19 @@ DLQ_SCHEMA = Schema(
     }
 )
 
-REASONS_SCHEMA = Schema(
+class ReasonsSection(Schema):
+    """`reasons:` is a mapping; `reasons: class` / `reasons: message` is short for `{mode: ...}`,
+    the spelling the Redis and Pulsar checks use."""
+
+    def convert(self, value, ctx, path):
+        if isinstance(value, str):
+            value = {"mode": value}
+        return super().convert(value, ctx, path)
+
+
+REASONS_SCHEMA = ReasonsSection(
     {
+        "mode": REASONS_FIELD,
         "enabled": Field(Bool(), True, "sample new dead letters each cycle and count them by failure reason"),
         "sample": Field(Int(min=1, max=10_000), 100, "at most this many new dead letters are read per cycle, newest first"),
         "headers": Field(ListOf(Str()), (), "header names tried first for the reason, before Spring's and Kafka Connect's"),

@@ -55,7 +55,7 @@ class DlqTracker:
     def __init__(self, dlq_options, reason_options):
         self.dlq_options, self.reason_options = dlq_options, reason_options
         self.arrivals = Counters()
-        self.reasons = ReasonCounts(reason_options.top)
+        self.reasons = ReasonCounts(reason_options.top, reason_options.mode)
         self.last_timestamp: dict = {}  # dlq -> unix time of its newest record seen
         self.learned_source: dict = {}  # dlq -> source topic named by its newest dead letter's headers
         self._read_upto: dict = {}  # (topic, partition) -> next offset not yet sampled

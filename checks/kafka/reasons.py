@@ -7,7 +7,8 @@ Header names, in the order they are tried (after the configured ones):
 - Kafka Connect's errors.deadletterqueue.context.headers.enable:
   `__connect.errors.exception.class.name`.
 - The exception messages of both, only when no class name is present (messages often
-  carry record ids, so they make poor labels; the top-K bound keeps them safe anyway).
+  carry record ids and personal data: with the default `reasons: class` they are reduced to
+  their leading class name or `message_hidden` by agent.dlq.reason_label).
 
 A header value that is not text (binary, invalid UTF-8, control bytes) is skipped with a
 problem noted, so one odd producer can't break collection or put garbage in a label.

@@ -308,7 +308,8 @@ class PulsarCheck(Check):
         from checks.pulsar.sampler import DeadLetterSampler
 
         if self._sampler is None:
-            self._sampler = DeadLetterSampler(self.options.dlq_sampling.reason_property, self.options.dlq_sampling.max_messages)
+            self._sampler = DeadLetterSampler(self.options.dlq_sampling.reason_property, self.options.dlq_sampling.max_messages,
+                                              self.options.reasons)
         for dlq in dlqs:
             if time.monotonic() >= deadline:
                 out.error("timeout", "DLQ sampling stopped at the collection deadline")

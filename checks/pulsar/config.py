@@ -1,6 +1,7 @@
 """The `kind: pulsar` config section."""
 
 from agent import tls
+from agent.dlq import REASONS_FIELD
 from agent.schema import Bool, Duration, Field, Filter, Int, ListOf, Schema, Str
 
 _HTTP_URL = Str(r"https?://[^\s/]+(/\S*)?", "expected an http(s) URL, for example http://broker-1:8080", noun="a URL")
@@ -99,6 +100,7 @@ SCHEMA = Schema(
             }),
             None,
         ),
+        "reasons": REASONS_FIELD,
         "dlq_sampling": Field(
             Schema({
                 "enabled": Field(Bool(), False),

@@ -28,9 +28,9 @@ def reason_of(properties: dict, reason_property: str) -> str:
 
 
 class DeadLetterSampler:
-    def __init__(self, reason_property: str, max_messages: int):
+    def __init__(self, reason_property: str, max_messages: int, reasons_mode: str = "class"):
         self.reason_property, self.max_messages = reason_property, max_messages
-        self.reasons = ReasonCounts()
+        self.reasons = ReasonCounts(mode=reasons_mode)
         self.newest_publish: dict[str, float] = {}  # dlq -> unix seconds
         self._readers: dict = {}
 

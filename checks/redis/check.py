@@ -44,7 +44,7 @@ class RedisCheck(Check):
         self._client: RedisClient | None = None
         self._dlq_patterns = DlqPatterns(options.dlq_keys)
         self._arrivals = Counters()
-        self._reasons = ReasonCounts()
+        self._reasons = ReasonCounts(mode=options.reasons)
         # DLQ state is keyed by (framework, dlq): two frameworks may name a DLQ alike.
         self._cursors: dict = {}  # dlq -> last score and its members / stream id / list length seen
         self._produced: dict = {}  # dlq -> last entries-added of a stream DLQ

@@ -1,6 +1,7 @@
 """The `kind: redis` config section."""
 
 from agent import tls
+from agent.dlq import REASONS_FIELD
 from agent.schema import Bool, Choice, Duration, Field, Int, ListOf, Schema, Str
 
 FRAMEWORKS = ("sidekiq", "rq", "bullmq", "celery")
@@ -55,6 +56,7 @@ SCHEMA = Schema(
                                  "most messages of each Celery queue list read per cycle to tell eta/countdown "
                                  "tasks from ready ones and to age the oldest"),
         "dlq_sample": Field(Int(min=0, max=10000), 100, "newest dead jobs read per cycle for reasons and sources"),
+        "reasons": REASONS_FIELD,
         "max_payload_bytes": Field(Int(min=0), 65536,
                                    "dead-letter payloads (RQ tracebacks: once decompressed) larger than this are not "
                                    "parsed for reasons (reason unknown)"),

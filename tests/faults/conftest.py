@@ -8,12 +8,12 @@ import pytest
 from agent.embedded import free_port
 from checks.kafka.embedded import start_tansu
 from checks.pulsar.embedded import start_pulsar_lite
-from checks.redis.embedded import start_redis
+from checks.redis.embedded import redis6_server_binary, start_redis
 from tests.faults.endpoint import Endpoint
 from tests.faults.stack import INTERVAL, TIMEOUT, AgentProcess, Watcher, value
 from tests.helpers import wait_until
 
-CHECKS = ("kafka/hung", "kafka/good", "redis/cache", "pulsar/events", "pulsar/fixture")
+CHECKS = ("kafka/hung", "kafka/good", "redis/cache", "redis/cache6", "pulsar/events", "pulsar/fixture")
 GOOD_METRICS = b'pulsar_in_messages_total{topic="orders",partition="-1",namespace="public/default"} 7\n'
 
 
@@ -22,6 +22,7 @@ class Stack:
         self.hung_tansu = start_tansu()
         self.good_tansu = good_tansu
         self.redis = start_redis()
+        self.redis6 = start_redis(binary=redis6_server_binary())  # Redis 6.2, beside Debian's 7
         self.pulsar = start_pulsar_lite()
         self.endpoint = Endpoint()
         self.endpoint.modes["/metrics"] = ("ok", GOOD_METRICS)
@@ -47,6 +48,13 @@ class Stack:
             "redis/cache": f"""  - kind: redis
     name: cache
     url: redis://127.0.0.1:{self.redis.port}/0
+    keys: ['jobs:*']
+    dlq_keys: ['*:dead']
+    frameworks: []
+""",
+            "redis/cache6": f"""  - kind: redis
+    name: cache6
+    url: redis://127.0.0.1:{self.redis6.port}/0
     keys: ['jobs:*']
     dlq_keys: ['*:dead']
     frameworks: []
@@ -82,7 +90,7 @@ class Stack:
     def stop(self):
         self.watch.stop()
         self.agent.stop()
-        for b in (self.hung_tansu, self.redis, self.pulsar):
+        for b in (self.hung_tansu, self.redis, self.redis6, self.pulsar):
             b.resume()
             b.stop()
         self.endpoint.stop()

@@ -1,4 +1,4 @@
-"""Issue 12's fault suite: real brokers (tansu, Redis, pulsar-lite) and one fixture endpoint
+"""Issue 12's fault suite: real brokers (tansu, Redis 7 and 6, pulsar-lite) and one fixture endpoint
 watched by one running agent at a 1 s interval. For every fault: only the affected check goes
 mqwatch_up 0 with a reason, the others stay up and fresh, /metrics answers quickly from the
 snapshot throughout, the check recovers within two intervals of the fault ending, no counter
@@ -13,7 +13,7 @@ import pytest
 
 from checks.kafka.embedded import start_tansu
 from checks.pulsar.embedded import start_pulsar_lite
-from checks.redis.embedded import start_redis
+from checks.redis.embedded import redis6_server_binary, start_redis
 from tests.faults.conftest import CHECKS, GOOD_METRICS
 from tests.faults.stack import INTERVAL, TIMEOUT, counters_never_went_down, series_of, value
 from tests.helpers import kafka_create_topics, kafka_produce, wait_until
@@ -103,30 +103,34 @@ def test_topic_deleted_mid_cycle_takes_its_series_and_nothing_else(stack):
     assert counters_never_went_down(stack.watch.scrapes) == []
 
 
-def test_redis_restarted_empty_keeps_dlq_arrivals(stack):
+@pytest.mark.parametrize("server,cluster", [("redis", "cache"), ("redis6", "cache6")], ids=["redis7", "redis6"])
+def test_redis_restarted_empty_keeps_dlq_arrivals(stack, server, cluster):
     import redis
 
-    r = redis.Redis(port=stack.redis.port)
+    key = f"redis/{cluster}"
+    broker = getattr(stack, server)
+    r = redis.Redis(port=broker.port)
     r.lpush("jobs:mail", "a", "b")
     r.lpush("orders:dead", '{"error": "Timeout"}', '{"error": "Timeout"}', '{"error": "Timeout"}')
-    wait_until(lambda: value(stack.watch.latest(), "mqwatch_dlq_messages_total", cluster="cache", dlq="orders:dead") == 3,
+    wait_until(lambda: value(stack.watch.latest(), "mqwatch_dlq_messages_total", cluster=cluster, dlq="orders:dead") == 3,
                10, 0.05, "DLQ total 3")
-    before, t0 = errors(stack, "redis/cache", "connection"), time.time()
-    port = stack.redis.port
-    stack.redis.stop()
-    stack.wait_up("redis/cache", 0.0, 10)
+    before, t0 = errors(stack, key, "connection"), time.time()
+    port = broker.port
+    broker.stop()
+    stack.wait_up(key, 0.0, 10)
     time.sleep(INTERVAL)
-    stack.redis = start_redis(port=port)  # empty: no persistence
-    recovered = stack.wait_up("redis/cache", 1.0, 10)
-    assert_isolated(stack, "redis/cache", "connection", t0, before)
+    binary = redis6_server_binary() if server == "redis6" else None
+    setattr(stack, server, start_redis(port=port, binary=binary))  # empty: no persistence
+    recovered = stack.wait_up(key, 1.0, 10)
+    assert_isolated(stack, key, "connection", t0, before)
     assert recovered <= RECOVERY, recovered
     latest = stack.watch.latest()
-    assert not series_of(latest, cluster="cache", queue="jobs:mail") and not series_of(latest, cluster="cache", dlq="orders:dead")
-    r = redis.Redis(port=stack.redis.port)
+    assert not series_of(latest, cluster=cluster, queue="jobs:mail") and not series_of(latest, cluster=cluster, dlq="orders:dead")
+    r = redis.Redis(port=port)
     r.lpush("orders:dead", '{"error": "Timeout"}')  # the same DLQ receives again
-    wait_until(lambda: value(stack.watch.latest(), "mqwatch_dlq_messages", cluster="cache", dlq="orders:dead") == 1,
+    wait_until(lambda: value(stack.watch.latest(), "mqwatch_dlq_messages", cluster=cluster, dlq="orders:dead") == 1,
                10, 0.05, "DLQ back")
-    assert value(stack.watch.latest(), "mqwatch_dlq_messages_total", cluster="cache", dlq="orders:dead") == 4
+    assert value(stack.watch.latest(), "mqwatch_dlq_messages_total", cluster=cluster, dlq="orders:dead") == 4
     assert counters_never_went_down(stack.watch.scrapes) == []
 
 

@@ -112,7 +112,7 @@ def test_malformed_headers_and_payloads_never_break_collection(kafka_check, kafk
     kafka_produce(kafka_bootstrap, dlq, {0: 1}, headers=[("kafka_dlt-exception-message", huge)])
     kafka_produce(kafka_bootstrap, dlq, {0: 1}, headers=[("kafka_dlt-exception-fqcn", None)], value=b"\xff{not json")
     kafka_produce(kafka_bootstrap, other, {0: 1}, headers=SPRING_WITHOUT_CAUSE)
-    run = kafka_check(p, reasons={"json_field": "error"})
+    run = kafka_check(p, reasons={"json_field": "error", "mode": "message"})  # the long message is the point
     snap = run.collect()
     reasons = _series(snap, "mqwatch_dlq_reason_messages", dlq=dlq)
     long_reason = [r for (r,) in reasons if r.startswith("xxx")]
@@ -164,3 +164,22 @@ def test_a_deleted_dlq_vanishes_with_its_series(kafka_check, kafka_bootstrap):
     for name in ("mqwatch_dlq_messages", "mqwatch_dlq_messages_total", "mqwatch_dlq_reason_messages",
                  "mqwatch_dlq_last_message_timestamp_seconds"):
         assert [lbl for lbl, _ in snap.samples(name) if lbl["dlq"] == dlq] == [], name
+
+
+def test_reasons_keep_class_names_and_show_messages_only_when_asked(kafka_check, kafka_bootstrap):
+    """Exception messages are copied from payloads and may carry personal data."""
+    p = unique("dl-privacy")
+    dlq = f"{p}-orders.DLT"
+    kafka_create_topics(kafka_bootstrap, {dlq: 1})
+    personal = b"order 4711 for alice@example.com has no lines"
+    kafka_produce(kafka_bootstrap, dlq, {0: 2}, headers=[("kafka_dlt-exception-message", personal)])
+    kafka_produce(kafka_bootstrap, dlq, {0: 1}, headers=[
+        ("kafka_dlt-exception-message", b"java.lang.IllegalArgumentException: card 4111111111111111 refused")])
+    kafka_produce(kafka_bootstrap, dlq, {0: 1}, headers=SPRING)
+    default = kafka_check(p).collect()
+    assert _series(default, "mqwatch_dlq_reason_messages", dlq=dlq) == {
+        ("message_hidden",): 2, ("java.lang.IllegalArgumentException",): 1, ("com.shop.InvalidOrderException",): 1}
+    shown = kafka_check(p, reasons="message").collect()  # the short form of reasons: {mode: message}
+    assert _series(shown, "mqwatch_dlq_reason_messages", dlq=dlq) == {
+        (personal.decode(),): 2, ("java.lang.IllegalArgumentException: card 4111111111111111 refused",): 1,
+        ("com.shop.InvalidOrderException",): 1}

@@ -270,3 +270,106 @@ def test_image_build_stage_makes_a_wheel_with_the_console_script_and_no_tests(tm
     assert "mqwatch = agent.cli:main" in entry_points  # the image's ENTRYPOINT
     assert "kafka = checks.kafka.check:KafkaCheck" in entry_points
     assert "agent/server.py" in names and not any(n.startswith("tests/") for n in names)
+
+
+SECURE = K8S / "secure"
+
+
+def _secure_docs(name):
+    return [d for d in yaml.safe_load_all((SECURE / name).read_text()) if d]
+
+
+def test_secure_component_scrapes_over_tls_with_basic_auth_that_matches_the_web_config(tmp_path, pki):
+    """deploy/kubernetes/secure: every reference resolves, and the example credentials work."""
+    import bcrypt
+
+    from agent.webconfig import load_web_config
+
+    component = yaml.safe_load((SECURE / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component" and "# components: [secure]" in (K8S / "kustomization.yaml").read_text()
+    secrets = {s["metadata"]["name"]: s for s in _secure_docs("web-secret.example.yaml")}
+    for s in secrets.values():
+        kubernetes_validate.validate(s, KUBERNETES_VERSIONS[-1], strict=True)
+    sm, = _secure_docs("servicemonitor-patch.yaml")
+    base_sm, = _of_kind("ServiceMonitor")
+    assert sm["metadata"]["name"] == base_sm["metadata"]["name"]
+    endpoint, = sm["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https" and endpoint["path"] == "/metrics" and endpoint["port"] == "http-metrics"
+    auth = endpoint["basicAuth"]
+    scrape = secrets[auth["username"]["name"]]["stringData"]
+    user, password = scrape[auth["username"]["key"]], scrape[auth["password"]["key"]]
+    assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": "mqwatch-tls", "key": "ca.crt"}
+
+    patch, = _secure_docs("deployment-patch.yaml")
+    container, = patch["spec"]["template"]["spec"]["containers"]
+    base = dict(_pod_specs())[patch["metadata"]["name"]]["spec"]["containers"][0]
+    assert container["name"] == base["name"]
+    args = container["args"]
+    assert args[: len(base["args"])] == base["args"]  # the base command, plus the web config
+    web_path = args[args.index("--web.config.file") + 1]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v["secret"]["secretName"] for v in patch["spec"]["template"]["spec"]["volumes"]}
+    web_secret = volumes[mounts[str(Path(web_path).parent)]]
+    web_yml = secrets[web_secret]["stringData"][Path(web_path).name]
+    tls_mount = next(m for m, n in mounts.items() if volumes[n] == "mqwatch-tls")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS" and container[probe]["httpGet"]["path"] in ("/healthz", "/readyz")
+
+    # The web config as mounted: its files live in the TLS Secret's mount, it loads (with a
+    # real key pair in place of the cert-manager one), and the scrape password matches its hash.
+    assert f"{tls_mount}/tls.crt" in web_yml and f"{tls_mount}/tls.key" in web_yml
+    local = tmp_path / "web.yml"
+    local.write_text(web_yml.replace(f"{tls_mount}/tls.crt", pki.server_cert)
+                     .replace(f"{tls_mount}/tls.key", pki.server_key))
+    web = load_web_config(str(local))
+    assert web.tls is not None and bcrypt.checkpw(password.encode(), web.users[user])
+
+
+def test_secure_component_builds_with_kustomize(tmp_path):
+    import shutil
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed: the component's references are checked by the test above")
+    tree = tmp_path / "kubernetes"
+    shutil.copytree(K8S, tree)
+    k = tree / "kustomization.yaml"
+    k.write_text(k.read_text().replace("# components: [secure]", "components: [secure]"))
+    out = subprocess.run([kubectl, "kustomize", str(tree)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "mqwatch")
+    kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[-1], strict=True)
+    c = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--web.config.file" in c["args"] and c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert {v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]} >= {"config", "secrets", "web", "tls"}
+    sm = next(d for d in docs if d["kind"] == "ServiceMonitor")
+    assert sm["spec"]["endpoints"][0]["scheme"] == "https" and sm["spec"]["selector"]  # patched, selector kept
+
+
+def test_image_healthcheck_speaks_tls_with_mqwatch_scheme_https(tmp_path, pki):
+    """With a TLS + basic-auth web config the HEALTHCHECK (MQWATCH_SCHEME=https) still passes:
+    /healthz needs no credentials, and plain HTTP would be refused."""
+    import bcrypt
+
+    web = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(b"pw-123456", bcrypt.gensalt(rounds=4)).decode()
+    web.write_text(f"tls_server_config: {{cert_file: {pki.server_cert}, key_file: {pki.server_key}}}\n"
+                   f"basic_auth_users: {{prometheus: '{hashed}'}}\n")
+    cfg = tmp_path / "mqwatch.yaml"
+    cfg.write_text("agent: {interval: 1s}\nchecks: []\n")
+    port = _free_port()
+    agent = subprocess.Popen([*_mqwatch(), "run", "-c", str(cfg), "--listen", f"127.0.0.1:{port}",
+                              "--web.config.file", str(web)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        env = {**os.environ, "MQWATCH_PORT": str(port), "MQWATCH_SCHEME": "https"}
+
+        def healthy():
+            return subprocess.run(_healthcheck_command(), env=env, capture_output=True, timeout=10).returncode == 0
+        wait_until(healthy, 30, message="TLS health check passes")
+        plain = subprocess.run(_healthcheck_command(), env={**env, "MQWATCH_SCHEME": "http"}, capture_output=True,
+                               timeout=10)
+        assert plain.returncode != 0 and b"400" in plain.stderr
+    finally:
+        agent.terminate()
+        agent.wait(timeout=15)
