@@ -18,7 +18,9 @@ log = logging.getLogger("mqwatch.demo")
 # Alerts fire within about two minutes of the demo's start instead of after 5-10 minutes.
 MAX_FOR = "10s"
 # Thresholds the demo's story crosses quickly (the shipped ones are for production).
-DEMO_THRESHOLDS = {"MqwatchDelayedQueueOverdue": {"threshold_seconds": 20}}
+DEMO_THRESHOLDS = {"MqwatchDelayedQueueOverdue": {"threshold_seconds": 20},
+                   # the demo's backlogs are tens of messages, not thousands
+                   "MqwatchConsumerNotDraining": {"min_lag_messages": 50}}
 SCRAPE_INTERVAL = "5s"
 
 _MINIMAL_ROUTE = {"route": {"receiver": "demo", "group_by": ["system", "cluster"]}, "receivers": [{"name": "demo"}]}

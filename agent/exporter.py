@@ -27,8 +27,9 @@ from agent.memtrim import release_free_memory
 from agent.exposition import family_type, header, label_string, format_value, render_snapshot
 from agent.metrics import (
     BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER, HISTOGRAM, LAST_SUCCESS,
-    SELF_METRICS, SERIES, UP,
+    SELF_METRICS, SERIES, SHARD_INFO, UP,
 )
+from agent.sharding import WHOLE, Shard
 from agent.snapshot import Snapshot
 
 HISTORY_POINTS = 60  # per-series history for the status page's sparklines
@@ -74,13 +75,14 @@ class _Collection:
 
 
 class Exporter:
-    def __init__(self, metric_defs=None, process_metrics: bool = True):
+    def __init__(self, metric_defs=None, process_metrics: bool = True, shard: Shard = WHOLE):
         self._lock = threading.Lock()
+        self._shard = shard
         self._states: dict[str, CheckState] = {}
         if metric_defs is None:
             # Not catalog(): that imports every check and its client library. Checks'
             # own metrics are learnt from the snapshots they publish.
-            metric_defs = {m.name: m for m in CONTRACT_METRICS + SELF_METRICS + (BUILD_INFO,)}
+            metric_defs = {m.name: m for m in CONTRACT_METRICS + SELF_METRICS + (BUILD_INFO, SHARD_INFO)}
         self._defs = metric_defs
         self._process = ProcessCollector(registry=None) if process_metrics else None
         self._body = b""
@@ -162,6 +164,9 @@ class Exporter:
         """The exposition of every check, byte for byte what generate_latest(self) gives."""
         parts = [header(BUILD_INFO.name, "gauge", BUILD_INFO.help),
                  f"{BUILD_INFO.name}{label_string(_build_info_labels())} 1.0\n"]
+        if self._shard.sharded:
+            parts += [header(SHARD_INFO.name, "gauge", SHARD_INFO.help),
+                      f"{SHARD_INFO.name}{label_string(_shard_labels(self._shard))} 1.0\n"]
         states = sorted(self._states.values(), key=lambda s: s.key)
         for m in SELF_METRICS:
             lines = [
@@ -195,6 +200,10 @@ class Exporter:
         info = GaugeMetricFamily(BUILD_INFO.name, BUILD_INFO.help, labels=list(BUILD_INFO.labels))
         info.add_metric(list(_build_info_values()), 1)
         out.append(info)
+        if self._shard.sharded:
+            shard = GaugeMetricFamily(SHARD_INFO.name, SHARD_INFO.help, labels=list(SHARD_INFO.labels))
+            shard.add_metric([str(self._shard.index), str(self._shard.count)], 1)
+            out.append(shard)
         states = sorted(self._states.values(), key=lambda s: s.key)
         for m in SELF_METRICS:
             fam = _family(m.name, m.type, m.help)
@@ -228,6 +237,10 @@ def _build_info_values() -> tuple[str, str]:
 
 def _build_info_labels():
     return sorted(zip(BUILD_INFO.labels, _build_info_values()))
+
+
+def _shard_labels(shard: Shard):
+    return sorted((("index", str(shard.index)), ("count", str(shard.count))))
 
 
 def _self_samples(m, st: CheckState):

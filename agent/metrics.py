@@ -65,6 +65,12 @@ BUILD_INFO = MetricDef(
     "mqwatch_build_info", GAUGE, "Always 1; the version of the running mqwatch agent.",
     ("version", "python_version"), per_check=False, example="count by (version) (mqwatch_build_info)",
 )
+SHARD_INFO = MetricDef(
+    "mqwatch_shard_info", GAUGE,
+    "Always 1, exported only when the agent runs as one of several shards (--shard I/N): which share of the "
+    "work this replica owns. Cluster-wide series come from index 0 only.",
+    ("index", "count"), per_check=False, example="count by (count) (mqwatch_shard_info)",
+)
 
 SELF_METRICS = (UP, COLLECT_DURATION, COLLECT_ERRORS, LAST_SUCCESS, SERIES)
 
@@ -207,7 +213,7 @@ PENDING_MAX_DELIVERIES = _g(
     "mqwatch_pending_max_deliveries",
     "Highest delivery count among this consumer's unacknowledged messages (Redis XPENDING; Sidekiq retry count + 1, "
     "BullMQ attemptsMade): a message delivered again and again is a poison message.",
-    ["queue"], optional=["consumer"], example="mqwatch_pending_max_deliveries >= 5",
+    ["queue"], optional=["consumer", "framework"], example="mqwatch_pending_max_deliveries >= 5",
 )
 PENDING_REDELIVERED = _g(
     "mqwatch_pending_redelivered_messages",
@@ -265,7 +271,7 @@ def catalog(check_classes=None) -> list[CatalogEntry]:
 
     classes = all_check_classes() if check_classes is None else check_classes
     entries: dict[str, CatalogEntry] = {}
-    for m in (BUILD_INFO,) + SELF_METRICS:
+    for m in (BUILD_INFO, SHARD_INFO) + SELF_METRICS:
         entries[m.name] = CatalogEntry(m, ["all"])
     for cls in sorted(classes, key=lambda c: c.kind):
         for m in cls.metrics:

@@ -54,6 +54,10 @@ class Alert:
     # Labels (besides cluster) that queue_overrides/consumer_overrides may select on: only
     # alerts whose every series carries them (a positive matcher would empty the others).
     keys: tuple[str, ...] = ()
+    # The duration is what the alert says ("has not kept up for 30m"): --max-for leaves its `for:`
+    # alone, or the demo and short-interval tests would report every consumer whose lag grew
+    # between two commits.
+    for_is_the_condition: bool = False
 
 
 # Go templates in summary/description see the alert's labels; [[key]] is a threshold. Every
@@ -151,7 +155,9 @@ def _empty_lag_growing(p: Params, s) -> str:
                  f" ({s('mqwatch_consumer_idle_seconds')} > {seconds(p.max_idle):g})")
     per_group = f"{s('mqwatch_consumer_members', _is('queue', ''))} == 0"
     either = (f"(({growing}) and on ({_CONSUMER_KEY}, job, instance) ({per_queue}))"
-              f" or (({growing}) and on (system, cluster, consumer, job, instance) ({per_group}))")
+              # not on instance: with `--shard` a Kafka group's members come from the replica owning
+              # the group's name, its lag on a topic from the one owning the topic
+              f" or (({growing}) and on (system, cluster, consumer, job) ({per_group}))")
     # A group the broker reports active is consuming, whatever its member list says (tansu, and
     # brokers that hide members from describe without permission).
     return f"{_one(either)} unless on (system, cluster, consumer) ({s('mqwatch_consumer_state', _ACTIVE_STATES)} == 1)"
@@ -189,7 +195,7 @@ FLOW_ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchPoisonMessage", "mqwatch-flow",
         lambda p, s: f"{_one(_last(p, s('mqwatch_pending_max_deliveries')))} >= {p.threshold_deliveries}",
-        "A message" + _ON_Q + " was delivered {{ $value }} times and never acknowledged" + _CL,
+        "A message" + _ON_Q + _OPT_C + " was delivered {{ $value }} times and never acknowledged" + _CL,
         "A pending message" + _OPT_C + _ON_Q + " in " + _SYS + "cluster " + _CQ + " has been delivered "
         "{{ $value }} times (threshold [[threshold_deliveries]]) and is still not acknowledged: a poison message "
         "or a crash loop that blocks or slows its consumer.",
@@ -207,7 +213,7 @@ FLOW_ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchMessagesLost", "mqwatch-flow",
         lambda p, s: _grew(p, s, "mqwatch_consumer_lost_messages_total", 0),
-        "{{ $value | humanize }} messages" + _ON_Q + " were deleted before they were read" + _CL,
+        "{{ $value | humanize }} messages" + _ON_Q + " were deleted before " + _CONS_LOWER + " read them" + _CL,
         "The broker removed {{ $value | humanize }} messages" + _OF_Q + " in " + _SYS + "cluster " + _CQ
         + " that " + _CONS_LOWER + " had not read yet (retention, trimming, TTL) in the last [[window]]: they are "
         "lost unless replayed from their source.",
@@ -293,7 +299,7 @@ ALERTS: tuple[Alert, ...] = (
         _CONS + " has not kept up" + _ON_Q + " for [[for]]" + _CL,
         _CONS + " in cluster " + _CQ + " consumes" + _ON_Q.replace(" on ", " ") + " but its lag has not decreased for [[for]]: "
         "it is slower than its producers and its backlog keeps growing.",
-        keys=_CONSUMER_KEYS,
+        keys=_CONSUMER_KEYS, for_is_the_condition=True,
     ),
     Alert(
         "MqwatchConsumerRewound", "mqwatch-consumers",
@@ -560,7 +566,7 @@ def _capped(params: Params, key: str, max_for: str | None) -> str:
 
 def _rule(alert: Alert, params: Params, config: dict, matchers: str, max_for: str | None) -> dict:
     params.setdefault("target_selector", config["target_selector"])
-    for_ = _capped(params, "for", max_for)
+    for_ = _capped(params, "for", None if alert.for_is_the_condition else max_for)
     keep = _capped(params, "keep_firing_for", max_for)
     rule = {"alert": alert.name, "expr": alert.expr(params, _selector(matchers))}
     if seconds(for_) > 0:
@@ -582,7 +588,7 @@ def _not_in(label: str, values) -> str:
 
 def rule_groups(config: dict, max_for: str | None = None) -> list[dict]:
     """The `groups:` of a Prometheus rules file. `max_for` caps every `for:` and `keep_firing_for:`
-    (short-interval tests and the demo).
+    (short-interval tests and the demo), except the `for:` of alerts whose duration is the condition.
 
     A consumer, queue or cluster named in `consumer_overrides`/`queue_overrides`/`cluster_overrides`
     gets its own copy of each alert it changes, selecting `<label>="<name>"` and excluding the more

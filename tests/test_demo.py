@@ -29,6 +29,10 @@ MUST_FIRE = {
     ("MqwatchDLQReceivingMessages", "kafka", "dlq", "orders.DLT"),
     ("MqwatchDLQReceivingMessages", "redis", "dlq", "jobs:inventory:dead"),
     ("MqwatchDelayedQueueOverdue", "redis", "queue", "delay:order-timeouts"),
+    # issue 14: a poison message, entries trimmed unread, a consumer that never catches up
+    ("MqwatchPoisonMessage", "redis", "consumer", "fraud-check"),
+    ("MqwatchMessagesLost", "redis", "consumer", "analytics"),
+    ("MqwatchConsumerNotDraining", "redis", "consumer", "ledger"),
 }
 
 

@@ -30,7 +30,9 @@ def _page():
 
 
 def _row(page, consumer):
-    return next(r for r in page.split("<tr") if f"<td>{consumer}</td>" in r)
+    """The consumer's row of the consumers table (cells may carry classes: match the closing bracket)."""
+    table = page.split("<table id='consumers'>", 1)[1].split("</table>", 1)[0]
+    return next(r for r in table.split("<tr") if f">{consumer}</td>" in r)
 
 
 def test_drain_column_says_when_each_consumer_catches_up_and_never_for_one_not_gaining():

@@ -2,7 +2,9 @@
 
 - `inventory` consumes orders as fast as they come (lag stays near zero),
 - `analytics` commits slower than orders arrive (lag grows),
-- `fraud-check` committed once and stopped (no members, lag grows with every order).
+- `fraud-check` committed once and stopped (no members, lag grows with every order),
+- `billing` starts 20 s late, then catches up at 9 orders/s against 5 produced (a finite drain
+  ETA, then 0), and every 90 s replays the last 40 orders of each partition (reprocessed messages).
 
 Every tenth order fails in a (simulated) Spring listener and is dead-lettered to
 `orders.DLT` with Spring's exception headers, and the end-to-end canary runs.
@@ -11,6 +13,7 @@ Every tenth order fails in a (simulated) Spring listener and is dead-lettered to
 from __future__ import annotations
 
 import logging
+import time
 
 from agent.demo import DemoPart, Workload
 from checks.kafka.embedded import start_tansu
@@ -60,15 +63,23 @@ def start_workload(broker) -> DemoPart:
             stop.wait(1.0 / ORDERS_PER_SECOND)
         producer.flush(5)
 
-    def committer(group: str, per_second: float):
-        """An assign()-style consumer that commits `per_second` records per second on every partition."""
+    def committer(group: str, per_second: float, start_after: float = 0.0, rewind_every: float = 0.0,
+                  rewind_by: int = 0):
+        """An assign()-style consumer that commits `per_second` records per second on every partition;
+        with `rewind_every`, it moves each partition back by `rewind_by` that often (a replay)."""
+        if stop.wait(start_after):
+            return
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, "logger": log})
         positions = {p: 0 for p in range(3)}
+        rewound_at = time.monotonic()
         try:
             while not stop.wait(1.0):
+                rewind = rewind_every and time.monotonic() - rewound_at >= rewind_every
+                if rewind:
+                    rewound_at = time.monotonic()
                 for p in positions:
                     low, high = consumer.get_watermark_offsets(TopicPartition(ORDERS, p), timeout=2)
-                    positions[p] = min(high, positions[p] + per_second)
+                    positions[p] = max(0, positions[p] - rewind_by) if rewind else min(high, positions[p] + per_second)
                 consumer.commit(offsets=[TopicPartition(ORDERS, p, int(o)) for p, o in positions.items()], asynchronous=False)
         except Exception as e:
             log.warning("demo_committer_failed group=%s error=%r", group, e)
@@ -93,7 +104,10 @@ def start_workload(broker) -> DemoPart:
     def analytics():
         committer("analytics", 1)
 
-    workload.start(produce, fast_consumer, analytics)
+    def billing():
+        committer("billing", 3, start_after=20.0, rewind_every=90.0, rewind_by=40)
+
+    workload.start(produce, fast_consumer, analytics, billing)
 
     return DemoPart(
         name=f"kafka (tansu at {bootstrap})",
@@ -101,7 +115,8 @@ def start_workload(broker) -> DemoPart:
                  "canary": {"enabled": True, "interval": "5s", "replication_factor": 1}}],
         describe=[
             f"{ORDERS_PER_SECOND} orders/s into `{ORDERS}` (3 partitions) and payments into `{PAYMENTS}`",
-            "group `inventory` keeps up, `analytics` falls behind, `fraud-check` has stopped",
+            "group `inventory` keeps up, `analytics` falls behind, `fraud-check` has stopped, `billing` catches up "
+            "and replays the last 40 orders of each partition every 90s",
             f"every tenth order is dead-lettered to `{ORDERS_DLT}` with Spring's exception headers",
             "the end-to-end canary produces to and consumes from `mqwatch-canary` every 5s",
         ],

@@ -95,6 +95,7 @@ def read(rounds, prefix: str, queues, cursors, sample: int, now: float, view) ->
             view.delayed[(NAME, name)] = d
             view.jobs[(NAME, name, "delayed")] = d.messages
         read_delayed(rounds, base + b"delayed", DELAYED, now, on_delayed)
+        _read_attempts(rounds, base, name, view)
 
         dlq = dlq_name(prefix, q)
 
@@ -112,6 +113,37 @@ def read(rounds, prefix: str, queues, cursors, sample: int, now: float, view) ->
 
         read_dead_set(rounds, base + b"failed", cursors.get((NAME, dlq)), sample, on_failed, clock=FINISHED,
                       source=name)
+
+
+# A job that failed and will be retried waits in `delayed` (its backoff) with its attemptsMade.
+# The most retried jobs back off longest, so the latest-due ones are read.
+ATTEMPTS_READ_MAX = 100
+
+
+def _read_attempts(rounds, base: bytes, name: str, view) -> None:
+    """The highest attemptsMade among the queue's delayed jobs: executions of its most retried job
+    (bullmq src/classes/job.ts stores it as `atm`)."""
+    view.max_deliveries[(NAME, name)] = 0
+
+    def on_ids(ids):
+        if is_error(ids):
+            return
+        for job_id in ids:
+            # BullMQ 5+ keeps attemptsMade in the job hash as `atm`; older versions as `attemptsMade`.
+            rounds.add(on_attempts, "hmget", base + job_id, "atm", "attemptsMade")
+
+    def on_attempts(values):
+        if is_error(values):
+            return
+        for value in values:
+            try:
+                n = int(value)
+            except (TypeError, ValueError):
+                continue  # a plain delayed job (no attempt yet), or one removed meanwhile
+            key = (NAME, name)
+            view.max_deliveries[key] = max(view.max_deliveries[key], n)
+
+    rounds.add(on_ids, "zrevrange", base + b"delayed", 0, ATTEMPTS_READ_MAX - 1)
 
 
 class _Oldest:

@@ -6,6 +6,11 @@
   moves due entries to `jobs:order-timeouts` stops after 40 s, so entries go overdue.
 - `stream:payments`: `payment-service` acknowledges only some entries (pending grows old),
   `ledger` reads slower than entries arrive (lag grows).
+- `stream:payments` also feeds `fraud-check`, which crashes on one payment: it is claimed again
+  every 2 s and never acknowledged (a poison message), and `audit`, which starts 20 s late and
+  catches up at twice the payment rate (a finite drain ETA, then 0).
+- `stream:clickstream` is capped at 200 entries (MAXLEN) while `analytics` reads a quarter of what
+  arrives: entries are trimmed before it reads them (lost messages).
 - a Sidekiq layout (`queues`, `queue:mailers`, `dead`) with dead jobs carrying their error class.
 """
 
@@ -33,6 +38,9 @@ def start_workload(broker) -> DemoPart:
     r = redis.Redis(host="127.0.0.1", port=broker.port, decode_responses=True)
     r.xgroup_create("stream:payments", "payment-service", id="0", mkstream=True)
     r.xgroup_create("stream:payments", "ledger", id="0")
+    r.xgroup_create("stream:payments", "fraud-check", id="0")
+    r.xgroup_create("stream:payments", "audit", id="0")
+    r.xgroup_create("stream:clickstream", "analytics", id="0", mkstream=True)
     r.sadd("queues", "mailers")
     workload = Workload("redis")
     stop = workload.stopping
@@ -95,16 +103,54 @@ def start_workload(broker) -> DemoPart:
             for _, entries in got or ():
                 r.xack("stream:payments", "ledger", *[e for e, _ in entries])
 
-    workload.start(shop, inventory_worker, timeout_poller, payment_service, ledger)
+    def fraud_check():
+        poison, crashes = None, 0
+        while not stop.wait(2.0):
+            got = r.xreadgroup("fraud-check", "fraud-1", {"stream:payments": ">"}, count=50)
+            for _, entries in got or ():
+                ids = [e for e, _ in entries]
+                if poison is None and ids:
+                    poison = ids.pop(0)  # the checker crashes on this one, every time
+                if ids:
+                    r.xack("stream:payments", "fraud-check", *ids)
+            if poison is not None:  # a restarted worker claims it and crashes again
+                crashes += 1
+                r.xclaim("stream:payments", "fraud-check", f"fraud-{crashes % 3}", min_idle_time=0, message_ids=[poison])
+
+    def audit():
+        if stop.wait(20.0):
+            return
+        while not stop.wait(0.5):
+            got = r.xreadgroup("audit", "audit-1", {"stream:payments": ">"}, count=4)
+            for _, entries in got or ():
+                r.xack("stream:payments", "audit", *[e for e, _ in entries])
+
+    def clickstream():
+        n = 0
+        while not stop.wait(0.125):
+            n += 1
+            r.xadd("stream:clickstream", {"page": f"/product/{n % 40}"}, maxlen=200, approximate=False)
+
+    def analytics():
+        while not stop.wait(1.0):
+            got = r.xreadgroup("analytics", "analytics-1", {"stream:clickstream": ">"}, count=2)
+            for _, entries in got or ():
+                r.xack("stream:clickstream", "analytics", *[e for e, _ in entries])
+
+    workload.start(shop, inventory_worker, timeout_poller, payment_service, ledger, fraud_check, audit,
+                   clickstream, analytics)
 
     return DemoPart(
         name=f"redis (redis-server at {broker.address})",
         checks=[{"kind": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{broker.port}/0",
-                 "keys": ["jobs:*", "delay:*", "stream:*"], "dlq_keys": ["*:dead"]}],
+                 "keys": ["jobs:*", "delay:*", "stream:*"], "dlq_keys": ["*:dead"],
+                 "canary": {"enabled": True}}],
         describe=[
             "4 orders/s into `jobs:inventory`, `delay:order-timeouts` and `stream:payments`; failures to `jobs:inventory:dead`",
             f"the order-timeout poller stops after {POLLER_LIFETIME_SECONDS}s, so `delay:order-timeouts` goes overdue",
             "`payment-service` leaves a third of payments unacknowledged; `ledger` falls behind; Sidekiq jobs die into `dead`",
+            "`fraud-check` crashes on one payment again and again (poison message); `audit` catches up late",
+            "`stream:clickstream` is trimmed at 200 entries before `analytics` reads them (lost messages)",
         ],
         stop=workload.stop,
     )

@@ -87,6 +87,7 @@ class View:
     jobs: dict = field(default_factory=dict)  # (framework, queue, state) -> jobs, in the framework's own terms
     paused: dict = field(default_factory=dict)  # (framework, queue) -> bool
     workers: dict = field(default_factory=dict)  # framework -> live worker processes
+    max_deliveries: dict = field(default_factory=dict)  # (framework, queue) -> most executions of one retried job
     errors: list = field(default_factory=list)  # (reason, message)
 
     def error(self, reason: str, message: str) -> None:

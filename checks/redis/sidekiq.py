@@ -60,6 +60,9 @@ def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict,
 
     for zset in ("schedule", "retry"):
         read_delayed(rounds, zset, SECONDS, now, lambda stat, z=zset: view.delayed.__setitem__((NAME, z), stat))
+    for q in queues:
+        view.max_deliveries[(NAME, label(q))] = 0
+    rounds.add(lambda members: _retried(members, view, max_payload), "zrevrange", "retry", 0, RETRY_READ_MAX - 1)
 
     def on_dead(stat, new_members):
         bad = 0
@@ -82,6 +85,25 @@ def read(rounds, queues, cursors, sample: int, now: float, view, sources: dict,
 
     read_dead_set(rounds, DEAD, cursors.get((NAME, DEAD)), sample, on_dead, clock=SECONDS, source="")
     _read_processes(rounds, now, view)
+
+
+# The retry set is scored by the next attempt, which backs off with each retry: the most
+# retried jobs are due last, so the newest entries are read.
+RETRY_READ_MAX = 1000
+
+
+def _retried(members, view, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+    """Executions so far of each queue's most retried job: retry_count + 1 (job_retry.rb sets
+    retry_count 0 on the first failure). A job failing again and again is a poison message."""
+    if is_error(members):
+        return
+    for member in members:
+        job = _job(member, max_payload)  # an oversized job is not parsed (None)
+        count = job.get("retry_count") if job else None
+        if isinstance(count, bool) or not isinstance(count, int):
+            continue
+        key = (NAME, _str(job.get("queue")) or UNKNOWN)
+        view.max_deliveries[key] = max(view.max_deliveries.get(key, 0), count + 1)
 
 
 def _split_dead(members, stat, cache: dict, view, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:

@@ -85,7 +85,9 @@ class Stack:
 
         t0 = time.monotonic()
         wait_until(lambda: self.up(key) == want, timeout, 0.05, f"mqwatch_up{{{key}}} == {want}")
-        return time.monotonic() - t0
+        took = time.monotonic() - t0
+        print(f"mqwatch_up{{{key}}} == {want:g} after {took:.2f}s")  # the figures, in -s / failure output
+        return took
 
     def stop(self):
         self.watch.stop()

@@ -9,7 +9,7 @@ const readline = require("readline");
 
 const [url, command, addTo, addN] = process.argv.slice(2);
 const connection = () => new IORedis(url, { maxRetriesPerRequest: null });
-const names = command === "add" ? [addTo] : ["default", "prio-only", "failing", "slow", "held", "flows", "children"];
+const names = command === "add" ? [addTo] : ["default", "prio-only", "failing", "slow", "held", "flows", "children", "retrying"];
 const queues = Object.fromEntries(names.map((n) => [n, new Queue(n, { connection: connection() })]));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
@@ -38,6 +38,15 @@ async function setup() {
   new Worker("failing", async (job) => { throw new Error(job.data.reason); }, { connection: connection() });
   await fail("failing", 2, "connect ECONNREFUSED");
   await fail("failing", 1, "invalid payload");
+  // A job retried again and again: its worker fails it three times, then goes away, leaving
+  // it delayed (waiting for its next attempt) with attemptsMade 3 (or 4 if a retry won the race).
+  const flaky = new Worker("retrying", async () => { throw new Error("flaky"); }, { connection: connection() });
+  await q.retrying.add("r", {}, { attempts: 10, backoff: { type: "fixed", delay: 100 } });
+  await until(async () => {
+    const [j] = await q.retrying.getDelayed(0, 0);
+    return j && j.attemptsMade >= 3;
+  }, "three attempts");
+  await flaky.close();
   // One job active for as long as the tests run.
   new Worker("slow", () => new Promise(() => {}), { connection: connection(), lockDuration: 600000 });
   await q.slow.add("s", {});
@@ -76,6 +85,7 @@ async function truth() {
       latency: oldest === null ? 0 : (now - oldest) / 1000,
       overdue: delayed.filter((j) => j.timestamp + j.delay <= now).length,
       reasons,
+      max_attempts: Math.max(0, ...delayed.map((j) => j.attemptsMade || 0)),
     };
   }
   return result;

@@ -26,7 +26,9 @@ when "truth"
     "now" => now,
     "queues" => queues,
     "scheduled" => {"size" => scheduled.size, "overdue" => scheduled.count { |e| e.at.to_f <= now }},
-    "retry" => {"size" => retries.size, "overdue" => retries.count { |e| e.at.to_f <= now }},
+    "retry" => {"size" => retries.size, "overdue" => retries.count { |e| e.at.to_f <= now },
+                # executions so far of each queue's most retried job: retry_count + 1 (job_retry.rb)
+                "max_executions" => retries.group_by(&:queue).transform_values { |es| es.map { |e| e["retry_count"].to_i + 1 }.max }},
     "dead" => {"size" => dead.size, "by_queue" => dead.group_by(&:queue).transform_values(&:size),
                "by_class" => dead.group_by { |e| e["error_class"] }.transform_values(&:size)},
     "busy" => Sidekiq::Workers.new.size, "busy_by_queue" => busy,

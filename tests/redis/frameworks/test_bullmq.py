@@ -55,11 +55,14 @@ def test_every_number_matches_bullmqs_api(bullmq):
     snap = Collector(check, 10).collect()
     after = driver.ask("truth")
     assert snap.ok, snap.error
+    assert after["queues"]["retrying"]["max_attempts"] >= 3
     for name, q in after["queues"].items():
         counts = q["counts"]
         for state in STATES:
             assert snap.value("mqwatch_redis_queue_jobs", queue=name, state=state, **F) == counts[state], (name, state)
         assert snap.value("mqwatch_queue_messages", queue=name, **F) == counts["waiting"] + counts["prioritized"], name
+        # executions of the most retried job waiting for its next attempt (BullMQ's attemptsMade)
+        assert snap.value("mqwatch_pending_max_deliveries", queue=name, **F) == q["max_attempts"], name
         lat = snap.value("mqwatch_redis_queue_latency_seconds", queue=name, **F)
         assert before["queues"][name]["latency"] - 0.5 <= lat <= q["latency"] + 0.5, name
         assert snap.value("mqwatch_pending_messages", queue=name, **F) == counts["active"], name

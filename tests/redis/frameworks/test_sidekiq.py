@@ -58,6 +58,11 @@ def test_every_number_matches_sidekiqs_api(sidekiq):
         key = "schedule" if zset == "scheduled" else "retry"
         assert snap.value("mqwatch_delayed_messages", queue=key, **F) == after[zset]["size"]
         assert snap.value("mqwatch_delayed_overdue_messages", queue=key, **F) == after[zset]["overdue"]
+    # retried jobs: executions so far of each queue's most retried job, as Sidekiq's RetrySet has them
+    assert after["retry"]["max_executions"] == {"failing": 1}
+    for name, n in after["retry"]["max_executions"].items():
+        assert snap.value("mqwatch_pending_max_deliveries", queue=name, **F) == n
+    assert snap.value("mqwatch_pending_max_deliveries", queue="default", **F) == 0  # nothing retried
     assert after["scheduled"]["overdue"] == 1 and snap.value(
         "mqwatch_delayed_overdue_seconds", queue="schedule", **F) == pytest.approx(90, abs=15)
     # the dead set: depth and arrivals by the job's own queue, reasons by error_class
