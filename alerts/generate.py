@@ -54,6 +54,10 @@ class Alert:
     # Labels (besides cluster) that queue_overrides/consumer_overrides may select on: only
     # alerts whose every series carries them (a positive matcher would empty the others).
     keys: tuple[str, ...] = ()
+    # The duration is what the alert says ("has not kept up for 30m"): --max-for leaves its `for:`
+    # alone, or the demo and short-interval tests would report every consumer whose lag grew
+    # between two commits.
+    for_is_the_condition: bool = False
 
 
 # Go templates in summary/description see the alert's labels; [[key]] is a threshold. Every
@@ -293,7 +297,7 @@ ALERTS: tuple[Alert, ...] = (
         _CONS + " has not kept up" + _ON_Q + " for [[for]]" + _CL,
         _CONS + " in cluster " + _CQ + " consumes" + _ON_Q.replace(" on ", " ") + " but its lag has not decreased for [[for]]: "
         "it is slower than its producers and its backlog keeps growing.",
-        keys=_CONSUMER_KEYS,
+        keys=_CONSUMER_KEYS, for_is_the_condition=True,
     ),
     Alert(
         "MqwatchConsumerRewound", "mqwatch-consumers",
@@ -560,7 +564,7 @@ def _capped(params: Params, key: str, max_for: str | None) -> str:
 
 def _rule(alert: Alert, params: Params, config: dict, matchers: str, max_for: str | None) -> dict:
     params.setdefault("target_selector", config["target_selector"])
-    for_ = _capped(params, "for", max_for)
+    for_ = _capped(params, "for", None if alert.for_is_the_condition else max_for)
     keep = _capped(params, "keep_firing_for", max_for)
     rule = {"alert": alert.name, "expr": alert.expr(params, _selector(matchers))}
     if seconds(for_) > 0:
@@ -582,7 +586,7 @@ def _not_in(label: str, values) -> str:
 
 def rule_groups(config: dict, max_for: str | None = None) -> list[dict]:
     """The `groups:` of a Prometheus rules file. `max_for` caps every `for:` and `keep_firing_for:`
-    (short-interval tests and the demo).
+    (short-interval tests and the demo), except the `for:` of alerts whose duration is the condition.
 
     A consumer, queue or cluster named in `consumer_overrides`/`queue_overrides`/`cluster_overrides`
     gets its own copy of each alert it changes, selecting `<label>="<name>"` and excluding the more

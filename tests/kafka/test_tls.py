@@ -119,3 +119,22 @@ def test_sasl_failure_is_reason_auth_with_librdkafkas_words():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_tls_block_maps_onto_librdkafka_and_client_keys_win(pki):
+    from checks.kafka.client import base_config
+    from tests.helpers import config_for
+
+    def conf(tls, client=None):
+        o = config_for({"kind": "kafka", "name": "k", "bootstrap_servers": "b:9093", "tls": tls,
+                        "client": client or {}}).checks[0].options
+        return base_config(list(o.bootstrap_servers), dict(o.client), 5.0, o.tls)
+
+    c = conf({"ca_file": pki.ca, "cert_file": pki.client_cert, "key_file": pki.client_key_encrypted,
+              "key_password_file": pki.key_password_file})
+    assert (c["security.protocol"], c["ssl.ca.location"], c["ssl.certificate.location"], c["ssl.key.location"],
+            c["ssl.key.password"]) == ("ssl", pki.ca, pki.client_cert, pki.client_key_encrypted, "s3cret-key-pass")
+    c = conf({"insecure_skip_verify": True}, {"sasl.mechanisms": "PLAIN", "ssl.endpoint.identification.algorithm": "https"})
+    assert c["security.protocol"] == "sasl_ssl" and c["enable.ssl.certificate.verification"] is False
+    assert c["ssl.endpoint.identification.algorithm"] == "https"  # client: wins over tls:
+    assert "security.protocol" not in conf({})

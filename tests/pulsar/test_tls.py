@@ -69,6 +69,12 @@ def test_https_admin_behind_a_path_prefix_with_token(https_admin, pki):
     assert snap.value("mqwatch_consumer_lag_messages", queue=NS + "orders", consumer="billing") == 4
     assert fixture.requests and all(r.startswith("/pulsar/admin/v2/") for r in fixture.requests)
 
+    # server_name: what the certificate must name (it names localhost and 127.0.0.1), also sent as SNI.
+    tls = {"ca_file": pki.ca, "server_name": "localhost"}
+    assert collect_once(_check(admin_url=url, tls=tls, auth={"token": "secret-token"})).ok
+    snap = collect_once(_check(admin_url=url, tls={**tls, "server_name": "pulsar.example"}, auth={"token": "secret-token"}))
+    assert not snap.ok and snap.errors[0][0] == "tls" and "pulsar.example" in snap.error, snap.errors
+
     snap = collect_once(_check(admin_url=url, tls={"ca_file": pki.ca}, auth={"token": "wrong-token"}))
     assert not snap.ok and snap.errors[0][0] == "auth" and "401" in snap.error
     assert "wrong-token" not in snap.error
