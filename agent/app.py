@@ -12,19 +12,24 @@ from agent.redact import redact
 from agent.registry import get_check_class
 from agent.scheduler import Runner
 from agent.schema import ConfigErrors
+from agent.sharding import WHOLE, Shard
 
 log = logging.getLogger("mqwatch.agent")
 
 
-def build_check(cfg: CheckConfig) -> Check:
+def build_check(cfg: CheckConfig, shard: Shard = WHOLE) -> Check:
     cls = get_check_class(cfg.kind)
-    return cls(cfg.name, cfg.options, cfg.timeout)
+    check = cls(cfg.name, cfg.options, cfg.timeout)
+    check.shard = shard
+    return check
 
 
 class Agent:
-    def __init__(self, config: Config, exporter: Exporter | None = None):
-        self.config = config
-        self.exporter = exporter or Exporter()
+    def __init__(self, config: Config, exporter: Exporter | None = None, shard: Shard = WHOLE):
+        """`shard` is fixed for the agent's life (a reload changing agent.shard needs a restart:
+        the other replicas would have to change at the same time anyway)."""
+        self.config, self.shard = config, shard
+        self.exporter = exporter or Exporter(shard=shard)
         self.runners: dict[str, Runner] = {}
         self._reload_lock = threading.Lock()
 
@@ -38,8 +43,10 @@ class Agent:
 
     def ready(self) -> bool:
         """Every configured check has completed at least one collection."""
+        # The configured checks, not the runners: before start() has made them, "every runner
+        # has collected" would be true of none.
         states = {s.key: s for s in self.exporter.states()}
-        return all(states.get(k) is not None and states[k].completed > 0 for k in self.runners)
+        return all(states.get(c.key) is not None and states[c.key].completed > 0 for c in self.config.checks)
 
     def reload(self) -> tuple[bool, str]:
         """Re-read the config file; an invalid one is rejected and the running config stays."""
@@ -51,6 +58,8 @@ class Agent:
                 return False, str(e)
             if new.agent.listen != self.config.agent.listen:
                 log.warning("reload_listen_ignored reason=%s", "changing agent.listen needs a restart")
+            if new.agent.shard != self.config.agent.shard:
+                log.warning("reload_shard_ignored reason=%s", "changing agent.shard needs a restart")
             try:
                 self._apply(new)
             except Exception as e:
@@ -74,7 +83,7 @@ class Agent:
                 if cfg != self.runners[key].cfg:
                     self.runners[key].retime(cfg)
                 continue
-            runner = Runner(cfg, build_check(cfg), self.exporter)
+            runner = Runner(cfg, build_check(cfg, self.shard), self.exporter)
             self.runners[key] = runner
             new_checks.append(runner)
         self.exporter.retain(set(wanted))

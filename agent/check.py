@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from agent.metrics import MetricDef
 from agent.schema import Schema, Section
+from agent.sharding import WHOLE, Shard
 from agent.snapshot import SnapshotBuilder
 
 
@@ -24,11 +25,21 @@ class Check:
     keep state across collections: offset histories, status windows, DLQ counters.
     collect() runs in a worker thread with a timeout; it must not share clients with
     other checks, and it should give its own network calls timeouts below the check's.
+
+    `shard` is this agent's share of the work when replicas split it (`--shard I/N`): a check
+    reads only what `shard.owns(name)` (its expensive requests too, not just its output) and
+    exports cluster-wide series only when `shard.first`. The core sets it before the first
+    collect(); unsharded it owns everything.
     """
 
     kind: ClassVar[str]
     config_schema: ClassVar[Schema]
     metrics: ClassVar[tuple[MetricDef, ...]]
+    # Every reason the check reports in mqwatch_collect_errors_total besides agent.metrics.CORE_ERROR_REASONS:
+    # each is exported at 0 from the first collection (so increase() sees the first error) and
+    # listed in docs/metrics.md. A reason left out still counts; it just appears when it happens.
+    error_reasons: ClassVar[tuple[str, ...]] = ()
+    shard: Shard = WHOLE
 
     def __init__(self, name: str, options: Section, timeout: float):
         self.name, self.options, self.timeout = name, options, timeout

@@ -20,6 +20,9 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger("mqwatch.cli")
 
+SHARD_HELP = ("collect only this replica's share: I/N (0 <= I < N) or auto/N (I from the number at the end of "
+              "HOSTNAME, a StatefulSet pod's ordinal); wins over MQWATCH_SHARD and agent.shard")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mqwatch", description="Observability agent for Kafka, Pulsar and Redis.")
@@ -34,10 +37,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="TLS and basic auth for every endpoint (exporter-toolkit format); overrides agent.web_config_file")
     run.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
                      help="serve POST /-/reload (SIGHUP reloads either way)")
+    run.add_argument("--shard", metavar="I/N", help=SHARD_HELP)
 
     check = sub.add_parser("check", help="collect every check once and print the result")
     check.add_argument("-c", "--config", required=True, help="config file (YAML)")
     check.add_argument("--format", choices=["table", "json", "prom"], default="table")
+    check.add_argument("--shard", metavar="I/N", help=SHARD_HELP)
 
     val = sub.add_parser("validate", help="validate a config file and list every error")
     val.add_argument("-c", "--config", required=True, help="config file (YAML)")
@@ -132,6 +137,17 @@ def cmd_metrics(args) -> int:
     return EXIT_OK
 
 
+def _shard(args, cfg):
+    """The shard to run as (flag > MQWATCH_SHARD > agent.shard), or None after saying why not."""
+    from agent import sharding
+
+    try:
+        return sharding.resolve(getattr(args, "shard", None), os.environ, cfg.agent.shard)
+    except sharding.ShardError as e:
+        print(f"mqwatch: {e}", file=sys.stderr)
+        return None
+
+
 def cmd_check(args) -> int:
     from agent.app import build_check
     from agent.exporter import Exporter
@@ -141,13 +157,16 @@ def cmd_check(args) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_USAGE
-    pairs = [(c, build_check(c)) for c in cfg.checks]
+    shard = _shard(args, cfg)
+    if shard is None:
+        return EXIT_USAGE
+    pairs = [(c, build_check(c, shard)) for c in cfg.checks]
     try:
         snaps = collect_all(pairs)
     finally:
         for _, check in pairs:
             close_check(check)
-    exporter = Exporter()
+    exporter = Exporter(shard=shard)
     for (c, _), snap in zip(pairs, snaps):
         exporter.publish(snap, c.kind)
     if args.format == "prom":
@@ -221,19 +240,23 @@ def cmd_run(args) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_USAGE
+    shard = _shard(args, cfg)
+    if shard is None:
+        return EXIT_USAGE
     ok, web = _load_web(args.web_config_file or cfg.agent.web_config_file)
     if not ok:
         return EXIT_USAGE
     setup_logging(args.log_level or cfg.agent.log_level)
-    return serve(cfg, args.listen or cfg.agent.listen, web=web, lifecycle=args.enable_lifecycle)
+    return serve(cfg, args.listen or cfg.agent.listen, web=web, lifecycle=args.enable_lifecycle, shard=shard)
 
 
 def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=None, web=None,
-          lifecycle: bool = False) -> int:
+          lifecycle: bool = False, shard=None) -> int:
     from agent.app import Agent
     from agent.server import HTTPServer, split_listen
+    from agent.sharding import WHOLE
 
-    agent = Agent(cfg)
+    agent = Agent(cfg, shard=shard or WHOLE)
     host, port = split_listen(listen)
     try:
         server = HTTPServer(agent, host, port, web=web, lifecycle=lifecycle)
@@ -245,8 +268,9 @@ def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=
     _install_signals(agent, stop)
     server.start()
     agent.start()
-    log.info("agent_started listen=%s port=%d tls=%s basic_auth=%s lifecycle=%s checks=%d version=%s", host, server.port,
-             bool(web and web.tls), bool(web and web.users), lifecycle, len(cfg.checks), __version__)
+    log.info("agent_started listen=%s port=%d tls=%s basic_auth=%s lifecycle=%s checks=%d version=%s shard=%s", host,
+             server.port, bool(web and web.tls), bool(web and web.users), lifecycle, len(cfg.checks), __version__,
+             agent.shard)
     if on_ready:
         on_ready(server.port)
     try:

@@ -11,14 +11,29 @@ from dataclasses import dataclass
 
 import yaml
 
+from agent import sharding
 from agent.redact import register_config_tree
 from agent.registry import PluginLoadError, get_check_class, known_kinds
 from agent.schema import (
-    ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, _Ctx, Invalid, Choice,
+    ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, Type, _Ctx, Invalid, Choice,
     did_you_mean, expand_env, format_path, UNRESOLVED,
 )
 
 DEFAULT_PORT = 9325
+
+
+class ShardSpec(Type):
+    """`I/N` or `auto/N`; `auto` is resolved from HOSTNAME when the agent starts (agent/sharding.py)."""
+
+    name = "I/N | auto/N"
+
+    def convert(self, value, ctx, path):
+        if value in (None, ""):
+            return ""
+        try:
+            return sharding.check_spec(str(value))
+        except sharding.ShardError as e:
+            raise Invalid(str(e).removeprefix("shard: ")) from None
 
 
 def _listen_type():
@@ -34,6 +49,8 @@ AGENT_SCHEMA = Schema(
         "log_level": Field(Choice("debug", "info", "warning", "error"), "info", "log level"),
         "web_config_file": Field(Str(), "", "TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit "
                                  "format (see README); --web.config.file overrides it"),
+        "shard": Field(ShardSpec(), "", "this replica's share of the work, I/N or auto/N (see README, "
+                                        "\"When one agent is not enough\"); --shard and MQWATCH_SHARD win over it"),
         "alertmanager_url": Field(Str(r"(https?://[^\s/]+/?)?", "expected http(s)://host:port"), "",
                                   "Alertmanager whose firing alerts the status page lists (optional)"),
     }

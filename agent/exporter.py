@@ -24,11 +24,13 @@ from prometheus_client.exposition import generate_latest
 from agent import __version__
 from agent.history import SeriesHistory
 from agent.memtrim import release_free_memory
+from agent.registry import get_check_class
 from agent.exposition import family_type, header, label_string, format_value, render_snapshot
 from agent.metrics import (
-    BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER, HISTOGRAM, LAST_SUCCESS,
-    SELF_METRICS, SERIES, UP,
+    BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, CORE_ERROR_REASONS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER,
+    HISTOGRAM, LAST_SUCCESS, SELF_METRICS, SERIES, SHARD_INFO, UP,
 )
+from agent.sharding import WHOLE, Shard
 from agent.snapshot import Snapshot
 
 HISTORY_POINTS = 60  # per-series history for the status page's sparklines
@@ -74,13 +76,14 @@ class _Collection:
 
 
 class Exporter:
-    def __init__(self, metric_defs=None, process_metrics: bool = True):
+    def __init__(self, metric_defs=None, process_metrics: bool = True, shard: Shard = WHOLE):
         self._lock = threading.Lock()
+        self._shard = shard
         self._states: dict[str, CheckState] = {}
         if metric_defs is None:
             # Not catalog(): that imports every check and its client library. Checks'
             # own metrics are learnt from the snapshots they publish.
-            metric_defs = {m.name: m for m in CONTRACT_METRICS + SELF_METRICS + (BUILD_INFO,)}
+            metric_defs = {m.name: m for m in CONTRACT_METRICS + SELF_METRICS + (BUILD_INFO, SHARD_INFO)}
         self._defs = metric_defs
         self._process = ProcessCollector(registry=None) if process_metrics else None
         self._body = b""
@@ -90,10 +93,11 @@ class Exporter:
     # ---- state ------------------------------------------------------------------------
     def ensure(self, kind: str, name: str, interval: float = 0.0, owner: object = None) -> CheckState:
         """The check's state (created if new); `owner` (a runner's token) becomes the only publisher."""
+        reasons = known_error_reasons(kind)  # outside the lock: it may read package metadata
         with self._lock:
             st = self._states.get(f"{kind}/{name}")
             if st is None:
-                st = self._states[f"{kind}/{name}"] = CheckState(kind, name, interval)
+                st = self._states[f"{kind}/{name}"] = _new_state(kind, name, reasons, interval)
             st.interval = interval
             if owner is not None:
                 st.owner = owner
@@ -118,12 +122,13 @@ class Exporter:
         for name, d in snap.metric_defs.items():
             self._defs.setdefault(name, d)
         rendered = render_snapshot(snap, self._def) if snap.ok else {}  # outside the lock: scrapes never wait
+        reasons = known_error_reasons(kind)
         with self._lock:
             st = self._states.get(f"{kind}/{snap.cluster}")
             if owner is not None and (st is None or st.owner is not owner):
                 return False
             if st is None:
-                st = self._states[f"{kind}/{snap.cluster}"] = CheckState(kind, snap.cluster)
+                st = self._states[f"{kind}/{snap.cluster}"] = _new_state(kind, snap.cluster, reasons)
             st.snapshot, st.rendered = snap, rendered
             st.completed += 1
             st.last_duration = snap.duration
@@ -162,6 +167,9 @@ class Exporter:
         """The exposition of every check, byte for byte what generate_latest(self) gives."""
         parts = [header(BUILD_INFO.name, "gauge", BUILD_INFO.help),
                  f"{BUILD_INFO.name}{label_string(_build_info_labels())} 1.0\n"]
+        if self._shard.sharded:
+            parts += [header(SHARD_INFO.name, "gauge", SHARD_INFO.help),
+                      f"{SHARD_INFO.name}{label_string(_shard_labels(self._shard))} 1.0\n"]
         states = sorted(self._states.values(), key=lambda s: s.key)
         for m in SELF_METRICS:
             lines = [
@@ -195,6 +203,10 @@ class Exporter:
         info = GaugeMetricFamily(BUILD_INFO.name, BUILD_INFO.help, labels=list(BUILD_INFO.labels))
         info.add_metric(list(_build_info_values()), 1)
         out.append(info)
+        if self._shard.sharded:
+            shard = GaugeMetricFamily(SHARD_INFO.name, SHARD_INFO.help, labels=list(SHARD_INFO.labels))
+            shard.add_metric([str(self._shard.index), str(self._shard.count)], 1)
+            out.append(shard)
         states = sorted(self._states.values(), key=lambda s: s.key)
         for m in SELF_METRICS:
             fam = _family(m.name, m.type, m.help)
@@ -226,8 +238,36 @@ def _build_info_values() -> tuple[str, str]:
     return (__version__, platform.python_version())
 
 
+_reasons: dict[str, tuple[str, ...]] = {}
+
+
+def known_error_reasons(kind: str) -> tuple[str, ...]:
+    """The reasons a check of this kind may report: the core's and those its class declares
+    (looked up once per kind)."""
+    if kind not in _reasons:
+        try:
+            declared = tuple(get_check_class(kind).error_reasons)
+        except (LookupError, AttributeError):
+            declared = ()
+        _reasons[kind] = tuple(dict.fromkeys(CORE_ERROR_REASONS + declared))
+    return _reasons[kind]
+
+
+def _new_state(kind: str, name: str, reasons: tuple[str, ...], interval: float = 0.0) -> CheckState:
+    """A check's state, its error counter at 0 for every reason it is known to report (a
+    counter with known label values starts at 0, so increase() sees the first error)."""
+    st = CheckState(kind, name, interval)
+    for reason in reasons:
+        st.errors_total[reason] = 0.0
+    return st
+
+
 def _build_info_labels():
     return sorted(zip(BUILD_INFO.labels, _build_info_values()))
+
+
+def _shard_labels(shard: Shard):
+    return sorted((("index", str(shard.index)), ("count", str(shard.count))))
 
 
 def _self_samples(m, st: CheckState):

@@ -155,7 +155,9 @@ def _empty_lag_growing(p: Params, s) -> str:
                  f" ({s('mqwatch_consumer_idle_seconds')} > {seconds(p.max_idle):g})")
     per_group = f"{s('mqwatch_consumer_members', _is('queue', ''))} == 0"
     either = (f"(({growing}) and on ({_CONSUMER_KEY}, job, instance) ({per_queue}))"
-              f" or (({growing}) and on (system, cluster, consumer, job, instance) ({per_group}))")
+              # not on instance: with `--shard` a Kafka group's members come from the replica owning
+              # the group's name, its lag on a topic from the one owning the topic
+              f" or (({growing}) and on (system, cluster, consumer, job) ({per_group}))")
     # A group the broker reports active is consuming, whatever its member list says (tansu, and
     # brokers that hide members from describe without permission).
     return f"{_one(either)} unless on (system, cluster, consumer) ({s('mqwatch_consumer_state', _ACTIVE_STATES)} == 1)"

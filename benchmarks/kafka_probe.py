@@ -26,18 +26,27 @@ checks:
 {extra}"""
 
 
-def main(bootstrap: str, time_lag: str = "", timeout: float = 120.0) -> None:
+def main(bootstrap: str, time_lag: str = "", shard: str = "", cycles: str = "1", timeout: float = 120.0) -> None:
     extra = f"    time_lag: '{time_lag}'\n" if time_lag else ""  # quoted: YAML reads a bare off as false
     cfg = parse_config(CONFIG.format(bootstrap=bootstrap, timeout=timeout, extra=extra), "bench.yaml").checks[0]
-    exporter = Exporter()
+    from agent.sharding import WHOLE, parse
+
+    shard = parse(shard) if shard else WHOLE
+    exporter = Exporter(shard=shard)
     t0 = time.perf_counter()
-    check = build_check(cfg)
+    check = build_check(cfg, shard)
     snap = Collector(check, cfg.timeout).collect()
     exporter.publish(snap, cfg.kind)
     collect = time.perf_counter() - t0
+    later = []  # a running agent's next cycles (the same check instance, its state kept)
+    for _ in range(int(cycles) - 1):
+        t1 = time.perf_counter()
+        snap = Collector(check, cfg.timeout).collect()
+        later.append(time.perf_counter() - t1)
+        exporter.publish(snap, cfg.kind)
     lag = snap.samples("mqwatch_consumer_lag_messages")
     print(json.dumps({
-        "collect_seconds": collect, "process_seconds": time.perf_counter() - T_START,
+        "collect_seconds": collect, "later_cycle_seconds": later, "process_seconds": time.perf_counter() - T_START,
         "ok": snap.ok, "error": snap.error, "errors": [list(e) for e in snap.errors],
         "partitions": int(sum(v for _, v in snap.samples("mqwatch_kafka_topic_partitions"))),
         "groups": len(snap.samples("mqwatch_consumer_members")),
@@ -48,4 +57,6 @@ def main(bootstrap: str, time_lag: str = "", timeout: float = 120.0) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])  # BOOTSTRAP [TIME_LAG]: "off", "exact", "estimate" (default: the check's default)
+    # BOOTSTRAP [TIME_LAG [SHARD]]: TIME_LAG "off", "exact", "estimate" or "" (the check's default);
+    # SHARD I/N collects one shard's share, CYCLES collections (benchmarks/bench_shard.py)
+    main(*sys.argv[1:5])

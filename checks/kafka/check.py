@@ -16,7 +16,7 @@ from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_con
 from checks.kafka.clientlog import ClientLog
 from checks.kafka.config import SCHEMA
 from checks.kafka.dlq import DlqTracker
-from checks.kafka.metrics import METRICS
+from checks.kafka.metrics import ERROR_REASONS, METRICS
 from checks.kafka.records import RecordReader
 from checks.kafka.retention import TopicRetention, headroom
 from checks.kafka.timelag import TimeLag, TimeLagResult, lag_seconds
@@ -29,6 +29,7 @@ class KafkaCheck(Check):
     kind = "kafka"
     config_schema = SCHEMA
     metrics = METRICS
+    error_reasons = ERROR_REASONS
 
     def __init__(self, name, options, timeout):
         super().__init__(name, options, timeout)
@@ -73,16 +74,19 @@ class KafkaCheck(Check):
 
     def collect(self, out: SnapshotBuilder) -> None:
         deadline = time.monotonic() + self.timeout * 0.9
-        if self.options.canary.enabled and self._canary is None:
+        first = self.shard.first  # cluster-wide series and the canary: shard 0 only
+        if first and self.options.canary.enabled and self._canary is None:
             self._canary = Canary(self.options.canary, self.base_config())
             self._canary.start()
         view = self.client().fetch_view(
             group_filter=lambda g: matches(self.options.groups, g),
             topic_filter=lambda t: matches(self.options.topics, t),
+            shard=self.shard,
         )
         for reason, message in view.errors:
             out.error(reason, message)
-        self.emit_brokers(out, view)
+        if first:
+            self.emit_brokers(out, view)
         self.emit_topics(out, view)
         self.emit_groups(out, view)
         lags = partition_lags(view)
@@ -96,14 +100,16 @@ class KafkaCheck(Check):
             self.emit_canary(out)
 
     def emit_brokers(self, out: SnapshotBuilder, view: ClusterView) -> None:
+        """Cluster-wide: brokers, controller, and every topic's replication health from metadata."""
         out.add("mqwatch_brokers", view.brokers)
         out.add("mqwatch_kafka_controller_id", view.controller_id)
+        for topic, (under, offline) in view.health.items():
+            out.add("mqwatch_kafka_under_replicated_partitions", under, queue=topic)
+            out.add("mqwatch_kafka_offline_partitions", offline, queue=topic)
 
     def emit_topics(self, out: SnapshotBuilder, view: ClusterView) -> None:
         for topic, parts in view.topics.items():
             out.add("mqwatch_kafka_topic_partitions", len(parts), queue=topic)
-            out.add("mqwatch_kafka_under_replicated_partitions", sum(p.in_sync < p.replicas for p in parts.values()), queue=topic)
-            out.add("mqwatch_kafka_offline_partitions", sum(p.leader < 0 for p in parts.values()), queue=topic)
             ends = [view.end_offsets.get((topic, p)) for p in parts]
             if parts and all(e is not None for e in ends):
                 for p, end in zip(parts, ends):
@@ -115,6 +121,8 @@ class KafkaCheck(Check):
 
     def emit_groups(self, out: SnapshotBuilder, view: ClusterView) -> None:
         for gid, g in view.groups.items():
+            if not self.shard.owns(gid):  # every shard knows every group's state; one exports it
+                continue
             out.add("mqwatch_consumer_members", g.members, consumer=gid)
             for state in GROUP_STATES:
                 out.add("mqwatch_consumer_state", 1 if g.state == state else 0, consumer=gid, state=state)

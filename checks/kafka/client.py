@@ -8,6 +8,12 @@ partitions (librdkafka groups those by leader), in batches of OFFSETS_PER_REQUES
 partitions. Everything after ListGroups is in flight at once: the broker answers the
 group offsets while the client handles the end offsets. Nothing here is per partition
 or per group in sequence.
+
+Sharded (`--shard I/N`), a replica reads the end and start offsets of the partitions of the
+topics it owns only, and asks each group's committed offsets for the partitions of its own
+topics that group commits on (OffsetFetch with a partition list; grouptopics.py); the
+metadata, ListGroups and DescribeGroups requests are small and every replica sends them
+(each needs every group's state to judge its consumers on its own topics).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from agent import tls as tlsconf
 from agent.check import CheckError
+from agent.sharding import WHOLE, Shard
 from checks.kafka.clientlog import ClientLog
+from checks.kafka.grouptopics import GroupTopics
 
 # The names the Kafka broker itself uses for group states (kafka-consumer-groups.sh prints these).
 GROUP_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance", "Empty", "Dead", "Unknown")
@@ -68,12 +76,15 @@ class ClusterView:
 
     brokers: int
     controller_id: int
-    topics: dict  # topic -> {partition: PartitionInfo}
+    topics: dict  # topic -> {partition: PartitionInfo}, the topics this shard owns
     groups: dict  # group id -> GroupInfo
     end_offsets: dict  # (topic, partition) -> offset
     start_offsets: dict  # (topic, partition) -> offset
     observed_at: float  # when the end offsets were read (unix time)
     errors: list = field(default_factory=list)  # (reason, message) partial failures
+    # topic -> (under-replicated, offline) partitions of every topic, owned or not: the metadata
+    # every shard reads anyway; shard 0 exports it (cluster-wide series).
+    health: dict = field(default_factory=dict)
 
 
 def _error_reason(err: KafkaError | None) -> str:
@@ -140,6 +151,7 @@ class KafkaClient:
         self._plaintext = str(conf.get("security.protocol", "plaintext")).lower() in ("plaintext", "sasl_plaintext")
         self._client_cert = bool(conf.get("ssl.certificate.location") or conf.get("ssl.certificate.pem")
                                  or conf.get("ssl.keystore.location"))
+        self.group_topics = GroupTopics()  # sharded only: what each group commits on
         try:
             self.admin = AdminClient(conf)
         except KafkaException as e:
@@ -149,11 +161,11 @@ class KafkaClient:
         self.admin.poll(0)
         self.log.flush(everything=True)
 
-    def fetch_view(self, group_filter, topic_filter) -> ClusterView:
+    def fetch_view(self, group_filter, topic_filter, shard: Shard = WHOLE) -> ClusterView:
         """One cycle's reads. Raises CheckError when the cluster can't be reached at all."""
         started = time.monotonic()
         try:
-            view = self._fetch_view(group_filter, topic_filter, started)
+            view = self._fetch_view(group_filter, topic_filter, started, shard)
         except CheckError as e:
             raise self._explained(e) from None
         finally:
@@ -201,7 +213,7 @@ class KafkaClient:
                 if left <= METADATA_SLICE or (cause and cause[0] in ("tls", "auth")):
                     raise CheckError(_error_reason(err), f"cannot fetch metadata: {err.str() if err else e}") from None
 
-    def _fetch_view(self, group_filter, topic_filter, started: float) -> ClusterView:
+    def _fetch_view(self, group_filter, topic_filter, started: float, shard: Shard) -> ClusterView:
         deadline = started + self.timeout * 0.9
         errors: list[tuple[str, str]] = []
 
@@ -209,37 +221,40 @@ class KafkaClient:
             return max(0.1, deadline - time.monotonic())
 
         md = self._metadata(deadline)
-        topics = {}
+        topics, health = {}, {}
         for name, t in md.topics.items():
             if t.error is not None or not topic_filter(name):
                 continue
-            topics[name] = {
-                p.id: PartitionInfo(p.leader, len(p.replicas), len(p.isrs)) for p in t.partitions.values()
-            }
+            parts = {p.id: PartitionInfo(p.leader, len(p.replicas), len(p.isrs)) for p in t.partitions.values()}
+            health[name] = (sum(p.in_sync < p.replicas for p in parts.values()), sum(p.leader < 0 for p in parts.values()))
+            if shard.owns(name):
+                topics[name] = parts
 
         brokers, controller_id = len(md.brokers), md.controller_id if md.controller_id is not None else -1
         del md  # 10k partitions' metadata objects are not needed past this point
 
-        pending_groups = self._request_groups(group_filter, remaining, errors)
         partitions = [TopicPartition(t, p) for t, parts in topics.items() for p in parts]
+        pending_groups = self._request_groups(group_filter, remaining, errors, topics if shard.sharded else None)
         # One (topic, partition) key object per partition, shared by every group's offsets and
         # the end/start maps: 100k committed offsets then hold no key tuples or topic strings
         # of their own (about 10 MB less at 10k partitions x 50 groups).
         keys = {(t, p): (t, p) for t, parts in topics.items() for p in parts}
         # The offset batches travel while the broker is still answering the group requests, and
         # each group's reply is read as soon as it is in, between offset batches.
-        replies = _GroupReplies(pending_groups, keys, errors)
+        replies = _GroupReplies(pending_groups, keys, errors, self.group_topics if shard.sharded else None)
         end, start, observed_at = self._read_offsets(partitions, keys, remaining, errors, replies.absorb_done)
         replies.absorb_all(remaining)
         groups = replies.groups
         return ClusterView(
             brokers=brokers, controller_id=controller_id,
             topics=topics, groups=groups, end_offsets=end, start_offsets=start,
-            observed_at=observed_at, errors=errors,
+            observed_at=observed_at, errors=errors, health=health,
         )
 
-    def _request_groups(self, group_filter, remaining, errors) -> tuple:
-        """List groups and send every describe and offset request; _GroupReplies reads the replies."""
+    def _request_groups(self, group_filter, remaining, errors, owned=None) -> tuple:
+        """List groups and send every describe and offset request; _GroupReplies reads the replies.
+        `owned` (sharded): this shard's topics -> partitions; each group is asked for what
+        self.group_topics plans (None: every offset it has)."""
         try:
             listing = self.admin.list_consumer_groups(request_timeout=remaining()).result(timeout=remaining())
         except KafkaException as e:
@@ -251,10 +266,16 @@ class KafkaClient:
         if not ids:
             return ids, {}, {}
         describe = self.admin.describe_consumer_groups(ids, request_timeout=remaining())
-        offsets = {
-            gid: self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid)], request_timeout=remaining())[gid]
-            for gid in ids
-        }
+        plan = dict.fromkeys(ids) if owned is None else self.group_topics.plan(ids, owned)
+        offsets = {}
+        for gid, partitions in plan.items():
+            # in batches, as list_offsets: librdkafka's reply handling is quadratic in a request's size
+            batches = [None] if partitions is None else \
+                [partitions[i:i + OFFSETS_PER_REQUEST] for i in range(0, len(partitions), OFFSETS_PER_REQUEST)]
+            offsets[gid] = [self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid, b)],
+                                                                   request_timeout=remaining())[gid]
+                            for b in batches]
+        return ids, describe, offsets
         return ids, describe, offsets
 
     def _read_offsets(self, partitions, keys, remaining, errors, between=lambda: None) -> tuple[dict, dict, float]:
@@ -296,23 +317,25 @@ class _GroupReplies:
     all live at once (about 15 MB of a cycle's peak, and the fragmentation it leaves).
     """
 
-    def __init__(self, pending: tuple, keys: dict, errors: list):
+    def __init__(self, pending: tuple, keys: dict, errors: list, group_topics: GroupTopics | None = None):
         ids, describe, offsets = pending
-        self._describe, self._offsets = dict(describe), dict(offsets)
+        self._describe, self._offsets = dict(describe), dict(offsets)  # offsets: group -> [futures]
         self.groups = {gid: GroupInfo() for gid in ids}
         self._keys, self._errors = keys, errors
+        self._group_topics = group_topics  # sharded: keep only this shard's partitions, and learn
 
     def absorb_done(self) -> None:
         self._absorb(lambda future: future.done())
 
     def absorb_all(self, remaining) -> None:
-        wait(list(self._describe.values()) + list(self._offsets.values()), timeout=remaining())
+        wait(list(self._describe.values()) + [f for fs in self._offsets.values() for f in fs], timeout=remaining())
         self._absorb(lambda future: True)  # what is still not done is reported as timed out
 
     def _absorb(self, ready) -> None:
-        for pending, absorb in ((self._describe, self._absorb_description), (self._offsets, self._absorb_offsets)):
-            for gid in [g for g, f in pending.items() if ready(f)]:
-                absorb(gid, pending.pop(gid))
+        for gid in [g for g, f in self._describe.items() if ready(f)]:
+            self._absorb_description(gid, self._describe.pop(gid))
+        for gid in [g for g, fs in self._offsets.items() if all(ready(f) for f in fs)]:
+            self._absorb_offsets(gid, self._offsets.pop(gid))
 
     def _absorb_description(self, gid, future) -> None:
         info = self.groups[gid]
@@ -323,17 +346,22 @@ class _GroupReplies:
         except Exception as e:
             self._errors.append((_partial_reason("describe_group", e), f"group {gid}: {_describe_exc(e)}"))
 
-    def _absorb_offsets(self, gid, future) -> None:
-        info, keys = self.groups[gid], self._keys
+    def _absorb_offsets(self, gid, futures) -> None:
+        info, keys, owned_only = self.groups[gid], self._keys, self._group_topics is not None
         try:
-            res = future.result(timeout=0)
-            for tp in res.topic_partitions or ():
-                if tp.error is None and tp.offset >= 0:
-                    key = (tp.topic, tp.partition)
-                    info.offsets[keys.get(key, key)] = tp.offset
+            for future in futures:
+                for tp in future.result(timeout=0).topic_partitions or ():
+                    if tp.error is None and tp.offset >= 0:
+                        key = (tp.topic, tp.partition)
+                        if owned_only and key not in keys:
+                            continue  # another shard's topic (a whole fetch returns them all)
+                        info.offsets[keys.get(key, key)] = tp.offset
         except Exception as e:
             self._errors.append((_partial_reason("group_offsets", e), f"group {gid}: {_describe_exc(e)}"))
             info.offsets = None  # unknown, not "no offsets": emit no lag for it this cycle
+            return
+        if owned_only:
+            self._group_topics.learn(gid, info.offsets)
 
 
 def _partial_reason(default: str, e: BaseException) -> str:

@@ -55,8 +55,11 @@ class AdminClient:
 
     # ---- one collection -------------------------------------------------------------------
 
-    def fetch(self, topic_filter, deadline: float) -> tuple[ClusterState, list[tuple[str, str]]]:
-        """Every topic's stats plus broker health. Raises HttpError when not even tenants can be listed."""
+    def fetch(self, topic_filter, deadline: float, keep=None,
+              broker_health: bool = True) -> tuple[ClusterState, list[tuple[str, str]]]:
+        """Every topic's stats plus broker health. Raises HttpError when not even tenants can be listed.
+        `keep(names) -> names`: ask the stats of these only (a shard's topics); `broker_health`:
+        whether to ask the brokers' health (shard 0 only)."""
         errors: list[tuple[str, str]] = []
         state = ClusterState(source="admin")
         tenants = _str_list(self._get(f"{self.base}/admin/v2/tenants", deadline), "tenants")
@@ -85,6 +88,9 @@ class AdminClient:
         # A partitioned topic's partitions are listed as topics too: report them through their parent.
         plain = {t for t in plain if split_partition(t)[0] not in partitioned}
         jobs = sorted((t, True) for t in partitioned if topic_filter(t)) + sorted((t, False) for t in plain if topic_filter(t))
+        if keep is not None:
+            wanted = keep({t for t, _ in jobs})
+            jobs = [job for job in jobs if job[0] in wanted]
 
         skipped = []
         for (topic, _), result in self._map(lambda job: self._topic_stats(job[0], job[1], deadline), jobs):
@@ -99,7 +105,7 @@ class AdminClient:
                                       f"not fetched (first: {skipped[0]}); raise the check's timeout or max_concurrency"))
 
         state.complete = not errors
-        state.brokers = self._broker_health(deadline, errors)
+        state.brokers = self._broker_health(deadline, errors) if broker_health else {}
         return state, errors
 
     def _topic_stats(self, topic: str, is_partitioned: bool, deadline: float) -> TopicState:

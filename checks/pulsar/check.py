@@ -14,9 +14,9 @@ from agent.status import STATUSES, StatusTracker
 from agent.timelag import LOWER_BOUND, OffsetTimeline
 from checks.pulsar.admin import AdminClient, BadReply
 from checks.pulsar.config import SCHEMA
-from checks.pulsar.deadletters import DLQ, classify
+from checks.pulsar.deadletters import DLQ, classify, shard_topics
 from checks.pulsar.http import HttpError
-from checks.pulsar.metrics import METRICS
+from checks.pulsar.metrics import ERROR_REASONS, METRICS
 from checks.pulsar.model import ClusterState, TopicState
 from checks.pulsar.retention import NamespaceLimits, namespace_of
 from checks.pulsar.scrape import MetricsScraper
@@ -29,6 +29,7 @@ class PulsarCheck(Check):
     kind = "pulsar"
     config_schema = SCHEMA
     metrics = METRICS
+    error_reasons = ERROR_REASONS
 
     def __init__(self, name, options, timeout):
         super().__init__(name, options, timeout)
@@ -109,11 +110,15 @@ class PulsarCheck(Check):
         state = self.fetch_state(out, deadline)
         now = time.time()
         state.topics = {n: t for n, t in state.topics.items() if matches(self.options.topics, n)}
-        self.emit_brokers(out, state)
+        if self.shard.first:
+            self.emit_brokers(out, state)
         if self.options.admin_url and state.source == "admin":
             for reason, message in self.limits.update(self.admin(), {namespace_of(t) for t in state.topics}, deadline):
                 out.error(reason, message)
         letters = classify(state.topics)
+        if self.shard.sharded:  # the siblings read to name the DLQs' sources are other shards' to export
+            state.topics = {n: t for n, t in state.topics.items() if self.shard.owns(n)}
+            letters = {n: info for n, info in letters.items() if n in state.topics}
         for name in sorted(state.topics):
             self.emit_topic(out, state.topics[name], now)
         self.emit_dead_letters(out, state, letters, now, deadline)
@@ -121,14 +126,15 @@ class PulsarCheck(Check):
         # missing is unknown, not gone, so no state of a "vanished" topic is dropped this cycle.
         if state.complete:
             self._prune(state, sorted(n for n, info in letters.items() if info.kind == DLQ))
-        if self.options.canary.enabled:
+        if self.options.canary.enabled and self.shard.first:
             self.run_canary(out, deadline)
 
     def fetch_state(self, out: SnapshotBuilder, deadline: float) -> ClusterState:
         """Admin API when configured (it knows more); /metrics otherwise or when the admin API is down."""
         if self.options.admin_url:
             try:
-                state, errors = self.admin().fetch(lambda t: matches(self.options.topics, t), deadline)
+                state, errors = self.admin().fetch(lambda t: matches(self.options.topics, t), deadline,
+                                                   self._keep(), broker_health=self.shard.first)
                 for reason, message in errors:
                     out.error(reason, message)
                 return state
@@ -137,13 +143,19 @@ class PulsarCheck(Check):
                 if not self.options.metrics_url:
                     raise CheckError(reason, f"admin API {self.options.admin_url}: {e}") from None
                 out.error(reason, f"admin API {self.options.admin_url}: {e}; using /metrics instead")
-        state, errors = self.scraper().fetch(deadline)
+        state, errors = self.scraper().fetch(deadline, self._keep())
         for reason, message in errors:
             out.error(reason, message)
         if state.brokers and not any(state.brokers.values()):
             reason = errors[0][0] if errors else "connection"
             raise CheckError(reason, "no broker /metrics endpoint could be read: " + "; ".join(m for _, m in errors))
         return state
+
+    def _keep(self):
+        """Sharded: which topics' stats to read (agent/sharding.py); None reads them all."""
+        if not self.shard.sharded:
+            return None
+        return lambda names: shard_topics(names, self.shard.owns)
 
     def emit_brokers(self, out: SnapshotBuilder, state: ClusterState) -> None:
         if state.brokers:  # empty only when broker health could not be checked in time

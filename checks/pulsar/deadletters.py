@@ -58,3 +58,24 @@ def _resolve(kind: str, ns: str, stem: str, siblings: dict[str, TopicState]) -> 
     # Older naming: `<subscription>-DLQ`; the source is known when one topic has that subscription.
     owners = [local for local, t in siblings.items() if not _is_letter_topic(local) and stem in t.subscription_names()]
     return DeadLetterTopic(kind, f"{ns}/{owners[0]}" if len(owners) == 1 else "", stem)
+
+
+def shard_topics(names, owns) -> set[str]:
+    """The topics a shard reads: those it owns, plus the siblings that tell its own dead-letter
+    and retry topics' source (`<topic>-<subscription>-DLQ` needs `<topic>`'s subscriptions; the
+    older `<subscription>-DLQ` needs every topic of its namespace), so that a DLQ is labelled
+    the same on its shard as by one unsharded agent."""
+    names = set(names)
+    wanted = {n for n in names if owns(n)}
+    by_namespace: dict[str, list[str]] = {}
+    for n in names:
+        ns, local = namespace_and_local(n)
+        by_namespace.setdefault(ns, []).append(local)
+    for n in [n for n in wanted if _is_letter_topic(namespace_and_local(n)[1])]:
+        ns, local = namespace_and_local(n)
+        stem = next(local[: -len(s)] for s, _ in _SUFFIXES if local.endswith(s))
+        siblings = [x for x in by_namespace[ns] if not _is_letter_topic(x)]
+        prefixes = [x for x in siblings if stem.startswith(x + "-")]
+        wanted.update(f"{ns}/{x}" for x in (prefixes or siblings))
+    return wanted
+

@@ -9,6 +9,8 @@ Samples without a topic label (namespace- or broker-level aggregates) are ignore
 
 from __future__ import annotations
 
+import re
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from checks.pulsar.model import NOT_PARTITIONED, ClusterState, SubscriptionState, full_topic_name, split_partition
@@ -67,17 +69,47 @@ def relevant_lines(text: str) -> str:
     return "\n".join(line for line in text.split("\n") if line.startswith(_LINE_PREFIXES)) + "\n"
 
 
-def parse_exposition(text: str, state: ClusterState | None = None, source: str = "") -> ClusterState:
+_TOPIC_LABEL = re.compile(r'[{,]\s*topic="([^"\\]*)"')
+_NAMESPACE_LABEL = re.compile(r'[{,]\s*namespace="([^"\\]*)"')
+
+
+def line_topic(line: str) -> str | None:
+    """The full base topic name a sample line is about (None for lines without a topic)."""
+    m = _TOPIC_LABEL.search(line)
+    if m is None:
+        return None
+    ns = _NAMESPACE_LABEL.search(line)
+    return full_topic_name(split_partition(m.group(1))[0], ns.group(1) if ns else "")
+
+
+def _kept(line: str, topics: set[str]) -> bool:
+    if line.startswith("#"):
+        return True
+    topic = line_topic(line)
+    return topic is None or topic in topics
+
+
+def topics_in(text: str) -> set[str]:
+    """Every topic the relevant lines of `text` name, without parsing them (for sharding)."""
+    return {t for t in map(line_topic, relevant_lines(text).split("\n")) if t is not None}
+
+
+def parse_exposition(text: str, state: ClusterState | None = None, source: str = "",
+                     topics: set[str] | None = None) -> ClusterState:
     """Adds what `text` says about topics and subscriptions to `state` (a new one by default).
 
     `source` names the broker the text came from: published counters are also kept per source.
+    `topics`: parse only the lines of these topics (a shard's), the parser being the cost.
 
     Raises ExpositionError for text the Prometheus parser rejects; nothing is added then.
     """
     names = _TopicNames()
     staged: list = []
     try:
-        for family in text_string_to_metric_families(relevant_lines(text)):
+        lines = relevant_lines(text)
+        if topics is not None:
+            lines = "\n".join(line for line in lines.split("\n") if _kept(line, topics))
+        for family in text_string_to_metric_families(lines):
             if family.name not in _WANTED_FAMILIES:
                 continue
             for sample in family.samples:

@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from checks.pulsar.exposition import ExpositionError, parse_exposition
+from checks.pulsar.exposition import ExpositionError, parse_exposition, topics_in
 from checks.pulsar.http import HttpError, get, new_session, shown
 from checks.pulsar.model import ClusterState
 
@@ -24,8 +24,9 @@ class MetricsScraper:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.session.close()
 
-    def fetch(self, deadline: float) -> tuple[ClusterState, list[tuple[str, str]]]:
-        """Union of every endpoint's topics; an endpoint that fails is unhealthy and reported."""
+    def fetch(self, deadline: float, keep=None) -> tuple[ClusterState, list[tuple[str, str]]]:
+        """Union of every endpoint's topics; an endpoint that fails is unhealthy and reported.
+        `keep(names) -> names`: parse only these of the topics every endpoint names (a shard's)."""
         state = ClusterState(source="metrics")
         errors: list[tuple[str, str]] = []
 
@@ -41,7 +42,11 @@ class MetricsScraper:
             except HttpError as e:
                 return e
 
-        for url, result in zip(self.urls, self._pool.map(one, self.urls)):
+        results = list(zip(self.urls, self._pool.map(one, self.urls)))
+        topics = None
+        if keep is not None:  # over every endpoint: a DLQ's source topic may live on another broker
+            topics = keep(set().union(*(topics_in(r) for _, r in results if isinstance(r, str))))
+        for url, result in results:
             broker = urlsplit(url).netloc.rsplit("@", 1)[-1]
             if isinstance(result, HttpError):
                 errors.append((result.reason, str(result)))
@@ -49,7 +54,7 @@ class MetricsScraper:
                 state.complete = False
                 continue
             try:
-                parse_exposition(result, state, source=broker)
+                parse_exposition(result, state, source=broker, topics=topics)
             except ExpositionError as e:
                 errors.append(("bad_reply", f"{shown(url)}: {e}"))
                 state.brokers[broker] = False

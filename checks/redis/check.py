@@ -1,5 +1,12 @@
 """The Redis check: scans the configured keys and the job frameworks' layouts, then maps
-one cycle's View onto the metric contract, keeping DLQ arrival counts across cycles."""
+one cycle's View onto the metric contract, keeping DLQ arrival counts across cycles.
+
+Sharded (`--shard I/N`), every replica walks the keyspace (SCAN cannot be split by key
+name), but reads (TYPE, LLEN, ZCARD, XINFO, ...) only the keys it owns. The job frameworks'
+queues (Sidekiq, RQ, BullMQ, Celery: found in their own registries, few, and sharing sets
+such as Sidekiq's dead and retry sets), the server's health and the scan's own figures are
+read and exported by shard 0 only.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from checks.redis import bullmq, celery, rq, sidekiq
 from checks.redis.client import RedisClient, Rounds
 from checks.redis.config import SCHEMA
 from checks.redis.keyspace import DlqPatterns, read_keys
-from checks.redis.metrics import METRICS
+from checks.redis.metrics import ERROR_REASONS, METRICS
 from checks.redis.model import PLAIN, View
 
 # The key types that carry queue meaning; others matched by a pattern are skipped.
@@ -38,6 +45,7 @@ class RedisCheck(Check):
     kind = "redis"
     config_schema = SCHEMA
     metrics = METRICS
+    error_reasons = ERROR_REASONS
 
     def __init__(self, name, options, timeout):
         super().__init__(name, options, timeout)
@@ -73,7 +81,8 @@ class RedisCheck(Check):
 
     def collect(self, out: SnapshotBuilder) -> None:
         client = self.client()
-        emit_server(out, client.info())
+        if self.shard.first:
+            emit_server(out, client.info())
         errors_before = len(out.errors)
         view = self.read(client, out)
         # A DLQ missing from an incomplete read (key budget, a failed reply) is unknown, not drained.
@@ -102,7 +111,8 @@ class RedisCheck(Check):
     # ---- reading ------------------------------------------------------------------------
     def read(self, client: RedisClient, out: SnapshotBuilder) -> View:
         o, now = self.options, time.time()
-        frameworks = set(o.frameworks)
+        first = self.shard.first
+        frameworks = set(o.frameworks) if first else set()
         patterns = list(dict.fromkeys(list(o["keys"]) + list(o.dlq_keys)))
         discovery = []
         if "bullmq" in frameworks:
@@ -111,8 +121,9 @@ class RedisCheck(Check):
             discovery.append(celery.BINDING_PATTERN)
         scan = client.scan(patterns + [d for d in discovery if d not in patterns], o.scan_count, o.max_keys,
                            o.max_scan_calls)
-        out.add("mqwatch_redis_keys_scanned", len(scan.keys))
-        out.add("mqwatch_redis_key_budget_exceeded", 1 if scan.exceeded else 0)
+        if first:  # every shard walks the same keyspace: one exports what the walk saw
+            out.add("mqwatch_redis_keys_scanned", len(scan.keys))
+            out.add("mqwatch_redis_key_budget_exceeded", 1 if scan.exceeded else 0)
         if scan.exceeded == "keys":
             out.error("key_budget", f"more than max_keys={o.max_keys} keys match {patterns + discovery}; "
                                     "the rest were not looked at this cycle (narrow the patterns or raise max_keys)")
@@ -131,7 +142,7 @@ class RedisCheck(Check):
         if "celery" in frameworks:
             celery.discover(rounds, binding_keys, lambda qs: found.__setitem__("celery", qs))
         # The types of the keys the user's patterns matched, in the same pipelined round.
-        candidates = [k for k, index in scan.keys.items() if index < len(patterns)]
+        candidates = [k for k, index in scan.keys.items() if index < len(patterns) and self.shard.owns(k)]
         kinds: list = []
         rounds.add_many(kinds.extend, [("type", k) for k in candidates])
         client.guard(rounds.run)

@@ -373,3 +373,87 @@ def test_image_healthcheck_speaks_tls_with_mqwatch_scheme_https(tmp_path, pki):
     finally:
         agent.terminate()
         agent.wait(timeout=15)
+
+
+# ---- deploy/sharded: the kustomize overlay running the agent as a StatefulSet of shards ----
+
+SHARDED = ROOT / "deploy" / "sharded"
+
+
+def _merge(base, patch):
+    if isinstance(base, dict) and isinstance(patch, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in patch.items()}}
+    return patch
+
+
+def _kustomize(directory: Path) -> list[dict]:
+    """What `kubectl kustomize` renders, for the forms deploy/ uses: resources (files or other
+    kustomizations) and strategic-merge patches by path (`$patch: delete`, or maps merged)."""
+    k = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    docs = []
+    for resource in k["resources"]:
+        path = directory / resource
+        docs += _kustomize(path) if path.is_dir() else [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for patch in k.get("patches", []):
+        p = yaml.safe_load((directory / patch["path"]).read_text())
+        at = [i for i, d in enumerate(docs) if (d["kind"], d["metadata"]["name"]) == (p["kind"], p["metadata"]["name"])]
+        assert len(at) == 1, f"{patch['path']} patches {p['kind']}/{p['metadata']['name']}: {len(at)} matches"
+        if p.get("$patch") == "delete":
+            del docs[at[0]]
+        else:
+            docs[at[0]] = _merge(docs[at[0]], p)
+    return docs
+
+
+def test_sharded_overlay_validates_against_the_kubernetes_schema_and_kubectl_renders_the_same():
+    docs = _kustomize(SHARDED)
+    for version in KUBERNETES_VERSIONS:
+        for doc in docs:
+            if (doc["apiVersion"], doc["kind"]) in CRDS:
+                continue
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} ({version}): {e.message} at {list(e.path)}")
+    import shutil
+
+    if shutil.which("kubectl"):  # the real renderer where installed; the reading above everywhere
+        out = subprocess.run(["kubectl", "kustomize", str(SHARDED)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        rendered = [d for d in yaml.safe_load_all(out.stdout) if d]
+        key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+        assert sorted(map(key, rendered)) == sorted(map(key, docs))
+        assert {key(d): d for d in rendered} == {key(d): d for d in docs}
+
+
+def test_sharded_overlay_runs_n_shards_each_scraped_once():
+    docs = _kustomize(SHARDED)
+    kinds = [d["kind"] for d in docs]
+    assert "Deployment" not in kinds and kinds.count("StatefulSet") == 1
+    sts = next(d for d in docs if d["kind"] == "StatefulSet")
+    pod = sts["spec"]["template"]
+    container, = [c for c in pod["spec"]["containers"] if c["image"].startswith("mqwatch:")]
+    args = container["args"]
+    n = int(re.fullmatch(r"auto/(\d+)", args[args.index("--shard") + 1]).group(1))
+    assert sts["spec"]["replicas"] == n > 1, "one pod per shard"
+    hostname, = [e for e in container["env"] if e["name"] == "HOSTNAME"]
+    assert hostname["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"  # mqwatch-<ordinal>
+    # the pods are behind exactly one Service, the headless one the StatefulSet names
+    selecting = [s for s in docs if s["kind"] == "Service"
+                 and s["spec"]["selector"].items() <= pod["metadata"]["labels"].items()]
+    svc, = selecting
+    assert svc["metadata"]["name"] == sts["spec"]["serviceName"] and svc["spec"]["clusterIP"] == "None"
+    # the ServiceMonitor picks it up and scrapes a port the pods serve: every pod, once
+    sm, = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    ports = {p["name"] for p in container["ports"]}
+    for endpoint in sm["spec"]["endpoints"]:
+        assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]} and endpoint["port"] in ports
+    # the pod is the base Deployment's, plus only the shard argument and HOSTNAME (no drift)
+    base, = [t for name, t in _pod_specs() if name == "mqwatch"]
+    base_container = base["spec"]["containers"][0]
+    assert {**container, "args": args[:-2], "env": [e for e in container["env"] if e["name"] != "HOSTNAME"]} == base_container
+    assert {**pod["spec"], "containers": [base_container]} == base["spec"] and pod["metadata"] == base["metadata"]
+    # and the pod's config is the base's, which `mqwatch validate` accepts (test above)
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] in {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
