@@ -39,3 +39,43 @@ def test_three_shards_export_what_one_agent_does(admin_fixture):
     crossing = sum(owner(f"{t}-billing-DLQ", SHARDS) != owner(t, SHARDS) for t in topics)
     assert len(stats) == 2 * len(docs) + crossing
     assert sum(r.endswith("/brokers/health") for r in admin_fixture.requests) == 2  # unsharded + shard 0
+
+
+def test_metrics_path_on_a_real_broker_three_shards_parse_their_own_topics(pulsar_lite, pulsar_client):
+    """pulsar-lite's /metrics: each shard parses only its topics' lines; together the shards
+    export what one unsharded agent does (a DLQ labelled with its source on another shard too)."""
+    from checks.pulsar.exposition import parse_exposition, topics_in
+    from tests.helpers import unique
+    from tests.pulsar.workload import nack_into_dlq, produce, subscribe_and_leave, wait_metric
+
+    url = pulsar_lite.extra["metrics_url"]
+    prefix = unique("shardp")
+    topics = [t.removeprefix(NS) for t in names_covering(NS + prefix, 4, 1, SHARDS)]
+    # the DLQ's topic first, chosen so that the DLQ and its source are on two shards
+    crossing = next(f"{prefix}-x{i}" for i in range(1000)
+                    if owner(NS + f"{prefix}-x{i}-worker-DLQ", SHARDS) != owner(NS + f"{prefix}-x{i}", SHARDS))
+    topics.insert(0, crossing)
+    for i, t in enumerate(topics):
+        subscribe_and_leave(pulsar_client, t, "billing")
+        produce(pulsar_client, t, i + 1)
+    nack_into_dlq(pulsar_client, topics[0], "worker", 2)
+    wait_metric(url, "pulsar_in_messages_total", 2, topic=f"{topics[0]}-worker-DLQ")
+    for i, t in enumerate(topics):
+        backlog = i + 1 + (2 if i == 0 else 0)  # nack_into_dlq produced 2 more to topics[0]
+        wait_metric(url, "pulsar_subscription_back_log", backlog, topic=t, subscription="billing")
+
+    check = {"kind": "pulsar", "name": "events", "metrics_url": url, "topics": {"include": [f"/{prefix}-"]}}
+    whole, parts = collect_sharded(check, SHARDS)
+    where = assert_union_equals(whole, parts)
+    dlq = NS + f"{topics[0]}-worker-DLQ"
+    assert whole.value("mqwatch_dlq_messages_total", dlq=dlq, source=NS + topics[0], consumer="worker") == 2
+    assert all(Shard(i, SHARDS).owns(dict(lbl).get("queue") or dict(lbl)["dlq"])
+               for (name, lbl), i in where.items() if name != "mqwatch_brokers"
+               and not name.startswith("mqwatch_pulsar_broker"))
+
+    import requests
+
+    text = requests.get(url, timeout=5).text
+    mine = {t for t in topics_in(text) if Shard(1, SHARDS).owns(t)}
+    state = parse_exposition(text, topics=mine)
+    assert set(state.topics) == mine
