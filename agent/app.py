@@ -43,8 +43,10 @@ class Agent:
 
     def ready(self) -> bool:
         """Every configured check has completed at least one collection."""
+        # The configured checks, not the runners: before start() has made them, "every runner
+        # has collected" would be true of none.
         states = {s.key: s for s in self.exporter.states()}
-        return all(states.get(k) is not None and states[k].completed > 0 for k in self.runners)
+        return all(states.get(c.key) is not None and states[c.key].completed > 0 for c in self.config.checks)
 
     def reload(self) -> tuple[bool, str]:
         """Re-read the config file; an invalid one is rejected and the running config stays."""

@@ -35,6 +35,10 @@ class Check:
     kind: ClassVar[str]
     config_schema: ClassVar[Schema]
     metrics: ClassVar[tuple[MetricDef, ...]]
+    # Every reason the check reports in mqwatch_collect_errors_total besides agent.metrics.CORE_ERROR_REASONS:
+    # each is exported at 0 from the first collection (so increase() sees the first error) and
+    # listed in docs/metrics.md. A reason left out still counts; it just appears when it happens.
+    error_reasons: ClassVar[tuple[str, ...]] = ()
     shard: Shard = WHOLE
 
     def __init__(self, name: str, options: Section, timeout: float):

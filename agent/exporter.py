@@ -24,10 +24,11 @@ from prometheus_client.exposition import generate_latest
 from agent import __version__
 from agent.history import SeriesHistory
 from agent.memtrim import release_free_memory
+from agent.registry import get_check_class
 from agent.exposition import family_type, header, label_string, format_value, render_snapshot
 from agent.metrics import (
-    BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER, HISTOGRAM, LAST_SUCCESS,
-    SELF_METRICS, SERIES, SHARD_INFO, UP,
+    BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, CORE_ERROR_REASONS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER,
+    HISTOGRAM, LAST_SUCCESS, SELF_METRICS, SERIES, SHARD_INFO, UP,
 )
 from agent.sharding import WHOLE, Shard
 from agent.snapshot import Snapshot
@@ -92,10 +93,11 @@ class Exporter:
     # ---- state ------------------------------------------------------------------------
     def ensure(self, kind: str, name: str, interval: float = 0.0, owner: object = None) -> CheckState:
         """The check's state (created if new); `owner` (a runner's token) becomes the only publisher."""
+        reasons = known_error_reasons(kind)  # outside the lock: it may read package metadata
         with self._lock:
             st = self._states.get(f"{kind}/{name}")
             if st is None:
-                st = self._states[f"{kind}/{name}"] = CheckState(kind, name, interval)
+                st = self._states[f"{kind}/{name}"] = _new_state(kind, name, reasons, interval)
             st.interval = interval
             if owner is not None:
                 st.owner = owner
@@ -120,12 +122,13 @@ class Exporter:
         for name, d in snap.metric_defs.items():
             self._defs.setdefault(name, d)
         rendered = render_snapshot(snap, self._def) if snap.ok else {}  # outside the lock: scrapes never wait
+        reasons = known_error_reasons(kind)
         with self._lock:
             st = self._states.get(f"{kind}/{snap.cluster}")
             if owner is not None and (st is None or st.owner is not owner):
                 return False
             if st is None:
-                st = self._states[f"{kind}/{snap.cluster}"] = CheckState(kind, snap.cluster)
+                st = self._states[f"{kind}/{snap.cluster}"] = _new_state(kind, snap.cluster, reasons)
             st.snapshot, st.rendered = snap, rendered
             st.completed += 1
             st.last_duration = snap.duration
@@ -233,6 +236,30 @@ class Exporter:
 
 def _build_info_values() -> tuple[str, str]:
     return (__version__, platform.python_version())
+
+
+_reasons: dict[str, tuple[str, ...]] = {}
+
+
+def known_error_reasons(kind: str) -> tuple[str, ...]:
+    """The reasons a check of this kind may report: the core's and those its class declares
+    (looked up once per kind)."""
+    if kind not in _reasons:
+        try:
+            declared = tuple(get_check_class(kind).error_reasons)
+        except (LookupError, AttributeError):
+            declared = ()
+        _reasons[kind] = tuple(dict.fromkeys(CORE_ERROR_REASONS + declared))
+    return _reasons[kind]
+
+
+def _new_state(kind: str, name: str, reasons: tuple[str, ...], interval: float = 0.0) -> CheckState:
+    """A check's state, its error counter at 0 for every reason it is known to report (a
+    counter with known label values starts at 0, so increase() sees the first error)."""
+    st = CheckState(kind, name, interval)
+    for reason in reasons:
+        st.errors_total[reason] = 0.0
+    return st
 
 
 def _build_info_labels():

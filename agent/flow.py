@@ -19,13 +19,14 @@ its lag. From those:
   lag is 0; +Inf when there is lag and the consumer is not gaining (net rate <= 0). A
   rewind raises the lag, so it counts as lost ground, which is what it is.
 
-Per key only the last positions (a tuple in the caller's stable order, not a dict per
-partition: at 100k committed offsets a dict each is several times the memory) and three
-floats for the drain are kept.
+Per key only the last positions (packed 8-byte integers in the caller's stable order, not a
+dict per partition: at 100k committed offsets that is 0.8 MB instead of several times it)
+and three floats for the drain are kept.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
@@ -60,7 +61,7 @@ class FlowTracker:
     def _advance(self, key, upstreams: tuple, positions: tuple) -> tuple[float, float]:
         last = self._positions.get(key)
         if last is None:
-            self._positions[key] = (upstreams, positions)
+            self._positions[key] = (upstreams, array("q", positions))
             return float(sum(positions)), 0.0
         last_ids, last_pos = last
         if last_ids == upstreams:
@@ -74,8 +75,8 @@ class FlowTracker:
                 advanced += new - old
             else:
                 rewound += old - new
-        if last_pos != positions or last_ids != upstreams:  # unchanged: keep the old tuples alive, not new ones
-            self._positions[key] = (upstreams if last_ids != upstreams else last_ids, positions)
+        if advanced or rewound or last_ids != upstreams:  # unchanged: keep the old array, not a new one
+            self._positions[key] = (upstreams if last_ids != upstreams else last_ids, array("q", positions))
         return float(advanced), float(rewound)
 
     def _estimate(self, key, now: float, lag: float) -> float | None:

@@ -51,9 +51,13 @@ COLLECT_DURATION = _g(
     "mqwatch_collect_duration_seconds", "How long the last collection of this check took.",
     example="max by (system, cluster) (mqwatch_collect_duration_seconds)",
 )
+# Reasons the core reports for any check (scheduler.Collector): a collection past its timeout,
+# a check that crashed or emitted an undeclared metric. Checks declare theirs (Check.error_reasons).
+CORE_ERROR_REASONS = ("timeout", "internal")
 COLLECT_ERRORS = _c(
     "mqwatch_collect_errors_total",
-    "Collection errors of this check by reason (timeout, connection, auth, broker_error, ...); partial errors count too.",
+    "Collection errors of this check by reason (timeout, connection, auth, broker_error, ...); partial errors count too; "
+    "0 from the start for every reason listed below.",
     ["reason"], example="increase(mqwatch_collect_errors_total[10m]) > 0",
 )
 LAST_SUCCESS = _g(
@@ -307,8 +311,20 @@ def render_markdown(entries: list[CatalogEntry]) -> str:
             f"{example.replace('|', '&#124;')} |"
         )
     lines += ["", "The agent also exports the standard `process_*` metrics of its own process "
-                  "(CPU, memory, open file descriptors)."]
+                  "(CPU, memory, open file descriptors).", ""] + _error_reasons_markdown()
     return "\n".join(lines) + "\n"
+
+
+def _error_reasons_markdown() -> list[str]:
+    from agent.registry import all_check_classes
+
+    rows = [("all", CORE_ERROR_REASONS)] + [(c.kind, tuple(c.error_reasons)) for c in
+                                              sorted(all_check_classes(), key=lambda c: c.kind) if c.error_reasons]
+    return ["## Reasons of `mqwatch_collect_errors_total`", "",
+            "Every check exports the counter at 0 for each of its reasons from its first collection, so",
+            "`increase()` sees the first error. A reason not listed here still counts when it happens.", "",
+            "| system | reasons |", "|---|---|"] + [f"| {kind} | {', '.join(f'`{r}`' for r in reasons)} |"
+                                                   for kind, reasons in rows]
 
 
 def render_table(entries: list[CatalogEntry]) -> str:

@@ -1,7 +1,8 @@
 """HTTP endpoints: /metrics, /healthz, /readyz, /status, / and (with --web.enable-lifecycle) POST /-/reload.
 
 Hardened for a port anyone on the network may reach: every connection has a socket
-timeout, at most MAX_HANDLERS are served at once (the next one gets 503 at once), a bad
+timeout (and a request, once started, must arrive whole within it), at most MAX_HANDLERS
+are served at once (the next one gets 503 at once), a bad
 or huge Content-Length is answered 400/413 without reading the body, and with a web
 config file (agent.webconfig) only TLS is spoken and every endpoint except the
 /healthz and /readyz probes needs basic auth.
@@ -9,6 +10,7 @@ config file (agent.webconfig) only TLS is spoken and every endpoint except the
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import socket
@@ -82,6 +84,28 @@ def accepts_gzip(header: str | None) -> bool:
     return gzip_q > 0 and gzip_q >= q.get("identity", 0.0)
 
 
+class _DeadlineSocketReader(io.RawIOBase):
+    """The socket as the handler reads it, with a deadline for the whole request on top of the
+    per-read timeout: a client trickling one header byte every few seconds (slowloris) would
+    otherwise hold a handler forever, each read finishing just within the socket timeout."""
+
+    def __init__(self, sock, timeout: float):
+        self.sock, self.timeout, self.deadline = sock, timeout, None
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        wait = self.timeout
+        if self.deadline is not None:
+            wait = self.deadline - time.monotonic()
+            if wait <= 0:
+                raise TimeoutError("request not received within the deadline")
+            wait = min(wait, self.timeout)
+        self.sock.settimeout(wait)
+        return self.sock.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     agent = None  # set per server class
     auth = None  # agent.webconfig.BasicAuth, or None when no users are configured
@@ -92,6 +116,26 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes; with Nagle's algorithm the body of a small
     # (e.g. gzip) response waits for the client's delayed ACK, 40 ms per scrape on Linux.
     disable_nagle_algorithm = True
+
+    def setup(self):
+        super().setup()
+        self.rfile.close()  # the plain reader: its reference would keep the socket open after close()
+        self._reader = _DeadlineSocketReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._reader, self.rbufsize if self.rbufsize > 0 else io.DEFAULT_BUFFER_SIZE)
+
+    def handle_one_request(self):
+        # Waiting for the next request of a kept-alive connection is bounded by the socket
+        # timeout; once its first byte is in, the whole request must arrive within one timeout.
+        self._reader.deadline = None
+        try:
+            if not self.rfile.peek(1):
+                self.close_connection = True
+                return
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        self._reader.deadline = time.monotonic() + self.timeout
+        super().handle_one_request()
 
     def log_message(self, fmt, *args):  # routed to our logger at debug, not stderr
         if log.isEnabledFor(logging.DEBUG):

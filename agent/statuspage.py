@@ -125,7 +125,7 @@ def _poison_table(states) -> str:
                 rows.append((deliveries, st, labels, redelivered.get((labels.get("queue"), labels.get("consumer")))))
     rows.sort(key=lambda r: r[0], reverse=True)
     html_rows = "".join(
-        f"<tr class='poison'><td>{_e(st.kind)}/{_e(st.name)}</td><td>{_e(lbl.get('queue', ''))}</td>"
+        f"<tr class='poison'><td>{_e(st.kind)}/{_e(st.name)}</td><td class='name'>{_e(lbl.get('queue', ''))}</td>"
         f"<td>{_e(lbl.get('consumer', ''))}</td><td class='max-deliveries'>{n:.0f}</td>"
         f"<td class='redelivered'>{'–' if r is None else f'{r:.0f}'}</td></tr>"
         for n, st, lbl, r in rows[:TOP_ROWS])

@@ -109,3 +109,23 @@ def test_third_party_check_plugs_in_through_the_entry_point_group(tmp_path):
     bad.write_text("checks:\n  - kind: echo\n    name: e\n    queu: inbox\n")
     run = subprocess.run([sys.executable, "-m", "agent", "validate", "-c", str(bad)], capture_output=True, text=True, env=env)
     assert run.returncode == 2 and "checks[0].queu: unknown key (did you mean queue?)" in run.stderr
+
+
+def test_collect_errors_start_at_zero_for_every_documented_reason(redis_server):
+    """A fresh check exports mqwatch_collect_errors_total{reason} at 0 for each reason
+    docs/metrics.md lists for it, so increase() over the first error is not lost."""
+    from agent.exporter import Exporter
+    from agent.metrics import CORE_ERROR_REASONS
+    from agent.registry import get_check_class
+
+    snap = collect_once({"kind": "redis", "name": "fresh", "url": f"redis://127.0.0.1:{redis_server.port}/9"})
+    assert snap.ok and not snap.errors
+    exporter = Exporter(process_metrics=False)
+    exporter.publish(snap, "redis")
+    text = exporter.body().decode()
+    reasons = CORE_ERROR_REASONS + get_check_class("redis").error_reasons
+    with open(os.path.join(ROOT, "docs", "metrics.md")) as fh:
+        documented = fh.read().split("## Reasons of", 1)[1].split("| redis | ", 1)[1].split("\n", 1)[0]
+    for reason in reasons:
+        assert f"`{reason}`" in documented or reason in CORE_ERROR_REASONS
+        assert f'mqwatch_collect_errors_total{{cluster="fresh",reason="{reason}",system="redis"}} 0.0' in text, reason

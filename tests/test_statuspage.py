@@ -1,6 +1,7 @@
 """The status page as an on-call engineer sees it, rendered by headless Chromium."""
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -77,7 +78,7 @@ checks:
     finally:
         agent.stop()
         server.stop()
-    assert "1 check failing" in dom and "badge bad" in dom
+    assert "1 check failing" in dom and "badge bad" in dom, re.search(r"<p id=.headline[^<]*", dom).group(0)
     assert "data-check=\"kafka/legacy\"" in dom and "<td class=\"health\">down</td>" in dom
     assert "data-check=\"kafka/shop\"" in dom and "<td class=\"health\">up</td>" in dom
     assert stuck in dom and "<td class=\"lag-messages\">6</td>" in dom

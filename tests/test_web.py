@@ -260,6 +260,35 @@ def test_slow_request_line_is_cut_by_the_timeout(serve):
         assert time.monotonic() - t0 < 4
 
 
+def test_a_request_trickled_byte_by_byte_is_cut_at_the_deadline(serve):
+    """Each byte comes well within the 1 s socket timeout, the request as a whole does not."""
+    server = serve(socket_timeout=1.0)
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.settimeout(5)
+        s.sendall(b"GET /metrics HTTP/1.1\r\n")
+        t0 = time.monotonic()
+        closed = False
+        for _ in range(40):  # 40 x 0.25 s: 10 s of headers if the server let it
+            try:
+                s.sendall(b"X")
+            except OSError:  # reset: the server closed the connection
+                closed = True
+                break
+            time.sleep(0.25)
+            s.setblocking(False)
+            try:
+                closed = s.recv(100) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+            s.setblocking(True)
+            s.settimeout(5)
+            if closed:
+                break
+        assert closed and time.monotonic() - t0 < 3.5
+
+
 @pytest.mark.parametrize("header, gz", [
     ("gzip", True), ("gzip;q=0", False), ("gzip; q=0.0, identity", False), ("*;q=0.5", True), ("*;q=0", False),
     ("identity;q=1, gzip;q=0.5", False), ("deflate, gzip;q=0.8", True), ("br", False), ("GZIP;Q=1", True),

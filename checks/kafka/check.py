@@ -16,7 +16,7 @@ from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_con
 from checks.kafka.clientlog import ClientLog
 from checks.kafka.config import SCHEMA
 from checks.kafka.dlq import DlqTracker
-from checks.kafka.metrics import METRICS
+from checks.kafka.metrics import ERROR_REASONS, METRICS
 from checks.kafka.records import RecordReader
 from checks.kafka.retention import TopicRetention, headroom
 from checks.kafka.timelag import TimeLag, TimeLagResult, lag_seconds
@@ -29,6 +29,7 @@ class KafkaCheck(Check):
     kind = "kafka"
     config_schema = SCHEMA
     metrics = METRICS
+    error_reasons = ERROR_REASONS
 
     def __init__(self, name, options, timeout):
         super().__init__(name, options, timeout)

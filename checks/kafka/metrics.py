@@ -17,6 +17,13 @@ OFFLINE = MetricDef(
     example="sum by (cluster) (mqwatch_kafka_offline_partitions) > 0",
 )
 
+# Reasons this check reports in mqwatch_collect_errors_total (besides the core's timeout and
+# internal): the whole collection failing (connection ... config), then partial failures.
+ERROR_REASONS = (
+    "connection", "tls", "auth", "permission", "broker_error", "config",
+    "list_groups", "describe_group", "group_offsets", "partition_offsets", "time_lag", "dlq_read", "dlq_reason",
+)
+
 METRICS = (
     m.CONSUMER_LAG_MESSAGES,
     m.PARTITION_LAG_MESSAGES,

@@ -16,7 +16,7 @@ from checks.pulsar.admin import AdminClient, BadReply
 from checks.pulsar.config import SCHEMA
 from checks.pulsar.deadletters import DLQ, classify, shard_topics
 from checks.pulsar.http import HttpError
-from checks.pulsar.metrics import METRICS
+from checks.pulsar.metrics import ERROR_REASONS, METRICS
 from checks.pulsar.model import ClusterState, TopicState
 from checks.pulsar.retention import NamespaceLimits, namespace_of
 from checks.pulsar.scrape import MetricsScraper
@@ -29,6 +29,7 @@ class PulsarCheck(Check):
     kind = "pulsar"
     config_schema = SCHEMA
     metrics = METRICS
+    error_reasons = ERROR_REASONS
 
     def __init__(self, name, options, timeout):
         super().__init__(name, options, timeout)

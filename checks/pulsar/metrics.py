@@ -13,6 +13,13 @@ TOPIC_PARTITIONS = MetricDef(
     ("queue",), example="mqwatch_pulsar_topic_partitions > 1",
 )
 
+# Reasons this check reports in mqwatch_collect_errors_total (besides the core's timeout and
+# internal): reading /metrics or the admin API failing, then partial failures and the canary's.
+ERROR_REASONS = (
+    "connection", "tls", "auth", "permission", "bad_reply", "broker_error", "not_found", "too_large",
+    "broker_unhealthy", "dlq_sampling", "canary_produce", "canary_consume", "canary_timeout",
+)
+
 METRICS = (
     m.CONSUMER_LAG_MESSAGES,
     m.CONSUMER_LAG_SECONDS,

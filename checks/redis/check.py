@@ -23,7 +23,7 @@ from checks.redis import bullmq, celery, rq, sidekiq
 from checks.redis.client import RedisClient, Rounds
 from checks.redis.config import SCHEMA
 from checks.redis.keyspace import DlqPatterns, read_keys
-from checks.redis.metrics import METRICS
+from checks.redis.metrics import ERROR_REASONS, METRICS
 from checks.redis.model import PLAIN, View
 
 # The key types that carry queue meaning; others matched by a pattern are skipped.
@@ -45,6 +45,7 @@ class RedisCheck(Check):
     kind = "redis"
     config_schema = SCHEMA
     metrics = METRICS
+    error_reasons = ERROR_REASONS
 
     def __init__(self, name, options, timeout):
         super().__init__(name, options, timeout)

@@ -79,6 +79,13 @@ SERVER_METRICS = (
     ROLE, CONNECTED_REPLICAS, MASTER_LINK_UP, RDB_LAST_SAVE_OK, AOF_LAST_WRITE_OK, UPTIME,
 )
 
+# Reasons this check reports in mqwatch_collect_errors_total (besides the core's timeout and
+# internal): the server unreachable or refusing (connection ... config), then partial failures.
+ERROR_REASONS = (
+    "connection", "tls", "auth", "permission", "config",
+    "bad_reply", "key_changed", "key_budget", "bad_payload", "dlq_type", "stream_lag_limit",
+)
+
 METRICS = (
     m.QUEUE_MESSAGES,
     m.QUEUE_PRODUCED,

@@ -187,3 +187,39 @@ def test_namespace_limits_from_policy_shapes():
     assert limit_seconds(None, hold) is None
     evict = {"message_age": {"limitTime": 60, "policy": "consumer_backlog_eviction"}}
     assert limit_seconds(7200, evict) == 60
+
+
+def test_nacked_redeliveries_count_as_consumed_while_the_backlog_does_not_drain(pulsar_lite, pulsar_client):
+    """A consumer that negatively acknowledges everything: the broker delivers the same messages
+    again and again. Pulsar's stats have no per-message delivery count (the redelivery count
+    lives in the client), so there is no mqwatch_pending_max_deliveries for Pulsar; what mqwatch
+    reports is the delivered counter rising by every redelivery while the backlog stays, so
+    the drain ETA is +Inf (MqwatchConsumerNotDraining)."""
+    topic = unique("flow-nacks")
+    consumer = pulsar_client.subscribe(topic, "billing", consumer_type=pulsar.ConsumerType.Shared,
+                                       negative_ack_redelivery_delay_ms=20, receiver_queue_size=1)
+    produce(pulsar_client, topic, 5)
+    _, check = make_check({"kind": "pulsar", "name": "events", "metrics_url": pulsar_lite.extra["metrics_url"],
+                           "topics": {"include": [topic]}})
+    labels = {"queue": NS + topic, "consumer": "billing"}
+    try:
+        wait_until(lambda: collect_once(check).value("mqwatch_consumer_lag_messages", **labels) == 5, timeout=20,
+                   message="the backlog of 5")
+        start = collect_once(check).value("mqwatch_consumer_consumed_total", **labels)
+        deliveries, deadline = 0, time.monotonic() + 20
+        while deliveries < 20 and time.monotonic() < deadline:
+            try:
+                consumer.negative_acknowledge(consumer.receive(timeout_millis=500))
+                deliveries += 1
+            except pulsar.Timeout:
+                continue
+        assert deliveries >= 20  # 5 messages, each delivered about 4 times
+        snap = wait_until(lambda: (s := collect_once(check)).value("mqwatch_consumer_consumed_total", **labels)
+                          - start >= 20 and s, timeout=20, message="the redeliveries counted")
+        assert snap.value("mqwatch_consumer_lag_messages", **labels) == 5  # nothing acknowledged
+        assert snap.samples("mqwatch_pending_max_deliveries") == []
+        time.sleep(0.5)
+        assert collect_once(check).value("mqwatch_consumer_drain_seconds", **labels) == math.inf
+    finally:
+        consumer.close()
+        check.close()
