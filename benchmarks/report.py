@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import re
@@ -26,6 +27,8 @@ class Row:
     met: bool | None = None
 
     def shown(self) -> str:
+        if math.isnan(self.value):  # not measured (e.g. too few samples for a p99): say so, print no number
+            return "n/a"
         if self.unit == "x":
             return f"{self.value:.2f}x"
         if self.unit == "":
@@ -112,8 +115,11 @@ def print_result(res: Result) -> None:
 _HEADER = """# mqwatch benchmarks
 
 Written by `./mqw bench` (`python -m benchmarks [NAME ...]`); do not edit by hand. Each
-section says when and on which machine it last ran. Machines here are noisy: every
-figure is a ratio against a floor measured in the same run, or a minimum of several runs.
+section says when and on which machine it last ran, and most give the load average.
+Machines here are noisy: timings are judged as ratios against a floor or a baseline
+measured in the same run. Each row's text says what it is: a minimum of N runs, a median
+of N cycles (or of their per-cycle minima), the highest reading of a single run, or one
+run's percentile over all its samples (p99 only where there are at least 200 samples).
 
 """
 _SECTION = re.compile(r"<!-- bench:(?P<name>[\w-]+) (?P<meta>\{.*?\}) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->\n", re.S)

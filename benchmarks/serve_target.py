@@ -1,15 +1,19 @@
 """One HTTP server of the serving benchmark, run as its own process: `python -m benchmarks.serve_target KIND SERIES`.
 
-KIND is `mqwatch` (the agent's own HTTP server and exporter), `floor` (Python's http.server
-returning the very same bytes from memory) or `generate_latest` (the common exporter
-design: render the registry with prometheus-client at every scrape). Prints the port once
-it listens, then serves until killed.
+KIND is `mqwatch` (the agent's own HTTP server and exporter), `mqwatch-busy` (the same
+while a thread collects back to back: builds a fresh snapshot of SERIES series and
+publishes it, render and gzip included, as a check's loop does in `mqwatch run` with
+collections that take longer than the interval), `floor` (Python's http.server returning
+the very same bytes from memory) or `generate_latest` (the common exporter design: render
+the registry with prometheus-client at every scrape). Prints the port once it listens,
+then serves until killed.
 """
 
 from __future__ import annotations
 
 import gzip
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -62,8 +66,14 @@ class _Static(BaseHTTPRequestHandler):
 def main(kind: str, series: int) -> None:
     exporter = Exporter()
     exporter.publish(snapshot(series))
-    if kind == "mqwatch":
+    if kind in ("mqwatch", "mqwatch-busy"):
         from agent.server import HTTPServer
+
+        if kind == "mqwatch-busy":
+            def collect_forever():
+                while True:
+                    exporter.publish(snapshot(series))
+            threading.Thread(target=collect_forever, daemon=True).start()
 
         agent = type("BenchAgent", (), {"exporter": exporter, "ready": lambda self: True})()
         server = HTTPServer(agent, "127.0.0.1", 0)
