@@ -221,14 +221,15 @@ PENDING_MAX_DELIVERIES = _g(
 )
 PENDING_REDELIVERED = _g(
     "mqwatch_pending_redelivered_messages",
-    "Unacknowledged messages of this consumer delivered more than once (Pulsar: unacked messages while the "
-    "subscription redelivers).",
+    "Unacknowledged messages of this consumer delivered more than once (Redis streams XPENDING); not reported "
+    "for Pulsar, whose stats carry no per-message delivery count.",
     ["queue"], optional=["consumer"], example="mqwatch_pending_redelivered_messages > 0",
 )
 CONSUMER_LOST = _c(
     "mqwatch_consumer_lost_messages_total",
     "Messages the broker removed before this consumer read them (Redis stream trimmed under the group, Kafka "
-    "retention past the committed offset, Pulsar TTL expiry or backlog-quota eviction).",
+    "retention past the committed offset, Pulsar TTL expiry; Pulsar backlog-quota evictions are not counted: the "
+    "broker gives no message count for them).",
     ["queue", "consumer"], example="increase(mqwatch_consumer_lost_messages_total[10m]) > 0",
 )
 CONSUMER_RETENTION_HEADROOM = _g(

@@ -223,3 +223,23 @@ def test_nacked_redeliveries_count_as_consumed_while_the_backlog_does_not_drain(
     finally:
         consumer.close()
         check.close()
+
+
+def test_redelivering_subscription_exports_no_delivery_count_it_does_not_have(admin_fixture):
+    """Real Pulsar stats (SubscriptionStatsImpl / ConsumerStatsImpl) give `msgRateRedeliver`, a
+    rate, and `unackedMessages`, which counts first deliveries too: neither is a per-message
+    delivery count, so the two pending-delivery series stay absent (README, "Redelivery") while
+    the unacked messages and the dispatch counter (redeliveries included) are reported."""
+    check = _admin(admin_fixture)
+    try:
+        sub = subscription_json(40, unacked=7, consumers=1)
+        sub["msgRateRedeliver"] = sub["consumers"][0]["msgRateRedeliver"] = 12.5
+        sub["msgOutCounter"] = sub["consumers"][0]["msgOutCounter"] = 300
+        admin_fixture.add_topics({NS + "orders": topic_stats_json(100, 1, {"billing": sub})})
+        snap = collect_once(check)
+        assert snap.value("mqwatch_pending_messages", **ORDERS) == 7
+        assert snap.value("mqwatch_consumer_consumed_total", **ORDERS) == 300
+        for name in ("mqwatch_pending_redelivered_messages", "mqwatch_pending_max_deliveries"):
+            assert snap.samples(name) == [], name
+    finally:
+        check.close()
