@@ -1,7 +1,7 @@
 """The HTML status page at `/`: what an on-call engineer needs at a glance.
 
 A headline badge with the worst state of what is watched, the alerts firing in Alertmanager
-(when `agent.alertmanager_url` is set), each check's health, the worst consumers by lag in
+(when `mqwatch.agent.alertmanager_url` is set), each check's health, the worst consumers by lag in
 seconds, growing DLQs with their top reasons, overdue delayed queues; each with a sparkline
 of its recent history, refreshing by itself. Built from the snapshots the exporter already
 holds (no collection here) and fits a 1280 px wide screen: long names wrap, long reasons are
@@ -14,9 +14,9 @@ import calendar
 import html
 import time
 
-from agent import alertmanager
-from agent.headline import dlq_growth, headline
-from agent.redact import redact
+from mqwatch.agent import alertmanager
+from mqwatch.agent.headline import dlq_growth, headline
+from mqwatch.agent.redact import redact
 
 REFRESH_SECONDS = 10
 TOP_ROWS = 15
