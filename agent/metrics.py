@@ -198,7 +198,8 @@ CANARY_FAILURES = _c(
 CONSUMER_CONSUMED = _c(
     "mqwatch_consumer_consumed_total",
     "Messages this consumer moved past: the sum of its positions' advances (Kafka committed offsets per partition, "
-    "Redis stream group entries-read, Pulsar acknowledged position per partition); a rewind adds nothing.",
+    "Redis stream group entries-read, on Redis 6 its acknowledged progress, Pulsar acknowledged position per "
+    "partition); a rewind adds nothing.",
     ["queue", "consumer"],
     example="sum by (cluster, queue, consumer) (rate(mqwatch_consumer_consumed_total[5m]))",
 )

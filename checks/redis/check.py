@@ -25,6 +25,7 @@ from mqwatch.checks.redis.config import SCHEMA
 from mqwatch.checks.redis.keyspace import DlqPatterns, read_keys
 from mqwatch.checks.redis.metrics import ERROR_REASONS, METRICS
 from mqwatch.checks.redis.model import PLAIN, View
+from mqwatch.checks.redis.progress import AckedProgress
 
 # The key types that carry queue meaning; others matched by a pattern are skipped.
 TYPES = ("list", "zset", "stream")
@@ -66,6 +67,7 @@ class RedisCheck(Check):
         self._flow = FlowTracker(options.status_window)
         self._stream_added = Counters()  # stream <- entries-added
         self._lost = Counters()  # (stream, group) <- entries trimmed before the group read them
+        self._acked = AckedProgress()  # (stream, group) -> consumed on Redis 6
         self._canary = None
 
     def client(self) -> RedisClient:
@@ -159,7 +161,7 @@ class RedisCheck(Check):
             if kind in TYPES and k not in owned and not bull_owns(k):
                 generic.append((k, kind))
 
-        read_keys(rounds, generic, o, self._dlq_patterns, self._cursors, now, view)
+        read_keys(rounds, generic, o, self._dlq_patterns, self._cursors, now, view, self._acked.last_delivered)
         if found.get("sidekiq"):
             sidekiq.read(rounds, found["sidekiq"], self._cursors, o.dlq_sample, now, view, self._dead_sources,
                          o.max_payload_bytes)
@@ -225,10 +227,18 @@ class RedisCheck(Check):
         self.emit_dlqs(out, view, complete)
 
     def emit_flow(self, out: SnapshotBuilder, view: View) -> None:
-        """Per stream group: consumed (entries-read), drain ETA, rewinds (XGROUP SETID back), messages
-        trimmed unread, and delivery counts of pending entries (agent/flow.py)."""
+        """Per stream group: consumed (entries-read; Redis 6: acknowledged progress), drain ETA, rewinds
+        (XGROUP SETID back), messages trimmed unread, and delivery counts of pending entries (agent/flow.py)."""
         now, live = time.time(), []
+        self._acked.retain((g.stream, g.group) for g in view.groups)
         for g in view.groups:
+            if g.delivered_id is not None:  # Redis 6; a group whose lag went uncounted keeps its progress
+                stream = view.streams.get(g.stream)
+                first_past = stream.length - g.lag if stream is not None and g.lag is not None else None
+                consumed = self._acked.observe((g.stream, g.group), g.delivered_id, g.moved, first_past,
+                                               g.xinfo_pending)
+                if consumed is not None:
+                    out.add("mqwatch_consumer_consumed_total", consumed, queue=g.stream, consumer=g.group)
             if g.lag is None:
                 continue
             key, labels = (g.stream, g.group), {"queue": g.stream, "consumer": g.group}

@@ -53,7 +53,8 @@ def reason_of(payload, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> str | None:
     return None
 
 
-def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, now: float, view) -> None:
+def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, now: float, view,
+              last_delivered=None) -> None:
     clock = ScoreClock(options.delayed_score)
     suffix = options.processing_suffix.encode()
     lists, zsets = [], []
@@ -68,7 +69,8 @@ def read_keys(rounds, keys, options, dlq_patterns: DlqPatterns, cursors: dict, n
         elif kind == "zset":
             zsets.append(key)
         elif kind == "stream":
-            read_stream(rounds, key, now, options.stream_lag_max_scan, view, pending_scan=options.pending_scan)
+            read_stream(rounds, key, now, options.stream_lag_max_scan, view, pending_scan=options.pending_scan,
+                        last_delivered=last_delivered)
 
     def on_lengths(replies):
         for key, n in zip(lists, replies):

@@ -44,6 +44,10 @@ class GroupStat:
     unreadable: int | None = None  # entries trimmed before the group read them (Redis 7 lag only)
     max_deliveries: int | None = None  # highest XPENDING delivery count among the scanned pending entries
     redelivered: int | None = None  # scanned pending entries delivered more than once
+    # Redis 6 only (no entries-read), for checks/redis/progress.py:
+    delivered_id: tuple | None = None  # last-delivered-id as (ms, seq)
+    xinfo_pending: int = 0  # pending as XINFO GROUPS told it, with last-delivered-id
+    moved: int | None = None  # entries counted after the previous cycle's last-delivered-id
 
 
 @dataclass

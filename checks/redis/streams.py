@@ -72,7 +72,10 @@ def trimmed_unread(info: dict, group: dict) -> int | None:
     return max(0, int(lag) - length)
 
 
-def read_stream(rounds, key, now: float, lag_scan_limit: int, view, on_group_done=None, pending_scan: int = 0) -> None:
+def read_stream(rounds, key, now: float, lag_scan_limit: int, view, on_group_done=None, pending_scan: int = 0,
+                last_delivered=None) -> None:
+    """last_delivered((stream, group)): the group's last-delivered-id the previous cycle, or None;
+    on Redis 6 the entries from there to the current one are counted (checks/redis/progress.py)."""
     name = label(key)
     state: dict = {}
 
@@ -85,14 +88,16 @@ def read_stream(rounds, key, now: float, lag_scan_limit: int, view, on_group_don
         state["info"] = result
         view.streams[name] = StreamStat(int(result.get("length") or 0), _int_or_none(result.get("entries-added")))
         if "groups" in state:
-            _read_groups(rounds, key, name, state["info"], state["groups"], now, lag_scan_limit, view, pending_scan)
+            _read_groups(rounds, key, name, state["info"], state["groups"], now, lag_scan_limit, view, pending_scan,
+                         last_delivered)
 
     def on_groups(result):
         if is_missing_key(result) or is_error(result):
             return  # on_info reports the key
         state["groups"] = result
         if "info" in state:
-            _read_groups(rounds, key, name, state["info"], state["groups"], now, lag_scan_limit, view, pending_scan)
+            _read_groups(rounds, key, name, state["info"], state["groups"], now, lag_scan_limit, view, pending_scan,
+                         last_delivered)
 
     rounds.add(on_info, "xinfo_stream", key)
     rounds.add(on_groups, "xinfo_groups", key)
@@ -105,7 +110,8 @@ def _int_or_none(v):
         return None
 
 
-def _read_groups(rounds, key, name, info, groups, now, lag_scan_limit, view, pending_scan=0) -> None:
+def _read_groups(rounds, key, name, info, groups, now, lag_scan_limit, view, pending_scan=0,
+                 last_delivered=None) -> None:
     for group in groups:
         gname = group["name"]
         stat = GroupStat(name, label(gname), int(group.get("consumers") or 0), known_lag(info, group), None,
@@ -115,6 +121,11 @@ def _read_groups(rounds, key, name, info, groups, now, lag_scan_limit, view, pen
         stat.delivered = (delivered[0] << 64) + delivered[1]
         stat.entries_read = _int_or_none(group.get("entries-read"))
         stat.unreadable = trimmed_unread(info, group)
+        if stat.entries_read is None:  # Redis 6: count what the group moved past since last cycle
+            stat.delivered_id, stat.xinfo_pending = delivered, stat.pending
+            before = last_delivered((name, stat.group)) if last_delivered else None
+            if before is not None:
+                _count_moved(rounds, key, stat, before, delivered, lag_scan_limit, view)
 
         def on_first_undelivered(result, stat=stat):
             if is_error(result):
@@ -164,20 +175,48 @@ def _on_pending_entries(stat: GroupStat):
 _PAGE = 1000
 
 
-def _count_undelivered(rounds, key, stat: GroupStat, start: tuple[int, int], limit: int, view, counted: int = 0) -> None:
-    """Count entries after `start` page by page (IDs only matter), up to `limit` entries."""
+def _count_undelivered(rounds, key, stat: GroupStat, start: tuple[int, int], limit: int, view) -> None:
+    def done(total):
+        if total is None:
+            view.error("stream_lag_limit", f"stream {stat.stream!r} group {stat.group!r}: more than {limit} "
+                                           "undelivered entries to count (stream_lag_max_scan); lag not reported")
+        else:
+            stat.lag = total
+
+    count_between(rounds, key, start, "+", limit, done)
+
+
+def _count_moved(rounds, key, stat: GroupStat, before: tuple[int, int], now_at: tuple[int, int], limit: int,
+                 view) -> None:
+    """Entries after `before` up to `now_at` (the group's last-delivered-ids last cycle and now):
+    what it moved past meanwhile. A rewind (now_at before `before`) moved past nothing."""
+    if now_at <= before:
+        stat.moved = 0
+        return
+
+    def done(total):
+        if total is None:
+            view.error("stream_lag_limit", f"stream {stat.stream!r} group {stat.group!r}: moved past more than "
+                                           f"{limit} entries since the last cycle (stream_lag_max_scan); they are "
+                                           "not added to mqwatch_consumer_consumed_total")
+        stat.moved = total
+
+    count_between(rounds, key, before, f"{now_at[0]}-{now_at[1]}", limit, done)
+
+
+def count_between(rounds, key, start: tuple[int, int], end: str, limit: int, done, counted: int = 0) -> None:
+    """Count the entries after `start` up to `end` (inclusive; "+" for the last) page by page (IDs
+    only matter), up to `limit` entries; done(count), or done(None) beyond the limit."""
 
     def on_page(result):
         if is_error(result):
             return
         total = counted + len(result)
         if len(result) < _PAGE:
-            stat.lag = total
+            done(total)
         elif total >= limit:
-            view.error("stream_lag_limit", f"stream {stat.stream!r} group {stat.group!r}: more than {limit} "
-                                           "undelivered entries to count (stream_lag_max_scan); lag not reported")
+            done(None)
         else:
-            last = parse_id(result[-1][0])
-            _count_undelivered(rounds, key, stat, last, limit, view, total)
+            count_between(rounds, key, parse_id(result[-1][0]), end, limit, done, total)
 
-    rounds.add(on_page, "xrange", key, after(start), "+", _PAGE)
+    rounds.add(on_page, "xrange", key, after(start), end, _PAGE)

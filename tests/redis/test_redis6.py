@@ -56,3 +56,66 @@ def test_sidekiq_dead_set_and_server_health_on_redis_6(db6):
     assert snap.value("mqwatch_dlq_messages", dlq="dead", source="default") == 1
     assert snap.value("mqwatch_dlq_reason_messages", dlq="dead", reason="Timeout::Error") == 1
     assert snap.value("mqwatch_redis_used_memory_bytes") > 0
+
+
+def test_consumed_on_redis_6_is_acknowledged_progress_and_survives_trims_and_rewinds(db6):
+    """Redis 6 has no `entries-read`: consumed is what the group moved past minus what is still pending."""
+    from tests.helpers import make_check
+
+    q = {"queue": "stream:orders", "consumer": "billing"}
+    ids = [db6.r.xadd("stream:orders", {"n": i}) for i in range(10)]
+    db6.r.xgroup_create("stream:orders", "billing", id="0")
+    assert "entries-read" not in db6.r.xinfo_groups("stream:orders")[0]  # the reply shape this test is about
+    _, check = make_check(db6.check(keys=["stream:*"], frameworks=[]))
+
+    def consumed():
+        snap = collect_once(check)
+        assert snap.ok, snap.error
+        return snap.value("mqwatch_consumer_consumed_total", **q)
+
+    db6.r.xreadgroup("billing", "w1", {"stream:orders": ">"}, count=6)
+    db6.r.xack("stream:orders", "billing", *ids[:4])
+    assert consumed() == 4  # first sight: 6 delivered, 2 of them still pending
+    db6.r.xreadgroup("billing", "w1", {"stream:orders": ">"}, count=3)
+    assert consumed() == 4  # delivered, not acknowledged yet
+    db6.r.xack("stream:orders", "billing", *ids[4:9])
+    assert consumed() == 9
+    for i in range(5):
+        ids.append(db6.r.xadd("stream:orders", {"n": 10 + i}))
+    db6.r.xtrim("stream:orders", maxlen=3, approximate=False)  # ids[9..11] trimmed before billing read them
+    got = db6.r.xreadgroup("billing", "w1", {"stream:orders": ">"}, count=10)
+    assert len(got[0][1]) == 3
+    db6.r.xack("stream:orders", "billing", *ids[12:])
+    assert consumed() == 12  # the trimmed entries were never consumed: not counted
+    db6.r.xgroup_setid("stream:orders", "billing", id="0")  # a rewind adds nothing...
+    assert consumed() == 12
+    db6.r.xreadgroup("billing", "w1", {"stream:orders": ">"}, count=10)
+    db6.r.xack("stream:orders", "billing", *ids[12:])
+    assert consumed() == 15  # ...and what is read again counts again, as a Kafka re-commit does
+    db6.r.xgroup_destroy("stream:orders", "billing")  # recreated at the start: the counter does not go down
+    db6.r.xgroup_create("stream:orders", "billing", id="0")
+    assert consumed() == 15
+    db6.r.xreadgroup("billing", "w2", {"stream:orders": ">"}, count=2)
+    db6.r.xack("stream:orders", "billing", *ids[12:14])
+    assert consumed() == 17
+
+
+def test_consumed_on_redis_6_counts_at_most_stream_lag_max_scan_entries_per_cycle(db6):
+    from tests.helpers import make_check
+
+    q = {"queue": "stream:orders", "consumer": "billing"}
+    db6.r.xgroup_create("stream:orders", "billing", id="0", mkstream=True)
+    _, check = make_check(db6.check(keys=["stream:*"], frameworks=[], stream_lag_max_scan=1000))
+    assert collect_once(check).value("mqwatch_consumer_consumed_total", **q) == 0
+    for i in range(1500):
+        db6.r.xadd("stream:orders", {"n": i})
+    db6.r.xreadgroup("billing", "w1", {"stream:orders": ">"}, count=1500, noack=True)
+    snap = collect_once(check)
+    assert [r for r, _ in snap.errors] == ["stream_lag_limit"]
+    assert snap.value("mqwatch_consumer_consumed_total", **q) == 0  # not counted: nothing made up
+    for i in range(4):
+        db6.r.xadd("stream:orders", {"n": i})
+    db6.r.xreadgroup("billing", "w1", {"stream:orders": ">"}, count=4, noack=True)
+    snap = collect_once(check)
+    assert snap.ok, snap.error
+    assert snap.value("mqwatch_consumer_consumed_total", **q) == 4  # counting goes on from where the group is
