@@ -217,7 +217,8 @@ CONSUMER_REPROCESSED = _c(
 PENDING_MAX_DELIVERIES = _g(
     "mqwatch_pending_max_deliveries",
     "Highest delivery count among this consumer's unacknowledged messages (Redis XPENDING; Sidekiq retry count + 1, "
-    "BullMQ attemptsMade): a message delivered again and again is a poison message.",
+    "BullMQ attemptsMade; Pulsar: RECONSUMETIMES of sampled retry-topic messages): a message delivered again and "
+    "again is a poison message.",
     ["queue"], optional=["consumer", "framework"], example="mqwatch_pending_max_deliveries >= 5",
 )
 PENDING_REDELIVERED = _g(

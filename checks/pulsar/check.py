@@ -14,7 +14,7 @@ from mqwatch.agent.status import STATUSES, StatusTracker
 from mqwatch.agent.timelag import LOWER_BOUND, OffsetTimeline
 from mqwatch.checks.pulsar.admin import AdminClient, BadReply
 from mqwatch.checks.pulsar.config import SCHEMA
-from mqwatch.checks.pulsar.deadletters import DLQ, classify, shard_topics
+from mqwatch.checks.pulsar.deadletters import DLQ, RETRY, classify, shard_topics
 from mqwatch.checks.pulsar.http import HttpError
 from mqwatch.checks.pulsar.metrics import ERROR_REASONS, METRICS
 from mqwatch.checks.pulsar.model import ClusterState, TopicState
@@ -125,7 +125,8 @@ class PulsarCheck(Check):
         # Something could not be read (a broker's /metrics, a namespace listing): what is
         # missing is unknown, not gone, so no state of a "vanished" topic is dropped this cycle.
         if state.complete:
-            self._prune(state, sorted(n for n, info in letters.items() if info.kind == DLQ))
+            self._prune(state, sorted(n for n, info in letters.items() if info.kind == DLQ),
+                        [n for n, info in letters.items() if info.kind == RETRY])
         if self.options.canary.enabled and self.shard.first:
             self.run_canary(out, deadline)
 
@@ -285,8 +286,9 @@ class PulsarCheck(Check):
 
     def emit_dead_letters(self, out: SnapshotBuilder, state: ClusterState, letters: dict, now: float, deadline: float) -> None:
         dlqs = sorted(n for n, info in letters.items() if info.kind == DLQ)
-        if self.options.dlq_sampling.enabled and dlqs:
-            self.sample_dead_letters(out, dlqs, deadline)
+        retries = sorted(n for n, info in letters.items() if info.kind == RETRY)
+        if self.options.dlq_sampling.enabled and (dlqs or retries):
+            self.sample_dead_letters(out, dlqs, retries, deadline)
         for name, info in sorted(letters.items()):
             topic = state.topics[name]
             parts = topic.partitions.values()
@@ -298,6 +300,9 @@ class PulsarCheck(Check):
             if info.kind != DLQ:
                 if waiting is not None:
                     out.add("mqwatch_retry_messages", waiting, queue=name, source=info.source)
+                most = self._sampler.max_deliveries(name) if self._sampler is not None else None
+                if most is not None and info.source and info.consumer:  # RECONSUMETIMES, see sampler.py
+                    out.add("mqwatch_pending_max_deliveries", most, queue=info.source, consumer=info.consumer)
                 continue
             labels = {"dlq": name, "source": info.source, "consumer": info.consumer or None}
             if waiting is not None:
@@ -316,20 +321,21 @@ class PulsarCheck(Check):
                 for reason, n in self._sampler.reasons.top(name).items():
                     out.add("mqwatch_dlq_reason_messages", n, dlq=name, reason=reason)
 
-    def sample_dead_letters(self, out: SnapshotBuilder, dlqs: list[str], deadline: float) -> None:
+    def sample_dead_letters(self, out: SnapshotBuilder, dlqs: list[str], retries: list[str], deadline: float) -> None:
         from mqwatch.checks.pulsar.sampler import DeadLetterSampler
 
         if self._sampler is None:
             self._sampler = DeadLetterSampler(self.options.dlq_sampling.reason_property, self.options.dlq_sampling.max_messages,
-                                              self.options.reasons)
-        for dlq in dlqs:
+                                              self.options.reasons, self.options.status_window)
+        for topic, sample, what in [(d, self._sampler.sample, "dead letters") for d in dlqs] + \
+                                   [(r, self._sampler.sample_retries, "retry messages") for r in retries]:
             if time.monotonic() >= deadline:
                 out.error("timeout", "DLQ sampling stopped at the collection deadline")
                 return
             try:
-                self._sampler.sample(self.binary(), dlq, deadline)
+                sample(self.binary(), topic, deadline)
             except Exception as e:
-                out.error("dlq_sampling", f"reading dead letters of {dlq}: {e}")
+                out.error("dlq_sampling", f"reading {what} of {topic}: {e}")
 
     def run_canary(self, out: SnapshotBuilder, deadline: float) -> None:
         from mqwatch.checks.pulsar.canary import STAGES, Canary
@@ -359,7 +365,7 @@ class PulsarCheck(Check):
                 seen = True
         return seen
 
-    def _prune(self, state: ClusterState, dlqs: list[str]) -> None:
+    def _prune(self, state: ClusterState, dlqs: list[str], retries: list[str] = ()) -> None:
         """Forget vanished topics and subscriptions so state does not grow forever."""
         self.status.retain((n, s) for n, t in state.topics.items() for s in t.subscription_names())
         subs = [(n, s) for n, t in state.topics.items() for s in t.subscription_names()]
@@ -379,4 +385,4 @@ class PulsarCheck(Check):
             if d not in dlqs:
                 del self._dlq_last_arrival[d]
         if self._sampler is not None:
-            self._sampler.retain(dlqs)
+            self._sampler.retain(list(dlqs) + list(retries))

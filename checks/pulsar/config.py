@@ -105,7 +105,7 @@ SCHEMA = Schema(
             Schema({
                 "enabled": Field(Bool(), False),
                 "reason_property": Field(Str(), "", "message property holding the failure reason"),
-                "max_messages": Field(Int(min=1, max=10000), 100, "dead letters read per DLQ per collection"),
+                "max_messages": Field(Int(min=1, max=10000), 100, "messages read per DLQ and per retry topic per collection"),
             }),
             None,
         ),

@@ -192,7 +192,7 @@ def test_namespace_limits_from_policy_shapes():
 def test_nacked_redeliveries_count_as_consumed_while_the_backlog_does_not_drain(pulsar_lite, pulsar_client):
     """A consumer that negatively acknowledges everything: the broker delivers the same messages
     again and again. Pulsar's stats have no per-message delivery count (the redelivery count
-    lives in the client), so there is no mqwatch_pending_max_deliveries for Pulsar; what mqwatch
+    lives in the client), so without a retry topic there is no mqwatch_pending_max_deliveries; what mqwatch
     reports is the delivered counter rising by every redelivery while the backlog stays, so
     the drain ETA is +Inf (MqwatchConsumerNotDraining)."""
     topic = unique("flow-nacks")
@@ -242,4 +242,49 @@ def test_redelivering_subscription_exports_no_delivery_count_it_does_not_have(ad
         for name in ("mqwatch_pending_redelivered_messages", "mqwatch_pending_max_deliveries"):
             assert snap.samples(name) == [], name
     finally:
+        check.close()
+
+
+def test_retry_topic_reconsume_times_give_the_subscriptions_max_deliveries(pulsar_lite, pulsar_client):
+    """pulsar-client for Python (3.x) has no retry policy (`retry_enable`/`reconsume_later` are
+    Java client features), so this test publishes to the real broker what the Java client's
+    `reconsumeLater` publishes: the message to `<topic>-<subscription>-RETRY` with RECONSUMETIMES
+    (1 on the first retry, +1 on each further one), REAL_TOPIC, ORIGIN_MESSAGE_ID and DELAY_TIME
+    (property names from apache/pulsar RetryMessageUtil)."""
+    topic = unique("flow-retries")
+    retry_topic = f"{topic}-billing-RETRY"
+    pulsar_client.subscribe(topic, "billing", consumer_type=pulsar.ConsumerType.Shared).close()
+    producer = pulsar_client.create_producer(NS + retry_topic, batching_enabled=False)
+
+    def retry(times):
+        props = {"REAL_TOPIC": NS + topic, "ORIGIN_MESSAGE_ID": "12:3:-1", "DELAY_TIME": "1000"}
+        if times is not None:
+            props["RECONSUMETIMES"] = times
+        producer.send(b"order", properties=props)
+
+    for times in ("1", "2", "3", "not-a-count", None, "2"):
+        retry(times)
+    _, check = make_check({"kind": "pulsar", "name": "events", "metrics_url": pulsar_lite.extra["metrics_url"],
+                           "service_url": pulsar_lite.extra["service_url"], "topics": {"include": [topic]},
+                           "dlq_sampling": {"enabled": True}, "status_window": 2})
+    labels = {"queue": NS + topic, "consumer": "billing"}
+
+    def max_deliveries():
+        snap = collect_once(check)
+        assert snap.ok, snap.error
+        assert not [e for e in snap.errors if e[0] == "dlq_sampling"], snap.errors
+        return snap.value("mqwatch_pending_max_deliveries", **labels)
+
+    try:
+        # pulsar-lite lists the retry topic in /metrics within a few seconds
+        wait_until(lambda: max_deliveries() == 3, timeout=20, message="RECONSUMETIMES 3 read from the retry topic")
+        assert max_deliveries() == 3  # still within the status window of 2 collections
+        wait_until(lambda: max_deliveries() == 0, timeout=20, message="no retries over a whole window")
+        retry("7")
+        wait_until(lambda: max_deliveries() == 7, timeout=20, message="a message retried a 7th time")
+        # the retry topic itself is not a consumer with a delivery count
+        series = collect_once(check).samples("mqwatch_pending_max_deliveries")
+        assert [(lbl["queue"], lbl["consumer"]) for lbl, _ in series] == [(NS + topic, "billing")]
+    finally:
+        producer.close()
         check.close()
