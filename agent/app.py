@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from agent.check import Check
-from agent.config import CheckConfig, Config, load_config
-from agent.exporter import Exporter
-from agent.redact import redact
-from agent.registry import get_check_class
-from agent.scheduler import Runner
-from agent.schema import ConfigErrors
-from agent.sharding import WHOLE, Shard
+from mqwatch.agent.check import Check
+from mqwatch.agent.config import CheckConfig, Config, load_config
+from mqwatch.agent.exporter import Exporter
+from mqwatch.agent.redact import redact
+from mqwatch.agent.registry import get_check_class
+from mqwatch.agent.scheduler import Runner
+from mqwatch.agent.schema import ConfigErrors
+from mqwatch.agent.sharding import WHOLE, Shard
 
 log = logging.getLogger("mqwatch.agent")
 

@@ -28,7 +28,7 @@ def add_commands(sub) -> dict:
 
 
 def cmd_alerts(args) -> int:
-    from alerts import generate
+    from mqwatch.alerts import generate
 
     try:
         overrides = yaml.safe_load(Path(args.thresholds).read_text()) if args.thresholds else None

@@ -23,7 +23,7 @@ import bisect
 import threading
 from collections import OrderedDict, deque
 
-from agent.snapshot import Histogram
+from mqwatch.agent.snapshot import Histogram
 
 STAGES = ("produce", "consume", "timeout")
 # Round trips on a healthy cluster take milliseconds; the upper buckets catch a struggling one.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from agent.metrics import MetricDef
-from agent.schema import Schema, Section
-from agent.sharding import WHOLE, Shard
-from agent.snapshot import SnapshotBuilder
+from mqwatch.agent.metrics import MetricDef
+from mqwatch.agent.schema import Schema, Section
+from mqwatch.agent.sharding import WHOLE, Shard
+from mqwatch.agent.snapshot import SnapshotBuilder
 
 
 class CheckError(Exception):

@@ -10,11 +10,11 @@ import signal
 import sys
 import threading
 
-from agent import __version__
-from agent.assets import add_commands
-from agent.logs import setup_logging
-from agent.redact import redact
-from agent.memtrim import limit_malloc_arenas
+from mqwatch.agent import __version__
+from mqwatch.agent.assets import add_commands
+from mqwatch.agent.logs import setup_logging
+from mqwatch.agent.redact import redact
+from mqwatch.agent.memtrim import limit_malloc_arenas
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -99,8 +99,8 @@ def _write(text: str) -> None:
 
 def _load(path: str, loader=None):
     """The loaded file, or None after printing every error as file:line: key: problem."""
-    from agent.config import load_config
-    from agent.schema import ConfigErrors
+    from mqwatch.agent.config import load_config
+    from mqwatch.agent.schema import ConfigErrors
 
     try:
         return (loader or load_config)(path)
@@ -113,7 +113,7 @@ def _load(path: str, loader=None):
 
 def _load_web(path: str):
     """(ok, WebConfig or None): `validate` and start-up fail on a broken web config, not the first scrape."""
-    from agent.webconfig import load_web_config
+    from mqwatch.agent.webconfig import load_web_config
 
     if not path:
         return True, None
@@ -130,7 +130,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    from agent.metrics import catalog, render_markdown, render_table
+    from mqwatch.agent.metrics import catalog, render_markdown, render_table
 
     entries = catalog()
     _write(render_markdown(entries) if args.format == "markdown" else render_table(entries))
@@ -139,7 +139,7 @@ def cmd_metrics(args) -> int:
 
 def _shard(args, cfg):
     """The shard to run as (flag > MQWATCH_SHARD > agent.shard), or None after saying why not."""
-    from agent import sharding
+    from mqwatch.agent import sharding
 
     try:
         return sharding.resolve(getattr(args, "shard", None), os.environ, cfg.agent.shard)
@@ -149,9 +149,9 @@ def _shard(args, cfg):
 
 
 def cmd_check(args) -> int:
-    from agent.app import build_check
-    from agent.exporter import Exporter
-    from agent.scheduler import close_check, collect_all
+    from mqwatch.agent.app import build_check
+    from mqwatch.agent.exporter import Exporter
+    from mqwatch.agent.scheduler import close_check, collect_all
 
     setup_logging("warning")
     cfg = _load(args.config)
@@ -184,7 +184,7 @@ def cmd_check(args) -> int:
 
 
 def _value_json(v):
-    from agent.snapshot import Histogram
+    from mqwatch.agent.snapshot import Histogram
 
     if isinstance(v, Histogram):
         return {"buckets": [["+Inf" if le == float("inf") else le, c] for le, c in v.buckets], "sum": v.sum, "count": v.count}
@@ -252,9 +252,9 @@ def cmd_run(args) -> int:
 
 def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=None, web=None,
           lifecycle: bool = False, shard=None) -> int:
-    from agent.app import Agent
-    from agent.server import HTTPServer, split_listen
-    from agent.sharding import WHOLE
+    from mqwatch.agent.app import Agent
+    from mqwatch.agent.server import HTTPServer, split_listen
+    from mqwatch.agent.sharding import WHOLE
 
     agent = Agent(cfg, shard=shard or WHOLE)
     host, port = split_listen(listen)
@@ -294,8 +294,8 @@ def _install_signals(agent, stop: threading.Event) -> None:
 
 
 def cmd_demo(args) -> int:
-    from agent import demo
-    from agent.config import load_config
+    from mqwatch.agent import demo
+    from mqwatch.agent.config import load_config
 
     log_path = args.log_file or demo.default_log_path()
     setup_logging("info", file=log_path)  # the console is for the banner and changes of state

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import yaml
 
-from agent import sharding
-from agent.redact import register_config_tree
-from agent.registry import PluginLoadError, get_check_class, known_kinds
-from agent.schema import (
+from mqwatch.agent import sharding
+from mqwatch.agent.redact import register_config_tree
+from mqwatch.agent.registry import PluginLoadError, get_check_class, known_kinds
+from mqwatch.agent.schema import (
     ConfigError, ConfigErrors, Duration, Field, Schema, Section, Str, Type, _Ctx, Invalid, Choice,
     did_you_mean, expand_env, format_path, UNRESOLVED,
 )

@@ -29,9 +29,9 @@ from collections.abc import Callable
 
 import yaml
 
-from agent.demo_alerting import MAX_FOR, Alerting, start_alerting
-from agent.embedded import BrokerUnavailable
-from agent.registry import ENTRY_POINT_GROUP, kind_entry_points, load_entry_point
+from mqwatch.agent.demo_alerting import MAX_FOR, Alerting, start_alerting
+from mqwatch.agent.embedded import BrokerUnavailable
+from mqwatch.agent.registry import ENTRY_POINT_GROUP, kind_entry_points, load_entry_point
 
 log = logging.getLogger("mqwatch.demo")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from agent.embedded import Broker, start_alertmanager, start_prometheus
-from agent.webhook import WebhookReceiver
+from mqwatch.agent.embedded import Broker, start_alertmanager, start_prometheus
+from mqwatch.agent.webhook import WebhookReceiver
 
 log = logging.getLogger("mqwatch.demo")
 
@@ -29,7 +29,7 @@ _MINIMAL_ROUTE = {"route": {"receiver": "demo", "group_by": ["system", "cluster"
 def _alerts_package():
     """alerts/ (rules generator, Alertmanager example) where this install has it, else None."""
     try:
-        from alerts import generate
+        from mqwatch.alerts import generate
     except ImportError:
         return None
     return generate
@@ -58,8 +58,13 @@ def demo_alertmanager_config(webhook_url: str) -> dict:
 
 def runbooks_dir() -> Path | None:
     generate = _alerts_package()
-    path = generate.ROOT / "docs" / "runbooks" if generate else None
-    return path if path and path.is_dir() else None
+    if generate is None:
+        return None
+    # A clone keeps them in docs/runbooks; a wheel ships them as the mqwatch.runbooks package data.
+    for path in (generate.ROOT / "docs" / "runbooks", generate.ROOT / "runbooks"):
+        if path.is_dir():
+            return path
+    return None
 
 
 @dataclass

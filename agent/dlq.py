@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 
-from agent.redact import redact
-from agent.schema import Choice, Field
+from mqwatch.agent.redact import redact
+from mqwatch.agent.schema import Choice, Field
 
 OTHER = "other"
 UNKNOWN = "unknown"

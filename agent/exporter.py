@@ -21,17 +21,17 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import generate_latest
 
-from agent import __version__
-from agent.history import SeriesHistory
-from agent.memtrim import release_free_memory
-from agent.registry import get_check_class
-from agent.exposition import family_type, header, label_string, format_value, render_snapshot
-from agent.metrics import (
+from mqwatch.agent import __version__
+from mqwatch.agent.history import SeriesHistory
+from mqwatch.agent.memtrim import release_free_memory
+from mqwatch.agent.registry import get_check_class
+from mqwatch.agent.exposition import family_type, header, label_string, format_value, render_snapshot
+from mqwatch.agent.metrics import (
     BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, CORE_ERROR_REASONS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER,
     HISTOGRAM, LAST_SUCCESS, SELF_METRICS, SERIES, SHARD_INFO, UP,
 )
-from agent.sharding import WHOLE, Shard
-from agent.snapshot import Snapshot
+from mqwatch.agent.sharding import WHOLE, Shard
+from mqwatch.agent.snapshot import Snapshot
 
 HISTORY_POINTS = 60  # per-series history for the status page's sparklines
 

@@ -12,7 +12,7 @@ import math
 
 from prometheus_client.utils import floatToGoString
 
-from agent.metrics import COUNTER, HISTOGRAM
+from mqwatch.agent.metrics import COUNTER, HISTOGRAM
 
 _NEG_INF = float("-inf")
 

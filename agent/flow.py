@@ -30,7 +30,7 @@ from array import array
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
-from agent.counters import Counters
+from mqwatch.agent.counters import Counters
 
 INF = float("inf")
 

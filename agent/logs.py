@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from agent.redact import redact
+from mqwatch.agent.redact import redact
 
 
 class LogfmtFormatter(logging.Formatter):

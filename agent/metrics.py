@@ -272,7 +272,7 @@ class CatalogEntry:
 
 def catalog(check_classes=None) -> list[CatalogEntry]:
     """Every metric mqwatch can export: self-metrics plus what each registered check declares."""
-    from agent.registry import all_check_classes
+    from mqwatch.agent.registry import all_check_classes
 
     classes = all_check_classes() if check_classes is None else check_classes
     entries: dict[str, CatalogEntry] = {}
@@ -317,7 +317,7 @@ def render_markdown(entries: list[CatalogEntry]) -> str:
 
 
 def _error_reasons_markdown() -> list[str]:
-    from agent.registry import all_check_classes
+    from mqwatch.agent.registry import all_check_classes
 
     rows = [("all", CORE_ERROR_REASONS)] + [(c.kind, tuple(c.error_reasons)) for c in
                                               sorted(all_check_classes(), key=lambda c: c.kind) if c.error_reasons]

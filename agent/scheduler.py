@@ -11,10 +11,10 @@ import logging
 import threading
 import time
 
-from agent.check import Check, CheckError
-from agent.config import CheckConfig
-from agent.exporter import Exporter
-from agent.snapshot import Snapshot, SnapshotBuilder, UndeclaredMetric
+from mqwatch.agent.check import Check, CheckError
+from mqwatch.agent.config import CheckConfig
+from mqwatch.agent.exporter import Exporter
+from mqwatch.agent.snapshot import Snapshot, SnapshotBuilder, UndeclaredMetric
 
 log = logging.getLogger("mqwatch.scheduler")
 

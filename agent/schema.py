@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable, Mapping
 
-from agent.durations import parse_duration
-from agent.redact import redact, register_secret
+from mqwatch.agent.durations import parse_duration
+from mqwatch.agent.redact import redact, register_secret
 
 REQUIRED = object()
 

@@ -20,9 +20,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from agent import __version__
-from agent.redact import redact
-from agent.statuspage import render_status_page
+from mqwatch.agent import __version__
+from mqwatch.agent.redact import redact
+from mqwatch.agent.statuspage import render_status_page
 
 log = logging.getLogger("mqwatch.http")
 
@@ -321,7 +321,7 @@ def _connected(sock) -> bool:
 class HTTPServer:
     def __init__(self, agent, host: str, port: int, web=None, lifecycle: bool = False,
                  socket_timeout: float = SOCKET_TIMEOUT, max_handlers: int = MAX_HANDLERS):
-        from agent.webconfig import BasicAuth
+        from mqwatch.agent.webconfig import BasicAuth
 
         attrs = {"agent": agent, "lifecycle": lifecycle, "timeout": socket_timeout,
                  "auth": BasicAuth(web.users) if web and web.users else None}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.metrics import HISTOGRAM, MetricDef
-from agent.redact import redact
+from mqwatch.agent.metrics import HISTOGRAM, MetricDef
+from mqwatch.agent.redact import redact
 
 
 @dataclass(frozen=True)

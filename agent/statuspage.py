@@ -14,9 +14,9 @@ import calendar
 import html
 import time
 
-from agent import alertmanager
-from agent.headline import dlq_growth, headline
-from agent.redact import redact
+from mqwatch.agent import alertmanager
+from mqwatch.agent.headline import dlq_growth, headline
+from mqwatch.agent.redact import redact
 
 REFRESH_SECONDS = 10
 TOP_ROWS = 15

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ssl
 
-from agent.schema import Bool, Field, Schema, Str
+from mqwatch.agent.schema import Bool, Field, Schema, Str
 
 _PATH = Str(r"(\S+)?", "expected a file path")
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import bcrypt
 import yaml
 
-from agent.schema import Choice, ConfigError, ConfigErrors, Field, Schema, ScalarMap, Str, _Ctx, Invalid
+from mqwatch.agent.schema import Choice, ConfigError, ConfigErrors, Field, Schema, ScalarMap, Str, _Ctx, Invalid
 
 # exporter-toolkit's names. Python's ssl cannot ask for a client certificate without
 # verifying it, so the two "accept any certificate" modes are refused with a reason.
@@ -119,7 +119,7 @@ def load_web_config(path: str) -> WebConfig:
 
 
 def parse_web_config(text: str, file: str) -> WebConfig:
-    from agent.config import _to_python  # the same line-tracking YAML reader as mqwatch.yaml
+    from mqwatch.agent.config import _to_python  # the same line-tracking YAML reader as mqwatch.yaml
 
     errors: list[ConfigError] = []
     try:

@@ -15,7 +15,7 @@ import sys
 
 from benchmarks.kafka_scenario import KafkaScenario, build, expected_lag
 from benchmarks.report import Result, at_most, info
-from checks.kafka.embedded import start_tansu
+from mqwatch.checks.kafka.embedded import start_tansu
 
 TITLE = "1. Kafka at scale (tansu): mqwatch collection vs plain confluent-kafka"
 TARGET_RATIO = 1.25

@@ -26,10 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
-from agent.embedded import free_port, wait_for_port
+from mqwatch.agent.embedded import free_port, wait_for_port
 from benchmarks.kafka_scenario import KafkaScenario, build
 from benchmarks.report import Result, Row, at_most, below, info
-from checks.kafka.embedded import start_tansu
+from mqwatch.checks.kafka.embedded import start_tansu
 
 TITLE = "5. Memory and steadiness: agent on the Kafka 10k scenario, 100 cycles, 500 groups churned"
 CYCLES = 100
@@ -156,7 +156,7 @@ def run(smoke: bool = False) -> Result:
         cfg = os.path.join(workdir, "mqwatch.yaml")
         with open(cfg, "w") as fh:
             fh.write(CONFIG.format(port=port, bootstrap=broker.address, interval=interval))
-        agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", cfg], stdout=subprocess.DEVNULL,
+        agent = subprocess.Popen([sys.executable, "-m", "mqwatch.agent", "run", "-c", cfg], stdout=subprocess.DEVNULL,
                                  stderr=open(os.path.join(workdir, "agent.log"), "wb"))
         wait_for_port(port, 30, agent)
         w = _Watcher(port, agent.pid)

@@ -86,7 +86,7 @@ def render_times(series: int) -> dict:
     """In-process: the cost of one publish (render once) against one generate_latest of the same snapshot."""
     from prometheus_client.exposition import generate_latest
 
-    from agent.exporter import Exporter
+    from mqwatch.agent.exporter import Exporter
     from benchmarks.serve_target import snapshot
 
     snap = snapshot(series)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from benchmarks.bench_kafka import _run
 from benchmarks.kafka_scenario import KafkaScenario, build, expected_lag
 from benchmarks.report import Result, at_most, info
-from checks.kafka.embedded import start_tansu
+from mqwatch.checks.kafka.embedded import start_tansu
 
 TITLE = "Kafka sharded over 3 replicas (tansu): slowest shard vs one unsharded agent"
 SHARDS = 3

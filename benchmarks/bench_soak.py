@@ -31,11 +31,11 @@ import urllib.request
 
 import psutil
 
-from agent.embedded import free_port, wait_for_port
+from mqwatch.agent.embedded import free_port, wait_for_port
 from benchmarks.report import Result, Row, below, info
-from checks.kafka.embedded import start_tansu
-from checks.pulsar.embedded import start_pulsar_lite
-from checks.redis.embedded import start_redis
+from mqwatch.checks.kafka.embedded import start_tansu
+from mqwatch.checks.pulsar.embedded import start_pulsar_lite
+from mqwatch.checks.redis.embedded import start_redis
 
 TITLE = "6. Soak: 2,000 cycles at 0.2 s with consumer groups, queues, streams and DLQ keys churned all the time"
 CYCLES = 2000
@@ -206,7 +206,7 @@ def run(smoke: bool = False) -> Result:
         with open(cfg, "w") as fh:
             fh.write(CONFIG.format(port=port, interval=INTERVAL, kafka=kafka.address, redis=redis_server.port,
                                    pulsar_metrics=pulsar_broker.extra["metrics_url"]))
-        agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", cfg], stdout=subprocess.DEVNULL,
+        agent = subprocess.Popen([sys.executable, "-m", "mqwatch.agent", "run", "-c", cfg], stdout=subprocess.DEVNULL,
                                  stderr=open(os.path.join(workdir, "agent.log"), "wb"))
         wait_for_port(port, 30, agent)
         rd = Readings(port, agent.pid)

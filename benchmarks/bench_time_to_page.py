@@ -52,7 +52,7 @@ def _settings(smoke: bool) -> dict:
 
 
 def _rules(settings: dict) -> str:
-    from alerts import generate
+    from mqwatch.alerts import generate
 
     overrides = {}
     if settings["overdue_threshold"] is not None:  # smoke: seconds, not minutes, of evidence
@@ -153,9 +153,9 @@ class _StallingMember:
 def run(smoke: bool = False) -> Result:
     import redis as redis_client
 
-    from checks.kafka.embedded import start_tansu
-    from checks.redis.embedded import start_redis
-    from agent.embedded import start_alertmanager
+    from mqwatch.checks.kafka.embedded import start_tansu
+    from mqwatch.checks.redis.embedded import start_redis
+    from mqwatch.agent.embedded import start_alertmanager
     from tests.helpers import kafka_create_topics, wait_until
     from tests.ops.stack import AgentProcess, WebhookReceiver, prometheus_query, start_prometheus_for
 

@@ -18,10 +18,10 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from agent.config import parse_config
-from agent.app import build_check
-from agent.scheduler import Collector
-from checks.kafka.embedded import start_tansu
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.app import build_check
+from mqwatch.agent.scheduler import Collector
+from mqwatch.checks.kafka.embedded import start_tansu
 
 LIVE = 4
 

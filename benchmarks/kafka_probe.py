@@ -12,10 +12,10 @@ import time
 
 T_START = time.perf_counter()
 
-from agent.app import build_check  # noqa: E402
-from agent.config import parse_config  # noqa: E402
-from agent.exporter import Exporter  # noqa: E402
-from agent.scheduler import Collector  # noqa: E402
+from mqwatch.agent.app import build_check  # noqa: E402
+from mqwatch.agent.config import parse_config  # noqa: E402
+from mqwatch.agent.exporter import Exporter  # noqa: E402
+from mqwatch.agent.scheduler import Collector  # noqa: E402
 
 CONFIG = """
 agent: {{timeout: {timeout}s}}
@@ -29,7 +29,7 @@ checks:
 def main(bootstrap: str, time_lag: str = "", shard: str = "", cycles: str = "1", timeout: float = 120.0) -> None:
     extra = f"    time_lag: '{time_lag}'\n" if time_lag else ""  # quoted: YAML reads a bare off as false
     cfg = parse_config(CONFIG.format(bootstrap=bootstrap, timeout=timeout, extra=extra), "bench.yaml").checks[0]
-    from agent.sharding import WHOLE, parse
+    from mqwatch.agent.sharding import WHOLE, parse
 
     shard = parse(shard) if shard else WHOLE
     exporter = Exporter(shard=shard)

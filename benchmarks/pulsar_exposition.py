@@ -101,9 +101,9 @@ def floor_once(text: str) -> float:
 
 
 def mqwatch_once(url: str):
-    from agent.config import parse_config
-    from agent.app import build_check
-    from agent.scheduler import Collector
+    from mqwatch.agent.config import parse_config
+    from mqwatch.agent.app import build_check
+    from mqwatch.agent.scheduler import Collector
     import yaml
 
     doc = {"agent": {"timeout": "300s"}, "checks": [{"kind": "pulsar", "name": "bench", "metrics_url": url,

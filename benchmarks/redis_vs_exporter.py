@@ -35,12 +35,12 @@ import requests
 
 import yaml
 
-from agent.app import build_check
-from agent.config import parse_config
-from agent.embedded import free_port, wait_for_port
-from agent.exposition import render_snapshot
-from agent.scheduler import Collector
-from checks.redis.embedded import start_redis
+from mqwatch.agent.app import build_check
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.embedded import free_port, wait_for_port
+from mqwatch.agent.exposition import render_snapshot
+from mqwatch.agent.scheduler import Collector
+from mqwatch.checks.redis.embedded import start_redis
 
 TARGET = 0.5  # vs the exporter
 FLOOR_TARGET = 1.3  # vs the floor

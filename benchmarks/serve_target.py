@@ -19,9 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import generate_latest
 
-from agent.exporter import Exporter
-from agent.snapshot import SnapshotBuilder
-from checks.kafka.check import KafkaCheck
+from mqwatch.agent.exporter import Exporter
+from mqwatch.agent.snapshot import SnapshotBuilder
+from mqwatch.checks.kafka.check import KafkaCheck
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -67,7 +67,7 @@ def main(kind: str, series: int) -> None:
     exporter = Exporter()
     exporter.publish(snapshot(series))
     if kind in ("mqwatch", "mqwatch-busy"):
-        from agent.server import HTTPServer
+        from mqwatch.agent.server import HTTPServer
 
         if kind == "mqwatch-busy":
             def collect_forever():

@@ -1,7 +1,7 @@
 """Generate mqwatch's Grafana dashboards (dashboards/*.json) with grafana-foundation-sdk.
 
-    python -m dashboards.generate            # rewrite the committed JSON
-    python -m dashboards.generate --check    # exit 1 if the committed JSON is out of date
+    python -m mqwatch.dashboards.generate            # rewrite the committed JSON
+    python -m mqwatch.dashboards.generate --check    # exit 1 if the committed JSON is out of date
 
 One overview of every cluster (worst consumers by lag in seconds, DLQ arrivals, overdue delayed
 queues, broker and collection health) links to one dashboard per system and one for dead-letter
@@ -32,7 +32,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableRefresh, VariableSort,
 )
 
-from alerts.generate import load_config as load_alert_config
+from mqwatch.alerts.generate import load_config as load_alert_config
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 OUT_DIR = Path(__file__).resolve().parent
@@ -676,7 +676,7 @@ def render(name: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dashboards.generate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m mqwatch.dashboards.generate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="exit 1 when a committed dashboard differs from the output")
     ap.add_argument("--out-dir", type=Path, default=OUT_DIR)
     args = ap.parse_args(argv)
@@ -690,7 +690,7 @@ def main(argv=None) -> int:
         else:
             path.write_text(text)
     if stale:
-        print("out of date (run `python -m dashboards.generate`): " + ", ".join(stale), file=sys.stderr)
+        print("out of date (run `python -m mqwatch.dashboards.generate`): " + ", ".join(stale), file=sys.stderr)
         return 1
     return 0
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from checks.kafka.embedded import start_tansu
-from checks.pulsar.embedded import start_pulsar_lite
-from checks.redis.embedded import start_redis
+from mqwatch.checks.kafka.embedded import start_tansu
+from mqwatch.checks.pulsar.embedded import start_pulsar_lite
+from mqwatch.checks.redis.embedded import start_redis
 
 
 @pytest.fixture(scope="session")

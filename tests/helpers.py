@@ -7,10 +7,10 @@ import time
 
 import yaml
 
-from agent.config import parse_config
-from agent.app import build_check
-from agent.scheduler import Collector
-from agent.snapshot import Snapshot
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.app import build_check
+from mqwatch.agent.scheduler import Collector
+from mqwatch.agent.snapshot import Snapshot
 
 _counter = itertools.count()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from agent.sharding import Shard, owner
+from mqwatch.agent.sharding import Shard, owner
 from tests.helpers import collect_once, make_check
 
 # Values that depend on the moment of collection (now - a record's time): compared within this.

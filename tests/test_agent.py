@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from agent.embedded import free_port
+from mqwatch.agent.embedded import free_port
 from tests.helpers import kafka_commit, kafka_create_topics, kafka_produce, unique, wait_until
 
 
@@ -31,7 +31,7 @@ class AgentProcess:
         self.port, self.config_path = port, config_path
         self.base = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "run", "-c", str(config_path), "--listen", f"127.0.0.1:{port}", *args],
+            [sys.executable, "-m", "mqwatch.agent", "run", "-c", str(config_path), "--listen", f"127.0.0.1:{port}", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def get(self, path, **kw):
@@ -168,7 +168,7 @@ def test_a_hung_broker_blocks_neither_scrapes_nor_other_checks(tmp_path, kafka_b
 def test_run_with_a_broken_config_exits_2_naming_the_problem(tmp_path):
     cfg = tmp_path / "mqwatch.yaml"
     cfg.write_text("checks:\n  - kind: kafka\n    name: x\n")
-    run = subprocess.run([sys.executable, "-m", "agent", "run", "-c", str(cfg)], capture_output=True, text=True, timeout=30)
+    run = subprocess.run([sys.executable, "-m", "mqwatch.agent", "run", "-c", str(cfg)], capture_output=True, text=True, timeout=30)
     assert run.returncode == 2
     assert f"{cfg}:2: checks[0].bootstrap_servers: required key is missing" in run.stderr
 
@@ -178,7 +178,7 @@ def test_check_exits_1_when_a_check_fails_and_still_prints(tmp_path, fresh_tansu
     fresh_tansu.stop()
     cfg = tmp_path / "mqwatch.yaml"
     cfg.write_text("agent: {timeout: 2s}\nchecks:\n" + kafka_yaml("good", kafka_bootstrap) + kafka_yaml("down", address))
-    run = subprocess.run([sys.executable, "-m", "agent", "check", "-c", str(cfg), "--format", "json"],
+    run = subprocess.run([sys.executable, "-m", "mqwatch.agent", "check", "-c", str(cfg), "--format", "json"],
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 1
     doc = {c["name"]: c for c in json.loads(run.stdout)}
@@ -197,7 +197,7 @@ def test_secrets_never_reach_the_logs(tmp_path, fresh_tansu):
         "down", address,
         f"    client:\n      sasl.username: svc\n      sasl.password_file: {secret_file}\n      security.protocol: SASL_PLAINTEXT\n      sasl.mechanisms: PLAIN\n"))
     env = {**os.environ, "MQWATCH_TEST": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(cfg), "--listen", f"127.0.0.1:{free_port()}", "--log-level", "debug"],
+    proc = subprocess.Popen([sys.executable, "-m", "mqwatch.agent", "run", "-c", str(cfg), "--listen", f"127.0.0.1:{free_port()}", "--log-level", "debug"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     time.sleep(4)
     proc.send_signal(signal.SIGTERM)
@@ -207,7 +207,7 @@ def test_secrets_never_reach_the_logs(tmp_path, fresh_tansu):
 
 
 def test_scrub_removes_credentials_from_log_lines():
-    from agent.redact import redact as scrub
+    from mqwatch.agent.redact import redact as scrub
 
     line = "error connecting redis://app:pa55w0rd@cache:6379/0 with sasl.password=topsecret token: abc123"
     cleaned = scrub(line)

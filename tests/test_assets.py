@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def mqwatch(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "mqwatch.agent", *args], capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
 def test_alerts_prints_the_shipped_rules_and_applies_a_thresholds_file(tmp_path):

@@ -1,6 +1,6 @@
 """The canary sequence bookkeeping every system's canary shares (agent/canaryseq.py)."""
 
-from agent.canary import SequenceTracker
+from mqwatch.agent.canary import SequenceTracker
 
 
 def _run(events, grace=10.0):
@@ -43,7 +43,7 @@ def test_consumed_before_its_acknowledgement_arrived_is_not_lost():
 
 
 def test_memory_is_bounded_and_the_oldest_open_messages_count_as_lost():
-    from agent import canary as canaryseq
+    from mqwatch.agent import canary as canaryseq
 
     t = SequenceTracker(1e9)
     for seq in range(1, canaryseq.MAX_OPEN + 6):

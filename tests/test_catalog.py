@@ -8,10 +8,10 @@ import textwrap
 
 import pytest
 
-from agent.check import Check
-from agent.metrics import CONTRACT_METRICS, GAUGE, MetricDef, catalog, render_markdown
-from agent.registry import register, unregister
-from agent.schema import Field, Int, Schema
+from mqwatch.agent.check import Check
+from mqwatch.agent.metrics import CONTRACT_METRICS, GAUGE, MetricDef, catalog, render_markdown
+from mqwatch.agent.registry import register, unregister
+from mqwatch.agent.schema import Field, Int, Schema
 from tests.helpers import collect_once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,9 +80,9 @@ def test_third_party_check_plugs_in_through_the_entry_point_group(tmp_path):
     pkg = tmp_path / "mqwatch_toyplugin"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(textwrap.dedent("""
-        from agent.check import Check
-        from agent.metrics import GAUGE, MetricDef
-        from agent.schema import Field, Schema, Str
+        from mqwatch.agent.check import Check
+        from mqwatch.agent.metrics import GAUGE, MetricDef
+        from mqwatch.agent.schema import Field, Schema, Str
 
         class EchoCheck(Check):
             kind = "echo"
@@ -99,24 +99,24 @@ def test_third_party_check_plugs_in_through_the_entry_point_group(tmp_path):
     cfg = tmp_path / "mqwatch.yaml"
     cfg.write_text("checks:\n  - kind: echo\n    name: e\n    queue: inbox\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), ROOT])}
-    run = subprocess.run([sys.executable, "-m", "agent", "check", "-c", str(cfg), "--format", "prom"],
+    run = subprocess.run([sys.executable, "-m", "mqwatch.agent", "check", "-c", str(cfg), "--format", "prom"],
                          capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 0, run.stderr
     assert 'mqwatch_echo_messages{cluster="e",queue="inbox",system="echo"} 42.0' in run.stdout
-    listed = subprocess.run([sys.executable, "-m", "agent", "metrics"], capture_output=True, text=True, env=env)
+    listed = subprocess.run([sys.executable, "-m", "mqwatch.agent", "metrics"], capture_output=True, text=True, env=env)
     assert "mqwatch_echo_messages" in listed.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("checks:\n  - kind: echo\n    name: e\n    queu: inbox\n")
-    run = subprocess.run([sys.executable, "-m", "agent", "validate", "-c", str(bad)], capture_output=True, text=True, env=env)
+    run = subprocess.run([sys.executable, "-m", "mqwatch.agent", "validate", "-c", str(bad)], capture_output=True, text=True, env=env)
     assert run.returncode == 2 and "checks[0].queu: unknown key (did you mean queue?)" in run.stderr
 
 
 def test_collect_errors_start_at_zero_for_every_documented_reason(redis_server):
     """A fresh check exports mqwatch_collect_errors_total{reason} at 0 for each reason
     docs/metrics.md lists for it, so increase() over the first error is not lost."""
-    from agent.exporter import Exporter
-    from agent.metrics import CORE_ERROR_REASONS
-    from agent.registry import get_check_class
+    from mqwatch.agent.exporter import Exporter
+    from mqwatch.agent.metrics import CORE_ERROR_REASONS
+    from mqwatch.agent.registry import get_check_class
 
     snap = collect_once({"kind": "redis", "name": "fresh", "url": f"redis://127.0.0.1:{redis_server.port}/9"})
     assert snap.ok and not snap.errors

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import redis
 
-from agent.embedded import free_port
+from mqwatch.agent.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def mqwatch(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=60, cwd=ROOT, **kw)
+    return subprocess.run([sys.executable, "-m", "mqwatch.agent", *args], capture_output=True, text=True, timeout=60, cwd=ROOT, **kw)
 
 
 def test_check_table_prints_values_in_full_and_a_failure_once(tmp_path, redis_server):
@@ -58,7 +58,7 @@ def test_check_json_into_head_ends_quietly(tmp_path, redis_server):
     cfg.write_text(f"checks:\n  - {{kind: redis, name: jobs, url: 'redis://127.0.0.1:{redis_server.port}/10', "
                    "max_keys: 5000}\n")
     try:
-        run = subprocess.run(["bash", "-c", f'"{sys.executable}" -m agent check -c "{cfg}" --format json | head -c 200; '
+        run = subprocess.run(["bash", "-c", f'"{sys.executable}" -m mqwatch.agent check -c "{cfg}" --format json | head -c 200; '
                               'echo "exit=${PIPESTATUS[0]}" >&2'], capture_output=True, text=True, timeout=60, cwd=ROOT)
     finally:
         r.flushdb()

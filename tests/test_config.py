@@ -7,9 +7,9 @@ import sys
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from agent.config import parse_config, load_config
-from agent.durations import parse_duration
-from agent.schema import ConfigErrors
+from mqwatch.agent.config import parse_config, load_config
+from mqwatch.agent.durations import parse_duration
+from mqwatch.agent.schema import ConfigErrors
 
 MINIMAL = """
 checks:
@@ -171,10 +171,10 @@ def test_validate_command_exit_codes(tmp_path):
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     good.write_text(MINIMAL)
     bad.write_text(MINIMAL.replace("name: shop", "name: shop\n    granularity: both"))
-    ok = subprocess.run([sys.executable, "-m", "agent", "validate", "-c", str(good)], capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, "-m", "mqwatch.agent", "validate", "-c", str(good)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "ok (1 checks: kafka/shop)" in ok.stdout
-    ko = subprocess.run([sys.executable, "-m", "agent", "validate", "-c", str(bad)], capture_output=True, text=True)
+    ko = subprocess.run([sys.executable, "-m", "mqwatch.agent", "validate", "-c", str(bad)], capture_output=True, text=True)
     assert ko.returncode == 2
     assert f"{bad}:5: checks[0].granularity: 'both' is not one of topic, partition" in ko.stderr
 

@@ -1,11 +1,11 @@
-"""agent.counters: exported counters from upstream counters that reset, vanish and come back."""
+"""mqwatch.agent.counters: exported counters from upstream counters that reset, vanish and come back."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, strategies as st
 
-from agent.counters import REBASE, Counters
+from mqwatch.agent.counters import REBASE, Counters
 
 ONE_UPSTREAM = [
     # (name, observed values of one upstream counter, expected totals after each)

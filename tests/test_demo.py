@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from agent.embedded import free_port
+from mqwatch.agent.embedded import free_port
 from tests.helpers import wait_until
 from tests.ops.stack import prometheus_available
 
@@ -73,7 +73,7 @@ class Output:
 def test_demo_fires_real_alerts_to_its_webhook_keeps_the_console_quiet_and_cleans_up(tmp_path):
     port, log_file = free_port(), tmp_path / "demo.log"
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "demo", "--listen", f"127.0.0.1:{port}",
+    proc = subprocess.Popen([sys.executable, "-m", "mqwatch.agent", "demo", "--listen", f"127.0.0.1:{port}",
                              "--log-file", str(log_file)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out = Output(proc.stdout)

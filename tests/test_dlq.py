@@ -1,11 +1,11 @@
-"""agent.dlq: bounded reason counts, table-driven (arrivals: tests/test_counters.py)."""
+"""mqwatch.agent.dlq: bounded reason counts, table-driven (arrivals: tests/test_counters.py)."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, strategies as st
 
-from agent.dlq import MAX_REASON_LENGTH, OTHER, UNKNOWN, ReasonCounts, normalize_reason
+from mqwatch.agent.dlq import MAX_REASON_LENGTH, OTHER, UNKNOWN, ReasonCounts, normalize_reason
 
 REASON_CASES = [
     ("none-is-unknown", None, UNKNOWN),
@@ -60,7 +60,7 @@ def test_reason_state_is_bounded_even_with_endless_distinct_reasons():
 
 
 def test_reason_labels_keep_class_names_and_hide_messages_by_default():
-    from agent.dlq import HIDDEN, reason_label
+    from mqwatch.agent.dlq import HIDDEN, reason_label
 
     cases = {
         "java.lang.IllegalStateException": "java.lang.IllegalStateException",

@@ -1,6 +1,6 @@
-"""agent.history: the status page's sparkline points."""
+"""mqwatch.agent.history: the status page's sparkline points."""
 
-from agent.history import SeriesHistory
+from mqwatch.agent.history import SeriesHistory
 
 
 def test_keeps_the_last_points_of_each_series_aligned_with_their_cycles():

@@ -11,14 +11,15 @@ import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from agent.demo import DEMO_ENTRY_POINT_GROUP
-from agent.registry import ENTRY_POINT_GROUP, get_check_class, known_kinds
+from mqwatch.agent.demo import DEMO_ENTRY_POINT_GROUP
+from mqwatch.agent.registry import ENTRY_POINT_GROUP, get_check_class, known_kinds
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _modules(package: str) -> dict[str, Path]:
-    return {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+    """Installed module name (`mqwatch.<folder>...`) -> file, for a top-level folder of the repository."""
+    return {"mqwatch." + ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
             for p in (ROOT / package).rglob("*.py")}
 
 
@@ -35,20 +36,20 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 def test_the_core_imports_no_check():
     offenders = [f"{mod} imports {imp}" for mod, path in _modules("agent").items()
-                 for imp, _ in _imports(path) if imp == "checks" or imp.startswith("checks.")]
+                 for imp, _ in _imports(path) if imp == "mqwatch.checks" or imp.startswith("mqwatch.checks.")]
     assert not offenders, offenders
 
 
 def test_checks_use_only_the_cores_public_names():
     offenders = [f"{mod} imports {imp}.{name}" for mod, path in _modules("checks").items()
-                 for imp, names in _imports(path) if imp.startswith("agent") for name in names if name.startswith("_")]
+                 for imp, names in _imports(path) if imp.startswith("mqwatch.agent") for name in names if name.startswith("_")]
     assert not offenders, offenders
 
 
 def test_no_import_cycles_between_modules():
     modules = {**_modules("agent"), **_modules("checks")}
     graph = {mod: {imp for imp, _ in _imports(path) if imp in modules and imp != mod} for mod, path in modules.items()}
-    # also `from agent import metrics`: the submodule is the dependency
+    # also `from mqwatch.agent import metrics`: the submodule is the dependency
     for mod, path in modules.items():
         for imp, names in _imports(path):
             graph[mod] |= {f"{imp}.{n}" for n in names if f"{imp}.{n}" in modules}
@@ -78,7 +79,7 @@ def test_built_in_checks_and_their_demo_parts_come_from_entry_points():
         assert get_check_class(kind).kind == kind
         assert (ROOT / "checks" / kind / "embedded.py").exists(), f"{kind} brings its own broker launcher"
     source = (ROOT / "agent" / "registry.py").read_text() + (ROOT / "agent" / "demo.py").read_text()
-    for name in ("KafkaCheck", "RedisCheck", "PulsarCheck", "checks.kafka", "checks.redis", "checks.pulsar"):
+    for name in ("KafkaCheck", "RedisCheck", "PulsarCheck", "mqwatch.checks.kafka", "mqwatch.checks.redis", "mqwatch.checks.pulsar"):
         assert name not in source
 
 
@@ -87,9 +88,9 @@ def _plugin(tmp_path: Path) -> dict:
     pkg = tmp_path / "mqwatch_echo"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(textwrap.dedent("""
-        from agent.check import Check
-        from agent.metrics import GAUGE, MetricDef
-        from agent.schema import Field, Schema, Str
+        from mqwatch.agent.check import Check
+        from mqwatch.agent.metrics import GAUGE, MetricDef
+        from mqwatch.agent.schema import Field, Schema, Str
 
         class EchoCheck(Check):
             kind = "echo"
@@ -106,8 +107,8 @@ def _plugin(tmp_path: Path) -> dict:
     """))
     (pkg / "demo.py").write_text(textwrap.dedent("""
         import sys, tempfile
-        from agent.demo import DemoPart
-        from agent.embedded import free_port, spawn
+        from mqwatch.agent.demo import DemoPart
+        from mqwatch.agent.embedded import free_port, spawn
 
         def start_broker():
             port = free_port()
@@ -132,8 +133,8 @@ def test_a_third_party_demo_part_joins_the_demo_and_cannot_take_over_a_kind(tmp_
     script = textwrap.dedent("""
         import logging, socket
         logging.basicConfig(level=logging.WARNING)
-        from agent.demo import start_parts, stop_parts
-        from agent.registry import get_check_class
+        from mqwatch.agent.demo import start_parts, stop_parts
+        from mqwatch.agent.registry import get_check_class
         from tests.helpers import collect_once
         print("kafka is", get_check_class("kafka").__name__)
         parts = start_parts(only=["echo"])
@@ -151,3 +152,14 @@ def test_a_third_party_demo_part_joins_the_demo_and_cannot_take_over_a_kind(tmp_
     assert "plugin_ignored" in run.stderr and "mqwatch_echo:Impostor" in run.stderr
     assert "echo up 1" in run.stdout
     assert "after stop closed" in run.stdout
+
+
+def test_code_imports_the_packages_by_their_installed_names():
+    """From a clone the folders are importable as `agent`, `checks`... too (pytest puts the repository on
+    sys.path); a module imported under both names would exist twice, with two copies of its state."""
+    bare = {"agent", "checks", "alerts", "dashboards"}
+    offenders = [f"{path.relative_to(ROOT)} imports {imp}"
+                 for folder in ("agent", "checks", "alerts", "dashboards", "tests", "benchmarks")
+                 for path in (ROOT / folder).rglob("*.py")
+                 for imp, _ in _imports(path) if imp.split(".")[0] in bare]
+    assert not offenders, offenders

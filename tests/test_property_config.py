@@ -9,9 +9,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.config import AGENT_SCHEMA, parse_config
-from agent.registry import get_check_class
-from agent.schema import ConfigErrors, Schema
+from mqwatch.agent.config import AGENT_SCHEMA, parse_config
+from mqwatch.agent.registry import get_check_class
+from mqwatch.agent.schema import ConfigErrors, Schema
 
 KINDS = ("kafka", "pulsar", "redis")
 

@@ -12,13 +12,13 @@ import zlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.dlq import MAX_REASON_LENGTH, normalize_reason
-from checks.kafka.reasons import header_text, original_topic, reason_of as kafka_reason
-from checks.pulsar.sampler import reason_of as pulsar_reason
-from checks.redis import rq, sidekiq
-from checks.redis.client import label
-from checks.redis.keyspace import _stream_reason, reason_of as redis_reason
-from checks.redis.streams import parse_id
+from mqwatch.agent.dlq import MAX_REASON_LENGTH, normalize_reason
+from mqwatch.checks.kafka.reasons import header_text, original_topic, reason_of as kafka_reason
+from mqwatch.checks.pulsar.sampler import reason_of as pulsar_reason
+from mqwatch.checks.redis import rq, sidekiq
+from mqwatch.checks.redis.client import label
+from mqwatch.checks.redis.keyspace import _stream_reason, reason_of as redis_reason
+from mqwatch.checks.redis.streams import parse_id
 
 # Arbitrary bytes, and bytes shaped like what the decoders look for (JSON, zlib, base64).
 json_like = st.recursive(

@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.dlq import normalize_reason
-from agent.exporter import Exporter
-from agent.metrics import DLQ_MESSAGES, DLQ_MESSAGES_TOTAL, DLQ_REASON_MESSAGES, QUEUE_MESSAGES
-from agent.snapshot import SnapshotBuilder
-from checks.redis.client import label
+from mqwatch.agent.dlq import normalize_reason
+from mqwatch.agent.exporter import Exporter
+from mqwatch.agent.metrics import DLQ_MESSAGES, DLQ_MESSAGES_TOTAL, DLQ_REASON_MESSAGES, QUEUE_MESSAGES
+from mqwatch.agent.snapshot import SnapshotBuilder
+from mqwatch.checks.redis.client import label
 
 DEFS = (QUEUE_MESSAGES, DLQ_MESSAGES, DLQ_MESSAGES_TOTAL, DLQ_REASON_MESSAGES)
 NASTY = ['a"b', "back\\slash", "new\nline", "\\n", '\\"', '"', "\\", "\r\n", "\x00", "\u2028", "\ufffd", "é",

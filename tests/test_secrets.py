@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from agent.embedded import free_port
-from agent.redact import MASK, redact, register_config_tree, register_secret
+from mqwatch.agent.embedded import free_port
+from mqwatch.agent.redact import MASK, redact, register_config_tree, register_secret
 from tests.helpers import wait_until
 from tests.test_agent import AgentProcess
 
@@ -126,7 +126,7 @@ def _assert_clean(where: str, text: str):
 
 
 def _mqwatch(*args):
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=90)
+    return subprocess.run([sys.executable, "-m", "mqwatch.agent", *args], capture_output=True, text=True, timeout=90)
 
 
 def test_planted_secrets_appear_on_no_path(tmp_path, redis_server, pulsar_lite, pki, monkeypatch):
@@ -225,7 +225,7 @@ from hypothesis import strategies as st  # noqa: E402
 @pytest.fixture
 def private_registry():
     """Random secrets must not stay registered: they would mask other tests' text in this process."""
-    from agent import redact as module
+    from mqwatch.agent import redact as module
 
     saved = set(module._registry._values)
     yield

@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from agent import sharding
-from agent.sharding import Shard, ShardError, owner, parse, resolve
+from mqwatch.agent import sharding
+from mqwatch.agent.sharding import Shard, ShardError, owner, parse, resolve
 from tests.helpers import config_for
 
 NAMES = [f"orders.eu-{i}" for i in range(10_000)]
@@ -40,7 +40,7 @@ def test_every_name_has_exactly_one_owner_and_it_is_stable_across_processes():
     shards = [Shard(i, 3) for i in range(3)]
     assert all(sum(s.owns(n) for s in shards) == 1 for n in NAMES[:2000])
     # not Python's per-process salted hash(): another interpreter agrees
-    code = "from agent.sharding import owner; print([owner(f'orders.eu-{i}', 3) for i in range(50)])"
+    code = "from mqwatch.agent.sharding import owner; print([owner(f'orders.eu-{i}', 3) for i in range(50)])"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": "12345", "PATH": ""}, cwd=Path(__file__).resolve().parents[1])
     assert other.stdout.strip() == str([owner(f"orders.eu-{i}", 3) for i in range(50)])

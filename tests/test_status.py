@@ -1,4 +1,4 @@
-"""agent.status: the consumer status evaluator, table-driven.
+"""mqwatch.agent.status: the consumer status evaluator, table-driven.
 
 Burrow's rules (github.com/linkedin/Burrow/wiki/Consumer-Lag-Evaluation-Rules and
 core/internal/evaluator/caching.go) are cases here, named `burrow-*`. Where mqwatch decides
@@ -24,7 +24,7 @@ import math
 
 import pytest
 
-from agent.status import DEFAULT_WINDOW, LAGGING, OK, REWOUND, STALLED, STOPPED, StatusTracker, worst
+from mqwatch.agent.status import DEFAULT_WINDOW, LAGGING, OK, REWOUND, STALLED, STOPPED, StatusTracker, worst
 
 W = 4  # window size used by the table
 
@@ -259,8 +259,8 @@ SECTIONS = {
 
 @pytest.mark.parametrize("kind", sorted(SECTIONS))
 def test_status_keys_have_defaults_and_are_validated(kind):
-    from agent.config import parse_config
-    from agent.schema import ConfigErrors
+    from mqwatch.agent.config import parse_config
+    from mqwatch.agent.schema import ConfigErrors
 
     base = f"checks:\n  - kind: {kind}\n    name: c\n" + SECTIONS[kind]
     opts = parse_config(base, "mqwatch.yaml").checks[0].options

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from agent.app import Agent
-from agent.config import parse_config
-from agent.embedded import free_port
-from agent.metrics import DELAYED_OVERDUE_MESSAGES, DELAYED_OVERDUE_SECONDS, DLQ_MESSAGES, DLQ_REASON_MESSAGES
-from agent.server import HTTPServer
-from agent.snapshot import SnapshotBuilder
+from mqwatch.agent.app import Agent
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.embedded import free_port
+from mqwatch.agent.metrics import DELAYED_OVERDUE_MESSAGES, DELAYED_OVERDUE_SECONDS, DLQ_MESSAGES, DLQ_REASON_MESSAGES
+from mqwatch.agent.server import HTTPServer
+from mqwatch.agent.snapshot import SnapshotBuilder
 from tests.helpers import kafka_commit, kafka_create_topics, kafka_produce, unique, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,8 +92,8 @@ checks:
 
 def test_delayed_queues_of_one_name_in_two_job_frameworks_are_two_rows():
     """RQ's and BullMQ's `default` are different queues: each row keeps its own overdue count."""
-    from agent.exporter import Exporter
-    from agent.statuspage import _delayed_table
+    from mqwatch.agent.exporter import Exporter
+    from mqwatch.agent.statuspage import _delayed_table
 
     exporter = Exporter(process_metrics=False)
     b = SnapshotBuilder("redis", "jobs", (DELAYED_OVERDUE_MESSAGES, DELAYED_OVERDUE_SECONDS))

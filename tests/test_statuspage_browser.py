@@ -24,10 +24,10 @@ import pytest
 import redis
 import yaml
 
-from agent.app import Agent
-from agent.config import parse_config
-from agent.embedded import free_port, start_alertmanager
-from agent.server import HTTPServer
+from mqwatch.agent.app import Agent
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.embedded import free_port, start_alertmanager
+from mqwatch.agent.server import HTTPServer
 from tests.helpers import wait_until
 from tests.ops.stack import prometheus_available
 

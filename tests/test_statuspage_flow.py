@@ -5,12 +5,12 @@ broker; this one is about what the page makes of the series)."""
 
 import time
 
-from agent.app import Agent
-from agent.config import parse_config
-from agent.metrics import (CONSUMER_DRAIN_SECONDS, CONSUMER_LAG_MESSAGES, CONSUMER_LAG_SECONDS, PENDING_MAX_DELIVERIES,
+from mqwatch.agent.app import Agent
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.metrics import (CONSUMER_DRAIN_SECONDS, CONSUMER_LAG_MESSAGES, CONSUMER_LAG_SECONDS, PENDING_MAX_DELIVERIES,
                            PENDING_REDELIVERED)
-from agent.snapshot import SnapshotBuilder
-from agent.statuspage import render_status_page
+from mqwatch.agent.snapshot import SnapshotBuilder
+from mqwatch.agent.statuspage import render_status_page
 
 
 def _page():

@@ -1,4 +1,4 @@
-"""agent.timelag: dating committed offsets from a history of end offsets, table-driven."""
+"""mqwatch.agent.timelag: dating committed offsets from a history of end offsets, table-driven."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from agent.timelag import CAUGHT_UP, EXTRAPOLATED, INTERPOLATED, LOWER_BOUND, OffsetTimeline
+from mqwatch.agent.timelag import CAUGHT_UP, EXTRAPOLATED, INTERPOLATED, LOWER_BOUND, OffsetTimeline
 
 # End offset seen at each collection time: 100 at t=0, still 100 at t=10, 130 at t=20, 160 at t=30.
 HISTORY = [(0, 100), (10, 100), (20, 130), (30, 160)]

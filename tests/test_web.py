@@ -18,12 +18,12 @@ import time
 import bcrypt
 import pytest
 
-from agent.app import Agent
-from agent.config import parse_config
-from agent.embedded import free_port
-from agent.schema import ConfigErrors
-from agent.server import HTTPServer, accepts_gzip
-from agent.webconfig import load_web_config
+from mqwatch.agent.app import Agent
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.embedded import free_port
+from mqwatch.agent.schema import ConfigErrors
+from mqwatch.agent.server import HTTPServer, accepts_gzip
+from mqwatch.agent.webconfig import load_web_config
 from tests.helpers import wait_until
 
 PASSWORD = "scrape-pw-1"
@@ -177,11 +177,11 @@ def test_run_serves_tls_from_the_flag_and_validate_checks_agent_web_config_file(
     web.write_text(_tls_yaml(pki))
     cfg = tmp_path / "mqwatch.yaml"
     cfg.write_text(f"agent: {{web_config_file: {tmp_path / 'nope.yml'}}}\nchecks: []\n")
-    v = subprocess.run([sys.executable, "-m", "agent", "validate", "-c", str(cfg)], capture_output=True, text=True, timeout=60)
+    v = subprocess.run([sys.executable, "-m", "mqwatch.agent", "validate", "-c", str(cfg)], capture_output=True, text=True, timeout=60)
     assert v.returncode == 2 and "nope.yml: cannot read web config" in v.stderr
     cfg.write_text("agent: {interval: 1s}\nchecks: []\n")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(cfg), "--listen", f"127.0.0.1:{port}",
+    proc = subprocess.Popen([sys.executable, "-m", "mqwatch.agent", "run", "-c", str(cfg), "--listen", f"127.0.0.1:{port}",
                              "--web.config.file", str(web)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ctx = _client_ctx(pki)
@@ -316,7 +316,7 @@ def test_ipv6_listen_address_validates_and_binds(serve):
     with pytest.raises(ConfigErrors) as e:
         parse_config("agent: {listen: '::1:9325'}\nchecks: []\n", "m.yaml", {})
     assert "agent.listen" in str(e.value) and "[::1]:9325" in str(e.value)
-    from agent.server import split_listen
+    from mqwatch.agent.server import split_listen
 
     host, port = split_listen("[::1]:0")
     server = serve(host=host)

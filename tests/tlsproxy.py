@@ -11,7 +11,7 @@ import asyncio
 import ssl
 import threading
 
-from agent.embedded import free_port
+from mqwatch.agent.embedded import free_port
 
 
 def server_context(pki, require_client_cert: bool = False) -> ssl.SSLContext:

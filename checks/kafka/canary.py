@@ -21,7 +21,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from agent.canary import CanaryStats, SequenceTracker
+from mqwatch.agent.canary import CanaryStats, SequenceTracker
 
 log = logging.getLogger("mqwatch.kafka.canary")
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import time
 
-from agent.check import Check
-from agent.counters import REBASE, Counters
-from agent.canary import STAGES, emit_sequence
-from agent.flow import FlowTracker
-from agent.schema import matches
-from agent.snapshot import SnapshotBuilder
-from agent.status import STATUSES, StatusTracker
-from checks.kafka.canary import Canary
-from checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config, librdkafka_log
-from checks.kafka.clientlog import ClientLog
-from checks.kafka.config import SCHEMA
-from checks.kafka.dlq import DlqTracker
-from checks.kafka.metrics import ERROR_REASONS, METRICS
-from checks.kafka.records import RecordReader
-from checks.kafka.retention import TopicRetention, headroom
-from checks.kafka.timelag import TimeLag, TimeLagResult, lag_seconds
+from mqwatch.agent.check import Check
+from mqwatch.agent.counters import REBASE, Counters
+from mqwatch.agent.canary import STAGES, emit_sequence
+from mqwatch.agent.flow import FlowTracker
+from mqwatch.agent.schema import matches
+from mqwatch.agent.snapshot import SnapshotBuilder
+from mqwatch.agent.status import STATUSES, StatusTracker
+from mqwatch.checks.kafka.canary import Canary
+from mqwatch.checks.kafka.client import GROUP_STATES, ClusterView, KafkaClient, base_config, librdkafka_log
+from mqwatch.checks.kafka.clientlog import ClientLog
+from mqwatch.checks.kafka.config import SCHEMA
+from mqwatch.checks.kafka.dlq import DlqTracker
+from mqwatch.checks.kafka.metrics import ERROR_REASONS, METRICS
+from mqwatch.checks.kafka.records import RecordReader
+from mqwatch.checks.kafka.retention import TopicRetention, headroom
+from mqwatch.checks.kafka.timelag import TimeLag, TimeLagResult, lag_seconds
 
 # Group states in which the broker says members are there (tansu reports no member list).
 ACTIVE_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance")

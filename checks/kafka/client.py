@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from agent import tls as tlsconf
-from agent.check import CheckError
-from agent.sharding import WHOLE, Shard
-from checks.kafka.clientlog import ClientLog
-from checks.kafka.grouptopics import GroupTopics
+from mqwatch.agent import tls as tlsconf
+from mqwatch.agent.check import CheckError
+from mqwatch.agent.sharding import WHOLE, Shard
+from mqwatch.checks.kafka.clientlog import ClientLog
+from mqwatch.checks.kafka.grouptopics import GroupTopics
 
 # The names the Kafka broker itself uses for group states (kafka-consumer-groups.sh prints these).
 GROUP_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance", "Empty", "Dead", "Unknown")

@@ -2,10 +2,12 @@
 
 import re
 
-from agent import tls
-from agent.dlq import REASONS_FIELD
-from agent.schema import did_you_mean, Bool, Choice, Duration, Field, Filter, Int, Invalid, ListOf, Regex, ScalarMap, Schema, Str
-from checks.kafka import properties
+from mqwatch.agent import tls
+from mqwatch.agent.dlq import REASONS_FIELD
+from mqwatch.agent.schema import (
+    did_you_mean, Bool, Choice, Duration, Field, Filter, Int, Invalid, ListOf, Regex, ScalarMap, Schema, Str,
+)
+from mqwatch.checks.kafka import properties
 
 _RESERVED_CLIENT_KEYS = ("bootstrap.servers", "group.id", "enable.auto.commit", "logger")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import time
 
-from agent.demo import DemoPart, Workload
-from checks.kafka.embedded import start_tansu
+from mqwatch.agent.demo import DemoPart, Workload
+from mqwatch.checks.kafka.embedded import start_tansu
 
 ORDERS, PAYMENTS, ORDERS_DLT = "orders", "payments", "orders.DLT"
 # What a Spring DeadLetterPublishingRecoverer writes: the wrapper, the real cause, the message.

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.counters import Counters
-from agent.dlq import UNKNOWN, ReasonCounts, normalize_reason
-from checks.kafka.reasons import original_topic, reason_of
+from mqwatch.agent.counters import Counters
+from mqwatch.agent.dlq import UNKNOWN, ReasonCounts, normalize_reason
+from mqwatch.checks.kafka.reasons import original_topic, reason_of
 
 DLQ, RETRY = "dlq", "retry"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from agent.embedded import Broker, free_port, package_binary, spawn
+from mqwatch.agent.embedded import Broker, free_port, package_binary, spawn
 
 
 def tansu_binary() -> Path:

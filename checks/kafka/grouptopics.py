@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from confluent_kafka import TopicPartition
 
-from agent.sharding import owner
+from mqwatch.agent.sharding import owner
 
 REFRESH_CYCLES = 10
 

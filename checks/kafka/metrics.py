@@ -1,7 +1,7 @@
 """Every metric the Kafka check emits: the shared contract plus Kafka-only broker health."""
 
-from agent import metrics as m
-from agent.metrics import MetricDef, GAUGE
+from mqwatch.agent import metrics as m
+from mqwatch.agent.metrics import MetricDef, GAUGE
 
 CONTROLLER_ID = MetricDef("mqwatch_kafka_controller_id", GAUGE, "Broker id of the active controller; -1 when none is known.",
                           example="changes(mqwatch_kafka_controller_id[1h]) > 3")

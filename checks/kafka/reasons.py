@@ -19,7 +19,7 @@ from __future__ import annotations
 import codecs
 import json
 
-from agent.dlq import UNKNOWN, normalize_reason
+from mqwatch.agent.dlq import UNKNOWN, normalize_reason
 
 SPRING_CAUSE_FQCN = "kafka_dlt-exception-cause-fqcn"
 SPRING_FQCN = "kafka_dlt-exception-fqcn"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.timelag import CAUGHT_UP, INTERPOLATED, LOWER_BOUND, OffsetTimeline
+from mqwatch.agent.timelag import CAUGHT_UP, INTERPOLATED, LOWER_BOUND, OffsetTimeline
 
 NOTHING_TO_READ = object()  # only transaction markers (or nothing) at or after the offset
 NO_TIMESTAMP = object()  # the record has no usable timestamp

@@ -13,8 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
-from checks.pulsar.http import HttpError, TokenSession, get, get_json, new_session
-from checks.pulsar.model import (
+from mqwatch.checks.pulsar.http import HttpError, TokenSession, get, get_json, new_session
+from mqwatch.checks.pulsar.model import (
     NOT_PARTITIONED, ClusterState, PartitionState, SubscriptionState, TopicState, namespace_and_local,
     split_partition,
 )

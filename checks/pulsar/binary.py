@@ -8,7 +8,7 @@ import logging
 
 import pulsar
 
-from agent import tls as tlsconf
+from mqwatch.agent import tls as tlsconf
 
 # pulsar-client logs INFO lines to stdout unless handed a Python logger.
 CLIENT_LOGGER = logging.getLogger("mqwatch.pulsar.client")

@@ -7,8 +7,8 @@ import uuid
 
 import pulsar
 
-from agent.canary import SequenceTracker
-from agent.snapshot import Histogram
+from mqwatch.agent.canary import SequenceTracker
+from mqwatch.agent.snapshot import Histogram
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 STAGES = ("produce", "consume", "timeout")

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import time
 
-from agent.check import Check, CheckError
-from agent.canary import emit_sequence
-from agent.counters import Counters
-from agent.flow import FlowTracker
-from agent.schema import matches
-from agent.snapshot import SnapshotBuilder
-from agent.status import STATUSES, StatusTracker
-from agent.timelag import LOWER_BOUND, OffsetTimeline
-from checks.pulsar.admin import AdminClient, BadReply
-from checks.pulsar.config import SCHEMA
-from checks.pulsar.deadletters import DLQ, classify, shard_topics
-from checks.pulsar.http import HttpError
-from checks.pulsar.metrics import ERROR_REASONS, METRICS
-from checks.pulsar.model import ClusterState, TopicState
-from checks.pulsar.retention import NamespaceLimits, namespace_of
-from checks.pulsar.scrape import MetricsScraper
+from mqwatch.agent.check import Check, CheckError
+from mqwatch.agent.canary import emit_sequence
+from mqwatch.agent.counters import Counters
+from mqwatch.agent.flow import FlowTracker
+from mqwatch.agent.schema import matches
+from mqwatch.agent.snapshot import SnapshotBuilder
+from mqwatch.agent.status import STATUSES, StatusTracker
+from mqwatch.agent.timelag import LOWER_BOUND, OffsetTimeline
+from mqwatch.checks.pulsar.admin import AdminClient, BadReply
+from mqwatch.checks.pulsar.config import SCHEMA
+from mqwatch.checks.pulsar.deadletters import DLQ, classify, shard_topics
+from mqwatch.checks.pulsar.http import HttpError
+from mqwatch.checks.pulsar.metrics import ERROR_REASONS, METRICS
+from mqwatch.checks.pulsar.model import ClusterState, TopicState
+from mqwatch.checks.pulsar.retention import NamespaceLimits, namespace_of
+from mqwatch.checks.pulsar.scrape import MetricsScraper
 
 # Network calls must end before the scheduler abandons the collection.
 _DEADLINE_SHARE = 0.85
@@ -80,7 +80,7 @@ class PulsarCheck(Check):
 
     def binary(self):
         if self._binary is None:
-            from checks.pulsar.binary import connect
+            from mqwatch.checks.pulsar.binary import connect
 
             self._binary = connect(self.options.service_url, self.options.auth, self.options.tls, self._request_timeout())
         return self._binary
@@ -317,7 +317,7 @@ class PulsarCheck(Check):
                     out.add("mqwatch_dlq_reason_messages", n, dlq=name, reason=reason)
 
     def sample_dead_letters(self, out: SnapshotBuilder, dlqs: list[str], deadline: float) -> None:
-        from checks.pulsar.sampler import DeadLetterSampler
+        from mqwatch.checks.pulsar.sampler import DeadLetterSampler
 
         if self._sampler is None:
             self._sampler = DeadLetterSampler(self.options.dlq_sampling.reason_property, self.options.dlq_sampling.max_messages,
@@ -332,7 +332,7 @@ class PulsarCheck(Check):
                 out.error("dlq_sampling", f"reading dead letters of {dlq}: {e}")
 
     def run_canary(self, out: SnapshotBuilder, deadline: float) -> None:
-        from checks.pulsar.canary import STAGES, Canary
+        from mqwatch.checks.pulsar.canary import STAGES, Canary
 
         if self._canary is None:
             self._canary = Canary(self.options.canary.topic, self.options.canary.lost_after)

@@ -1,8 +1,8 @@
 """The `kind: pulsar` config section."""
 
-from agent import tls
-from agent.dlq import REASONS_FIELD
-from agent.schema import Bool, Duration, Field, Filter, Int, ListOf, Schema, Str
+from mqwatch.agent import tls
+from mqwatch.agent.dlq import REASONS_FIELD
+from mqwatch.agent.schema import Bool, Duration, Field, Filter, Int, ListOf, Schema, Str
 
 _HTTP_URL = Str(r"https?://[^\s/]+(/\S*)?", "expected an http(s) URL, for example http://broker-1:8080", noun="a URL")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks.pulsar.model import TopicState, namespace_and_local
+from mqwatch.checks.pulsar.model import TopicState, namespace_and_local
 
 DLQ, RETRY = "dlq", "retry"
 _SUFFIXES = (("-DLQ", DLQ), ("-RETRY", RETRY))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import random
 
-from agent.demo import DemoPart, Workload
-from checks.pulsar.embedded import start_pulsar_lite
+from mqwatch.agent.demo import DemoPart, Workload
+from mqwatch.checks.pulsar.embedded import start_pulsar_lite
 
 TOPIC = "persistent://public/default/deliveries"
 RETRY_TOPIC = f"{TOPIC}-delivery-service-RETRY"

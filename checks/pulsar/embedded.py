@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from agent.embedded import Broker, free_port, package_binary, spawn, wait_for_port
+from mqwatch.agent.embedded import Broker, free_port, package_binary, spawn, wait_for_port
 
 
 def pulsar_lite_binary() -> Path:

@@ -13,7 +13,7 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from checks.pulsar.model import NOT_PARTITIONED, ClusterState, SubscriptionState, full_topic_name, split_partition
+from mqwatch.checks.pulsar.model import NOT_PARTITIONED, ClusterState, SubscriptionState, full_topic_name, split_partition
 
 
 class ExpositionError(ValueError):

@@ -14,8 +14,8 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from agent import tls as tlsconf
-from checks.pulsar.oauth2 import ClientCredentials, TokenError
+from mqwatch.agent import tls as tlsconf
+from mqwatch.checks.pulsar.oauth2 import ClientCredentials, TokenError
 
 _CHUNK = 1 << 16
 _DETAIL_BYTES = 4096  # of an error reply, enough for Pulsar's {"reason": ...}

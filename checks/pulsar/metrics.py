@@ -1,7 +1,7 @@
 """Every metric the Pulsar check emits: the shared contract plus Pulsar-only broker health."""
 
-from agent import metrics as m
-from agent.metrics import GAUGE, MetricDef
+from mqwatch.agent import metrics as m
+from mqwatch.agent.metrics import GAUGE, MetricDef
 
 BROKER_HEALTHY = MetricDef(
     "mqwatch_pulsar_broker_healthy", GAUGE,

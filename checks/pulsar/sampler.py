@@ -11,7 +11,7 @@ import time
 
 import pulsar
 
-from agent.dlq import ReasonCounts
+from mqwatch.agent.dlq import ReasonCounts
 
 REDELIVERY_LIMIT = "redelivery_limit_reached"
 RECONSUME_LIMIT = "reconsume_limit_reached"

@@ -6,9 +6,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from checks.pulsar.exposition import ExpositionError, parse_exposition, topics_in
-from checks.pulsar.http import HttpError, get, new_session, shown
-from checks.pulsar.model import ClusterState
+from mqwatch.checks.pulsar.exposition import ExpositionError, parse_exposition, topics_in
+from mqwatch.checks.pulsar.http import HttpError, get, new_session, shown
+from mqwatch.checks.pulsar.model import ClusterState
 
 
 class MetricsScraper:

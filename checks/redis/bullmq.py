@@ -9,9 +9,9 @@ includes/getDelayedScore.lua), `failed` (ZSET scored by finishedOn, ms), `meta` 
 
 from __future__ import annotations
 
-from checks.redis.client import as_float, is_error, label
-from checks.redis.model import PendingStat, QueueStat
-from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
+from mqwatch.checks.redis.client import as_float, is_error, label
+from mqwatch.checks.redis.model import PendingStat, QueueStat
+from mqwatch.checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "bullmq"
 DELAYED = ScoreClock("bullmq")

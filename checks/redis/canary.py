@@ -15,7 +15,7 @@ import uuid
 
 import redis
 
-from agent.canary import CanaryStats, SequenceTracker
+from mqwatch.agent.canary import CanaryStats, SequenceTracker
 
 GROUP, CONSUMER = "mqwatch-canary", "agent"
 _MAXLEN = 1000

@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from checks.redis.client import is_error, label
-from checks.redis.model import DelayedStat, PendingStat, QueueStat
+from mqwatch.checks.redis.client import is_error, label
+from mqwatch.checks.redis.model import DelayedStat, PendingStat, QueueStat
 
 NAME = "celery"
 BINDING_PATTERN = "_kombu.binding.*"

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import time
 
-from agent.canary import emit_sequence
-from agent.check import Check
-from agent.counters import REBASE, Counters
-from agent.dlq import UNKNOWN, ReasonCounts
-from agent.flow import FlowTracker
-from agent.snapshot import SnapshotBuilder
-from agent.status import STATUSES, StatusTracker
-from checks.redis import bullmq, celery, rq, sidekiq
-from checks.redis.client import RedisClient, Rounds
-from checks.redis.config import SCHEMA
-from checks.redis.keyspace import DlqPatterns, read_keys
-from checks.redis.metrics import ERROR_REASONS, METRICS
-from checks.redis.model import PLAIN, View
+from mqwatch.agent.canary import emit_sequence
+from mqwatch.agent.check import Check
+from mqwatch.agent.counters import REBASE, Counters
+from mqwatch.agent.dlq import UNKNOWN, ReasonCounts
+from mqwatch.agent.flow import FlowTracker
+from mqwatch.agent.snapshot import SnapshotBuilder
+from mqwatch.agent.status import STATUSES, StatusTracker
+from mqwatch.checks.redis import bullmq, celery, rq, sidekiq
+from mqwatch.checks.redis.client import RedisClient, Rounds
+from mqwatch.checks.redis.config import SCHEMA
+from mqwatch.checks.redis.keyspace import DlqPatterns, read_keys
+from mqwatch.checks.redis.metrics import ERROR_REASONS, METRICS
+from mqwatch.checks.redis.model import PLAIN, View
 
 # The key types that carry queue meaning; others matched by a pattern are skipped.
 TYPES = ("list", "zset", "stream")
@@ -94,7 +94,7 @@ class RedisCheck(Check):
             self.run_canary(out, client)
 
     def run_canary(self, out: SnapshotBuilder, client: RedisClient) -> None:
-        from checks.redis.canary import StreamCanary
+        from mqwatch.checks.redis.canary import StreamCanary
 
         o = self.options.canary
         if self._canary is None:

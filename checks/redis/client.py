@@ -15,9 +15,9 @@ from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.connection import SSLConnection
 from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError, ResponseError
 
-from agent import tls as tlsconf
-from agent.check import CheckError
-from checks.redis.globs import Matcher, covering_glob, has_glob
+from mqwatch.agent import tls as tlsconf
+from mqwatch.agent.check import CheckError
+from mqwatch.checks.redis.globs import Matcher, covering_glob, has_glob
 
 CLIENT_NAME = b"mqwatch"
 

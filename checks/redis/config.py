@@ -1,8 +1,8 @@
 """The `kind: redis` config section."""
 
-from agent import tls
-from agent.dlq import REASONS_FIELD
-from agent.schema import Bool, Choice, Duration, Field, Int, ListOf, Schema, Str
+from mqwatch.agent import tls
+from mqwatch.agent.dlq import REASONS_FIELD
+from mqwatch.agent.schema import Bool, Choice, Duration, Field, Int, ListOf, Schema, Str
 
 FRAMEWORKS = ("sidekiq", "rq", "bullmq", "celery")
 

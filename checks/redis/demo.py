@@ -21,8 +21,8 @@ import logging
 import random
 import time
 
-from agent.demo import DemoPart, Workload
-from checks.redis.embedded import start_redis
+from mqwatch.agent.demo import DemoPart, Workload
+from mqwatch.checks.redis.embedded import start_redis
 
 POLLER_LIFETIME_SECONDS = 40
 log = logging.getLogger("mqwatch.demo.redis")

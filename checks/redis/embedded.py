@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from agent.embedded import Broker, free_port, package_binary, spawn, system_binary
+from mqwatch.agent.embedded import Broker, free_port, package_binary, spawn, system_binary
 
 
 def redis_server_binary() -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 
-from checks.redis.client import is_denied, is_error, is_missing_key, label
-from checks.redis.globs import to_regex
-from checks.redis.model import DEFAULT_MAX_PAYLOAD, PLAIN, DeadLetterStat, PendingStat, QueueStat, oversized
-from checks.redis.streams import after, parse_id, read_stream
-from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed_many
+from mqwatch.checks.redis.client import is_denied, is_error, is_missing_key, label
+from mqwatch.checks.redis.globs import to_regex
+from mqwatch.checks.redis.model import DEFAULT_MAX_PAYLOAD, PLAIN, DeadLetterStat, PendingStat, QueueStat, oversized
+from mqwatch.checks.redis.streams import after, parse_id, read_stream
+from mqwatch.checks.redis.zsets import ScoreClock, read_dead_set, read_delayed_many
 
 # Fields a dead letter written by hand commonly names its failure with (first one present wins).
 REASON_FIELDS = ("error_class", "exception", "exc_type", "error_type", "failedReason", "reason", "error")

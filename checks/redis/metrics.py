@@ -1,7 +1,7 @@
 """Every metric the Redis check emits: the shared contract plus Redis server health."""
 
-from agent import metrics as m
-from agent.metrics import COUNTER, GAUGE, MetricDef
+from mqwatch.agent import metrics as m
+from mqwatch.agent.metrics import COUNTER, GAUGE, MetricDef
 
 
 def _g(name, help, labels=(), example=""):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from checks.redis.client import is_error
+from mqwatch.checks.redis.client import is_error
 
 # The `framework` label of series read from keys no job framework owns (the `keys` patterns).
 PLAIN = "plain"

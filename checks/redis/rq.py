@@ -19,9 +19,9 @@ import binascii
 import datetime as dt
 import zlib
 
-from checks.redis.client import is_error, label
-from checks.redis.model import DEFAULT_MAX_PAYLOAD, PendingStat, QueueStat, oversized
-from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
+from mqwatch.checks.redis.client import is_error, label
+from mqwatch.checks.redis.model import DEFAULT_MAX_PAYLOAD, PendingStat, QueueStat, oversized
+from mqwatch.checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "rq"
 QUEUE_PREFIX = b"rq:queue:"

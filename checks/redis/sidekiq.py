@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 
-from checks.redis.client import as_float, is_error, label
-from checks.redis.model import DEFAULT_MAX_PAYLOAD, PendingStat, QueueStat, add_length, oversized
-from checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
+from mqwatch.checks.redis.client import as_float, is_error, label
+from mqwatch.checks.redis.model import DEFAULT_MAX_PAYLOAD, PendingStat, QueueStat, add_length, oversized
+from mqwatch.checks.redis.zsets import ScoreClock, read_dead_set, read_delayed
 
 NAME = "sidekiq"
 DEAD = "dead"

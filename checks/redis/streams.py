@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from checks.redis.client import is_error, is_missing_key, label
-from checks.redis.model import GroupStat, StreamStat
+from mqwatch.checks.redis.client import is_error, is_missing_key, label
+from mqwatch.checks.redis.model import GroupStat, StreamStat
 
 
 def parse_id(value) -> tuple[int, int] | None:

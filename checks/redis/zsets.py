@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 
-from checks.redis.client import as_float, is_denied
-from checks.redis.model import DeadLetterStat, DelayedStat
+from mqwatch.checks.redis.client import as_float, is_denied
+from mqwatch.checks.redis.model import DeadLetterStat, DelayedStat
 
 # Scores at or above this are milliseconds: as seconds they would be past the year 5000.
 _MS_THRESHOLD = 1e11

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.embedded import free_port
-from checks.kafka.embedded import start_tansu
-from checks.pulsar.embedded import start_pulsar_lite
-from checks.redis.embedded import redis6_server_binary, start_redis
+from mqwatch.agent.embedded import free_port
+from mqwatch.checks.kafka.embedded import start_tansu
+from mqwatch.checks.pulsar.embedded import start_pulsar_lite
+from mqwatch.checks.redis.embedded import redis6_server_binary, start_redis
 from tests.faults.endpoint import Endpoint
 from tests.faults.stack import INTERVAL, TIMEOUT, AgentProcess, Watcher, value
 from tests.helpers import wait_until

@@ -107,7 +107,7 @@ class AgentProcess:
         self.config_path, self.port = config_path, port
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "run", "-c", str(config_path), "--listen", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "mqwatch.agent", "run", "-c", str(config_path), "--listen", f"127.0.0.1:{port}",
              "--log-level", "info"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 

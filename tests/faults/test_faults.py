@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from checks.kafka.embedded import start_tansu
-from checks.pulsar.embedded import start_pulsar_lite
-from checks.redis.embedded import redis6_server_binary, start_redis
+from mqwatch.checks.kafka.embedded import start_tansu
+from mqwatch.checks.pulsar.embedded import start_pulsar_lite
+from mqwatch.checks.redis.embedded import redis6_server_binary, start_redis
 from tests.faults.conftest import CHECKS, GOOD_METRICS
 from tests.faults.stack import INTERVAL, TIMEOUT, counters_never_went_down, series_of, value
 from tests.helpers import kafka_create_topics, kafka_produce, wait_until

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import threading
 
-from agent.check import Check
-from agent.exporter import Exporter
-from agent.metrics import MetricDef
-from agent.scheduler import Runner
+from mqwatch.agent.check import Check
+from mqwatch.agent.exporter import Exporter
+from mqwatch.agent.metrics import MetricDef
+from mqwatch.agent.scheduler import Runner
 from tests.helpers import config_for
 
 GAUGE = MetricDef("t_generation", "gauge", "Which runner published.")

@@ -121,7 +121,7 @@ def test_canary_message_truncated_before_it_was_consumed_counts_as_lost(kafka_bo
     as after DeleteRecords and an out-of-range reset."""
     from confluent_kafka import TopicPartition
 
-    from checks.kafka.canary import Canary
+    from mqwatch.checks.kafka.canary import Canary
     from tests.helpers import config_for
 
     topic = unique("canary-lost")

@@ -3,7 +3,7 @@ shows the same against a real TLS handshake; here the clock is controlled)."""
 
 import logging
 
-from checks.kafka.clientlog import REPEAT_WINDOW, ClientLog, classify
+from mqwatch.checks.kafka.clientlog import REPEAT_WINDOW, ClientLog, classify
 
 
 class Clock:

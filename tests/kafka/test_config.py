@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import parse_config
-from agent.schema import ConfigErrors
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.schema import ConfigErrors
 
 BASE = """\
 agent: {interval: 5s}

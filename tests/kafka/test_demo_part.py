@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.demo import start_parts
-from checks.kafka.demo import DEAD_LETTER_CAUSES, ORDERS_DLT
+from mqwatch.agent.demo import start_parts
+from mqwatch.checks.kafka.demo import DEAD_LETTER_CAUSES, ORDERS_DLT
 from tests.helpers import wait_until
 from tests.kafka.support import CheckRun, status_of
 

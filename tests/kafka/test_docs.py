@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import load_config
-from agent.metrics import catalog, render_markdown
-from agent.schema import Schema
-from checks.kafka.check import KafkaCheck
+from mqwatch.agent.config import load_config
+from mqwatch.agent.metrics import catalog, render_markdown
+from mqwatch.agent.schema import Schema
+from mqwatch.checks.kafka.check import KafkaCheck
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA = ROOT / "checks" / "kafka"

@@ -11,9 +11,9 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from agent.snapshot import SnapshotBuilder
-from checks.kafka.client import ClusterView, GroupInfo, PartitionInfo
-from checks.kafka.metrics import METRICS
+from mqwatch.agent.snapshot import SnapshotBuilder
+from mqwatch.checks.kafka.client import ClusterView, GroupInfo, PartitionInfo
+from mqwatch.checks.kafka.metrics import METRICS
 from tests.helpers import kafka_commit, kafka_create_topics, kafka_produce, make_check, unique
 
 
@@ -146,7 +146,7 @@ def _view(start: int, committed: int | None, end: int = 100, t: float = 0.0) -> 
 
 
 def _lost_after(views) -> list:
-    from checks.kafka.check import partition_lags
+    from mqwatch.checks.kafka.check import partition_lags
 
     _, check = make_check({"kind": "kafka", "name": "shop", "bootstrap_servers": "127.0.0.1:1"})
     seen = []
@@ -177,7 +177,7 @@ def test_lost_messages_table():
 def test_retention_from_config_entries():
     from confluent_kafka.admin import ConfigEntry
 
-    from checks.kafka.retention import headroom, retention_seconds
+    from mqwatch.checks.kafka.retention import headroom, retention_seconds
 
     def entries(**kv):
         return {k.replace("_", "."): ConfigEntry(k.replace("_", "."), v) for k, v in kv.items()}

@@ -42,7 +42,7 @@ checks:
     bootstrap_servers: {kafka_bootstrap}
     granularity: partition
 """)
-    run = subprocess.run([sys.executable, "-m", "agent", "check", "-c", str(cfg), "--format", "prom"],
+    run = subprocess.run([sys.executable, "-m", "mqwatch.agent", "check", "-c", str(cfg), "--format", "prom"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     got = prom_samples(run.stdout)

@@ -1,6 +1,6 @@
 """How dated committed offsets become the exported lag in seconds (pure: no broker)."""
 
-from checks.kafka.timelag import lag_seconds
+from mqwatch.checks.kafka.timelag import lag_seconds
 
 
 def _run(dates, lags, offsets):

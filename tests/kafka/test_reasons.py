@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from checks.kafka.reasons import reason_of
+from mqwatch.checks.kafka.reasons import reason_of
 
 CASES = [
     ("spring-cause-wins-over-the-wrapper",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from checks.kafka.records import RecordReader
+from mqwatch.checks.kafka.records import RecordReader
 from tests.helpers import kafka_create_topics, kafka_produce, unique
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from agent.sharding import Shard
+from mqwatch.agent.sharding import Shard
 from tests.helpers import (
     collect_once, kafka_commit, kafka_create_topics, kafka_produce, make_check, unique,
 )
@@ -61,7 +61,7 @@ def test_three_shards_export_what_one_agent_does(kafka_bootstrap, cycles):
 
 def test_a_shard_asks_only_for_its_own_offsets(kafka_bootstrap):
     prefix, topics, groups = _scenario(kafka_bootstrap)
-    from checks.kafka.client import KafkaClient, base_config
+    from mqwatch.checks.kafka.client import KafkaClient, base_config
 
     client = KafkaClient(base_config([kafka_bootstrap], {}, 10.0), 10.0)
     try:
@@ -79,7 +79,7 @@ def test_a_shard_asks_only_for_its_own_offsets(kafka_bootstrap):
 
 
 def test_a_group_committing_on_a_new_topic_reaches_its_shard_within_the_refresh(kafka_bootstrap):
-    from checks.kafka.grouptopics import REFRESH_CYCLES
+    from mqwatch.checks.kafka.grouptopics import REFRESH_CYCLES
 
     prefix, topics, groups = _scenario(kafka_bootstrap)
     group = groups[1]  # commits on topics[1::3]
@@ -122,7 +122,7 @@ checks:
     def run(*args, hostname="mqwatch-2"):
         env = {**os.environ, "HOSTNAME": hostname}
         env.pop("MQWATCH_SHARD", None)
-        return subprocess.run([sys.executable, "-m", "agent", "check", "-c", str(cfg), "--format", "prom", *args],
+        return subprocess.run([sys.executable, "-m", "mqwatch.agent", "check", "-c", str(cfg), "--format", "prom", *args],
                               capture_output=True, text=True, timeout=60, env=env)
 
     done = run("--shard", f"auto/{SHARDS}")

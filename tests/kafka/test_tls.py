@@ -18,8 +18,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from agent.embedded import free_port, wait_for_port
-from checks.kafka.embedded import tansu_binary
+from mqwatch.agent.embedded import free_port, wait_for_port
+from mqwatch.checks.kafka.embedded import tansu_binary
 from tests.helpers import collect_once, make_check, unique
 from tests.tlsproxy import TlsProxy, server_context
 
@@ -122,7 +122,7 @@ def test_sasl_failure_is_reason_auth_with_librdkafkas_words():
 
 
 def test_tls_block_maps_onto_librdkafka_and_client_keys_win(pki):
-    from checks.kafka.client import base_config
+    from mqwatch.checks.kafka.client import base_config
     from tests.helpers import config_for
 
     def conf(tls, client=None):

@@ -1,7 +1,7 @@
 """Metric names (and their labels) the alerts and dashboards may use: the catalog, i.e. what the
 agent and the registered checks declare (`mqwatch metrics`), nothing else."""
 
-from agent.metrics import HISTOGRAM, catalog
+from mqwatch.agent.metrics import HISTOGRAM, catalog
 
 
 def _exposed(metric) -> dict[str, set[str]]:

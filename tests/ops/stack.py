@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from agent.embedded import free_port, start_alertmanager, start_prometheus, wait_for_port
+from mqwatch.agent.embedded import free_port, start_alertmanager, start_prometheus, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTMANAGER_EXAMPLE = ROOT / "alerts" / "alertmanager.example.yml"
@@ -100,7 +100,7 @@ class AgentProcess:
         self.port = free_port()
         self.log_path = config_path.with_suffix(".log")
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config_path), "--listen",
+        self.proc = subprocess.Popen([sys.executable, "-m", "mqwatch.agent", "run", "-c", str(config_path), "--listen",
                                       f"127.0.0.1:{self.port}"], cwd=ROOT, env={**os.environ, **(env or {})},
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from alerts import generate
+from mqwatch.alerts import generate
 from tests.helpers import unique, wait_until
 from tests.ops.stack import (AgentProcess, WebhookReceiver, get_json, post_json, prometheus_available,
                              prometheus_query, start_alertmanager_for, start_prometheus_for)
@@ -141,7 +141,7 @@ def test_growing_dlq_and_overdue_delayed_queue_reach_chat_and_pager(tmp_path, al
     arrive with the cluster, queue and DLQ labels an on-call engineer needs."""
     import redis
 
-    from checks.redis.embedded import start_redis
+    from mqwatch.checks.redis.embedded import start_redis
 
     server = start_redis()
     r = redis.Redis(host="127.0.0.1", port=server.port)
@@ -190,7 +190,7 @@ def test_growing_dlq_and_overdue_delayed_queue_reach_chat_and_pager(tmp_path, al
 
 @pytest.fixture(scope="module")
 def demo_parts():
-    from agent.demo import start_parts, stop_parts
+    from mqwatch.agent.demo import start_parts, stop_parts
 
     parts = start_parts()
     yield parts

@@ -12,7 +12,7 @@ import promql_parser
 import pytest
 import yaml
 
-from alerts import generate
+from mqwatch.alerts import generate
 from tests.ops.catalog import allowed_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,8 +56,8 @@ def _run(*cmd, cwd=None):
 
 def test_committed_rules_and_prometheusrule_equal_generator_output():
     config = generate.load_config()
-    assert RULES.read_text() == generate.render_rules(config), "run `python -m alerts.generate`"
-    assert PROMETHEUSRULE.read_text() == generate.render_prometheusrule(config), "run `python -m alerts.generate`"
+    assert RULES.read_text() == generate.render_rules(config), "run `python -m mqwatch.alerts.generate`"
+    assert PROMETHEUSRULE.read_text() == generate.render_prometheusrule(config), "run `python -m mqwatch.alerts.generate`"
 
 
 def test_every_required_alert_exists_with_severity_texts_and_runbook():
@@ -269,17 +269,17 @@ def test_generator_cli_rejects_unknown_overrides_clearly(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("alerts:\n  MqwatchConsumerLagHgh: {threshold_seconds: 1}\n")
     python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else "python3"
-    result = _run(python, "-m", "alerts.generate", "--overrides", str(bad), "--rules-out", str(tmp_path / "out.yml"),
+    result = _run(python, "-m", "mqwatch.alerts.generate", "--overrides", str(bad), "--rules-out", str(tmp_path / "out.yml"),
                   cwd=ROOT)
     assert result.returncode == 2
     assert "unknown alert 'MqwatchConsumerLagHgh'" in result.stderr
     assert not (tmp_path / "out.yml").exists()
     bad.write_text("alerts:\n  MqwatchConsumerLagHigh: {threshold_second: 1}\n")
-    result = _run(python, "-m", "alerts.generate", "--overrides", str(bad), "--rules-out", str(tmp_path / "out.yml"),
+    result = _run(python, "-m", "mqwatch.alerts.generate", "--overrides", str(bad), "--rules-out", str(tmp_path / "out.yml"),
                   cwd=ROOT)
     assert result.returncode == 2 and "alerts.MqwatchConsumerLagHigh: unknown keys ['threshold_second']" in result.stderr
     bad.write_text("consumer_overrides:\n  billing:\n    MqwatchKafkaOfflinePartitions: {for: 1m}\n")
-    result = _run(python, "-m", "alerts.generate", "--overrides", str(bad), "--rules-out", str(tmp_path / "out.yml"),
+    result = _run(python, "-m", "mqwatch.alerts.generate", "--overrides", str(bad), "--rules-out", str(tmp_path / "out.yml"),
                   cwd=ROOT)
     assert result.returncode == 2
     assert "consumer_overrides.billing.MqwatchKafkaOfflinePartitions: this alert cannot be set per consumer" in result.stderr

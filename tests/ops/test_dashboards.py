@@ -11,7 +11,7 @@ from pathlib import Path
 import promql_parser
 import pytest
 
-from dashboards import generate
+from mqwatch.dashboards import generate
 from tests.ops.catalog import allowed_labels as _catalog_labels
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ def _by_labels(expr: str) -> set[str]:
 def test_committed_dashboards_equal_generator_output():
     for name in NAMES:
         assert (ROOT / "dashboards" / f"{name}.json").read_text() == generate.render(name), (
-            f"dashboards/{name}.json is stale: run `python -m dashboards.generate`")
+            f"dashboards/{name}.json is stale: run `python -m mqwatch.dashboards.generate`")
     assert generate.main(["--check"]) == 0
 
 

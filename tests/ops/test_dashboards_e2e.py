@@ -11,10 +11,10 @@ import promql_parser
 import pytest
 import yaml
 
-from agent.demo import start_parts, stop_parts
-from agent.metrics import BUILD_INFO, SELF_METRICS
-from agent.registry import get_check_class
-from dashboards import generate
+from mqwatch.agent.demo import start_parts, stop_parts
+from mqwatch.agent.metrics import BUILD_INFO, SELF_METRICS
+from mqwatch.agent.registry import get_check_class
+from mqwatch.dashboards import generate
 from tests.helpers import wait_until
 from tests.ops.stack import AgentProcess, prometheus_available, prometheus_query, start_prometheus_for
 

@@ -76,7 +76,7 @@ def test_servicemonitor_selects_every_mqwatch_service_on_a_named_port():
             assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]}, svc["metadata"]["name"]
     # the job label the alert rules' target_selector expects
     job = {svc["metadata"]["labels"][sm["spec"]["jobLabel"]] for svc in services}
-    from alerts.generate import load_config
+    from mqwatch.alerts.generate import load_config
     pattern = re.fullmatch(r'job=~"(.*)"', load_config()["target_selector"]).group(1)
     assert all(re.fullmatch(pattern, j) for j in job), job
 
@@ -151,7 +151,7 @@ def _agent_configs(tmp_path):
 
 
 def _mqwatch():
-    return [sys.executable, "-m", "agent"]
+    return [sys.executable, "-m", "mqwatch.agent"]
 
 
 def test_shipped_agent_configs_pass_mqwatch_validate(tmp_path):
@@ -267,9 +267,9 @@ def test_image_build_stage_makes_a_wheel_with_the_console_script_and_no_tests(tm
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "mqwatch = agent.cli:main" in entry_points  # the image's ENTRYPOINT
-    assert "kafka = checks.kafka.check:KafkaCheck" in entry_points
-    assert "agent/server.py" in names and not any(n.startswith("tests/") for n in names)
+    assert "mqwatch = mqwatch.agent.cli:main" in entry_points  # the image's ENTRYPOINT
+    assert "kafka = mqwatch.checks.kafka.check:KafkaCheck" in entry_points
+    assert "mqwatch/agent/server.py" in names and not any(n.startswith("tests/") for n in names)
 
 
 SECURE = K8S / "secure"
@@ -283,7 +283,7 @@ def test_secure_component_scrapes_over_tls_with_basic_auth_that_matches_the_web_
     """deploy/kubernetes/secure: every reference resolves, and the example credentials work."""
     import bcrypt
 
-    from agent.webconfig import load_web_config
+    from mqwatch.agent.webconfig import load_web_config
 
     component = yaml.safe_load((SECURE / "kustomization.yaml").read_text())
     assert component["kind"] == "Component" and "# components: [secure]" in (K8S / "kustomization.yaml").read_text()

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.exporter import Exporter
-from agent.metrics import COUNTER, GAUGE, HISTOGRAM, MetricDef, SELF_METRICS, BUILD_INFO
-from agent.snapshot import Histogram, SnapshotBuilder
+from mqwatch.agent.exporter import Exporter
+from mqwatch.agent.metrics import COUNTER, GAUGE, HISTOGRAM, MetricDef, SELF_METRICS, BUILD_INFO
+from mqwatch.agent.snapshot import Histogram, SnapshotBuilder
 
 GAUGE_DEF = MetricDef("t_lag_messages", GAUGE, 'Lag with "quotes", a back\\slash\nand a newline.', ("queue", "consumer"))
 COUNTER_DEF = MetricDef("t_events_total", COUNTER, "Events.", ("queue",))
@@ -91,7 +91,7 @@ def test_one_checks_publish_keeps_the_other_checks_series():
 
 
 def test_a_metric_missing_from_the_catalog_is_still_rendered_like_generate_latest():
-    from agent.snapshot import Snapshot
+    from mqwatch.agent.snapshot import Snapshot
 
     exporter = Exporter(metric_defs=ALL_DEFS, process_metrics=False)
     labels = (("cluster", "shop"), ("system", "kafka"))

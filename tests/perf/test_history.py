@@ -1,6 +1,6 @@
 """The status page's sparkline history: right points per series, vanished series forgotten."""
 
-from agent.history import SeriesHistory
+from mqwatch.agent.history import SeriesHistory
 
 
 def test_points_follow_each_series_from_when_it_appeared():

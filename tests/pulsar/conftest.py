@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from checks.pulsar.embedded import start_pulsar_lite
+from mqwatch.checks.pulsar.embedded import start_pulsar_lite
 from tests.pulsar.admin_fixture import AdminFixture
 
 _client_log = logging.getLogger("tests.pulsar.client")

@@ -136,7 +136,7 @@ def test_vanished_topic_and_subscription_disappear_with_their_state(admin_fixtur
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from checks.pulsar.admin import BadReply, partition_from_stats, topic_from_partitioned_stats  # noqa: E402
+from mqwatch.checks.pulsar.admin import BadReply, partition_from_stats, topic_from_partitioned_stats  # noqa: E402
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=8),

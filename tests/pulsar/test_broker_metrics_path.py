@@ -135,7 +135,7 @@ def test_canary_round_trip(pulsar_lite):
 
 
 def test_canary_against_dead_broker_counts_failure(pulsar_lite):
-    from agent.embedded import free_port
+    from mqwatch.agent.embedded import free_port
 
     cfg = pulsar_check(pulsar_lite, service_url=f"pulsar://127.0.0.1:{free_port()}", canary={"enabled": True, "timeout": "1s"})
     cfg["timeout"] = "4s"

@@ -7,8 +7,8 @@ import io
 import pytest
 import yaml
 
-from agent.config import parse_config
-from agent.schema import ConfigErrors
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.schema import ConfigErrors
 
 
 def errors_of(check: dict) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pulsar
 import pytest
 
-from checks.pulsar.embedded import start_pulsar_lite
+from mqwatch.checks.pulsar.embedded import start_pulsar_lite
 from tests.helpers import collect_once, make_check, wait_until
 from tests.pulsar.conftest import connect
 from tests.pulsar.workload import wait_metric

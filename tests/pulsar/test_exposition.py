@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from checks.pulsar.exposition import ExpositionError, parse_exposition
-from checks.pulsar.deadletters import classify
-from checks.pulsar.model import ClusterState, SubscriptionState
+from mqwatch.checks.pulsar.exposition import ExpositionError, parse_exposition
+from mqwatch.checks.pulsar.deadletters import classify
+from mqwatch.checks.pulsar.model import ClusterState, SubscriptionState
 
 FULL = "persistent://public/default/orders"
 

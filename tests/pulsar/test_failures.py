@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from agent.embedded import free_port
+from mqwatch.agent.embedded import free_port
 from tests.helpers import collect_once, make_check
 from tests.pulsar.admin_fixture import subscription_json, topic_stats_json
 

@@ -68,7 +68,7 @@ def test_messages_expired_by_ttl_are_lost_messages_and_survive_a_counter_restart
 def test_real_pulsar_expired_metric_is_read_from_broker_metrics():
     """A recorded line of real Pulsar's /metrics (PrometheusMetricsGenerator writes
     pulsar_subscription_total_msg_expired as a gauge per subscription): pulsar-lite has none."""
-    from checks.pulsar.exposition import parse_exposition
+    from mqwatch.checks.pulsar.exposition import parse_exposition
 
     text = ('# TYPE pulsar_subscription_total_msg_expired gauge\n'
             'pulsar_subscription_total_msg_expired{cluster="c",namespace="public/default",'
@@ -178,7 +178,7 @@ def test_retention_headroom_from_namespace_ttl_and_backlog_quota(admin_fixture):
 
 
 def test_namespace_limits_from_policy_shapes():
-    from checks.pulsar.retention import limit_seconds
+    from mqwatch.checks.pulsar.retention import limit_seconds
 
     assert limit_seconds(None, {}) is None
     assert limit_seconds(0, {}) is None  # TTL 0: disabled

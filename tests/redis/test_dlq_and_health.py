@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from agent.scheduler import Collector
-from checks.redis.client import RedisClient
-from checks.redis.embedded import start_redis
+from mqwatch.agent.scheduler import Collector
+from mqwatch.checks.redis.client import RedisClient
+from mqwatch.checks.redis.embedded import start_redis
 from tests.helpers import collect_once, make_check
 
 
@@ -112,7 +112,7 @@ def test_wrong_password_is_a_clear_auth_error_without_the_secret(tmp_path, caplo
 
 
 def test_server_down_is_a_connection_error(redis_server):
-    from agent.embedded import free_port
+    from mqwatch.agent.embedded import free_port
     snap = collect_once({"kind": "redis", "name": "down", "url": f"redis://127.0.0.1:{free_port()}/0", "timeout": "2s"})
     assert not snap.ok and snap.errors[0][0] == "connection"
 
@@ -136,8 +136,8 @@ def test_server_health_from_info(db):
 
 
 def test_config_errors_name_the_key():
-    from agent.config import parse_config
-    from agent.schema import ConfigErrors
+    from mqwatch.agent.config import parse_config
+    from mqwatch.agent.schema import ConfigErrors
     import yaml
 
     doc = {"checks": [{"kind": "redis", "name": "c", "url": "http://x", "delayed_score": "minutes",

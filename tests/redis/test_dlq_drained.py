@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from agent.scheduler import Collector
+from mqwatch.agent.scheduler import Collector
 from tests.helpers import make_check
 
 

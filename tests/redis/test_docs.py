@@ -6,9 +6,9 @@ import pathlib
 import subprocess
 import sys
 
-from agent.config import load_config
-from checks.redis.config import SCHEMA
-from checks.redis.metrics import METRICS
+from mqwatch.agent.config import load_config
+from mqwatch.checks.redis.config import SCHEMA
+from mqwatch.checks.redis.metrics import METRICS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = ROOT / "checks" / "redis"
@@ -26,7 +26,7 @@ def test_sample_config_is_valid_and_documents_every_option():
 
 def test_every_redis_metric_is_in_docs_metrics_md():
     text = (ROOT / "docs" / "metrics.md").read_text()
-    generated = subprocess.run([sys.executable, "-m", "agent", "metrics", "--format", "markdown"],
+    generated = subprocess.run([sys.executable, "-m", "mqwatch.agent", "metrics", "--format", "markdown"],
                                capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert text == generated, "docs/metrics.md is stale: run `mqwatch metrics --format markdown > docs/metrics.md`"
     for m in METRICS:

@@ -121,7 +121,7 @@ def test_stream_canary_round_trips_and_counts_a_replay_as_duplicated(db):
 
 
 def test_stream_canary_entry_deleted_with_its_key_before_it_was_read_counts_as_lost(db):
-    from checks.redis.canary import StreamCanary
+    from mqwatch.checks.redis.canary import StreamCanary
 
     canary = StreamCanary("mqwatch:canary", 1.0, lost_after=1.0)
     assert canary.run(db.r, 1.0) is None

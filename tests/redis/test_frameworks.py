@@ -62,7 +62,7 @@ def test_sidekiq_queues_latency_schedule_retry_and_dead_set(db):
 
 def test_sidekiq_dead_arrivals_stay_monotonic_when_jobs_are_removed(db):
     from tests.helpers import make_check
-    from agent.scheduler import Collector
+    from mqwatch.agent.scheduler import Collector
 
     now = time.time()
     r = db.r

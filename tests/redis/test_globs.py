@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from checks.redis.globs import Matcher, covering_glob
+from mqwatch.checks.redis.globs import Matcher, covering_glob
 from tests.helpers import collect_once
 
 KEYS = ["jobs:1", "jobs:emails", "delay:x", "a]b", "a-b", "x\\y", "q?z", "qaz", "[lit]", "key*", "Ab", "zb",

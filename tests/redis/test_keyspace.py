@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from checks.redis.streams import known_lag
+from mqwatch.checks.redis.streams import known_lag
 from tests.helpers import collect_once
 
 

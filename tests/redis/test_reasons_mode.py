@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent.schema import ConfigErrors
+from mqwatch.agent.schema import ConfigErrors
 from tests.helpers import collect_once, config_for, unique
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from agent.sharding import Shard
+from mqwatch.agent.sharding import Shard
 from tests.sharding import assert_union_equals, collect_sharded, names_covering
 
 SHARDS = 3
@@ -56,7 +56,7 @@ def test_three_shards_export_what_one_agent_does(db):
 
 def test_a_shard_sends_reads_only_for_the_keys_it_owns(db):
     _fill(db.r)
-    from agent.app import build_check
+    from mqwatch.agent.app import build_check
     from tests.helpers import collect_once, config_for
 
     cfg = config_for(db.check(keys=["jobs:*", "delay:*", "stream:*"], dlq_keys=["*:dead"], frameworks=[])).checks[0]

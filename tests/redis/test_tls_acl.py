@@ -17,10 +17,10 @@ import time
 import pytest
 import redis
 
-from agent.config import parse_config
-from agent.embedded import free_port, wait_for_port
-from agent.schema import ConfigErrors
-from checks.redis.embedded import redis_server_binary
+from mqwatch.agent.config import parse_config
+from mqwatch.agent.embedded import free_port, wait_for_port
+from mqwatch.agent.schema import ConfigErrors
+from mqwatch.checks.redis.embedded import redis_server_binary
 from tests.helpers import collect_once
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "checks", "redis", "README.md")

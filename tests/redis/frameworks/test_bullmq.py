@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from agent.scheduler import Collector
+from mqwatch.agent.scheduler import Collector
 from tests.helpers import make_check
 from tests.redis.frameworks.conftest import Process, need_bullmq, node_env
 

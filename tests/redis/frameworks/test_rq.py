@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rq import Queue, SimpleWorker, Worker
 
-from agent.scheduler import Collector
+from mqwatch.agent.scheduler import Collector
 from tests.helpers import make_check, wait_until
 from tests.redis.frameworks import rq_jobs
 from tests.redis.frameworks.conftest import ROOT, Process

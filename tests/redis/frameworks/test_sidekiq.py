@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.scheduler import Collector
+from mqwatch.agent.scheduler import Collector
 from tests.helpers import make_check, wait_until
 from tests.redis.frameworks.conftest import Process, loads, need_sidekiq, run
 
