@@ -19,11 +19,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from multiprocessing.connection import Connection
 
-from mqwatch.checks.kafka.records import ReadResult, RecordReader
+from mqwatch.checks.kafka.records import ClosableReader, ReadResult, RecordReader
 
 log = logging.getLogger("mqwatch.kafka.records")
 START_TIMEOUT = 10.0  # the child's interpreter and confluent-kafka, on a loaded machine
@@ -31,56 +30,47 @@ GRACE = 1.0  # past the read's own deadline, for the consumer's close; a child l
 _MAX_LINES = 200  # log lines carried back per read
 
 
-class IsolatedReader:
+class IsolatedReader(ClosableReader):
     """RecordReader's read() and close(), with the consumer in a child process."""
 
     def __init__(self, base_config: dict):
+        super().__init__()
         # The logger and callbacks stay here; the child gets plain settings (all str/int/bool).
         self._log = base_config.get("logger")
         self._conf = {k: v for k, v in base_config.items() if k != "logger" and not callable(v)}
         self._proc: subprocess.Popen | None = None
         self._send: Connection | None = None
         self._recv: Connection | None = None
-        self._busy = threading.Lock()  # as RecordReader: close() may come during a read
-        self._closed = False
 
-    def close(self) -> None:
-        self._closed = True
-        if self._busy.acquire(blocking=False):
-            try:
+    def _release(self) -> None:
+        self._stop()
+
+    def _read_into(self, result: ReadResult, ranges: dict, deadline: float, max_records_per_partition: int) -> None:
+        # CLOCK_MONOTONIC is the same in both processes: the child's read ends when ours must.
+        try:
+            self._start()
+            deadline = max(deadline, time.monotonic() + 0.05)  # a child just started had no time yet
+            self._send.send((ranges, deadline, max_records_per_partition))
+            if not self._recv.poll(max(0.0, deadline - time.monotonic()) + GRACE):
+                raise TimeoutError("did not answer")
+            answer, lines = self._recv.recv()
+        except (OSError, EOFError, TimeoutError) as e:
+            problem = self._stop(kill=True) or str(e)
+            log.warning("kafka_record_reader_failed error=%s", problem)
+            result.errors.extend((t, p, f"record reader process {problem}") for t, p in ranges)
+            return
+        finally:
+            if self._closed:
                 self._stop()
-            finally:
-                self._busy.release()
-
-    def read(self, ranges: dict, timeout: float, max_records_per_partition: int = 1000) -> ReadResult:
-        result = ReadResult({tp: [] for tp in ranges}, set(), [])
-        if not ranges or self._closed:
-            return result
-        with self._busy:
-            # CLOCK_MONOTONIC is the same in both processes: the child's read ends when ours must.
-            deadline = time.monotonic() + timeout
-            try:
-                self._start()
-                deadline = max(deadline, time.monotonic() + 0.05)  # a child just started had no time yet
-                self._send.send((ranges, deadline, max_records_per_partition))
-                if not self._recv.poll(max(0.0, deadline - time.monotonic()) + GRACE):
-                    raise TimeoutError("did not answer")
-                answer, lines = self._recv.recv()
-            except (OSError, EOFError, TimeoutError) as e:
-                problem = self._stop(kill=True) or str(e)
-                log.warning("kafka_record_reader_failed error=%s", problem)
-                result.errors.extend((t, p, f"record reader process {problem}") for t, p in ranges)
-                return result
-            finally:
-                if self._closed:
-                    self._stop()
         if self._log is not None:
             for level, msg, args in lines:
                 self._log.log(level, msg, *args)
         if isinstance(answer, str):  # an exception in the child, as text
             result.errors.extend((t, p, answer) for t, p in ranges)
-            return result
-        return answer
+        else:
+            result.records.update(answer.records)
+            result.complete |= answer.complete
+            result.errors.extend(answer.errors)
 
     def _start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
