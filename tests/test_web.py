@@ -315,7 +315,7 @@ def test_ipv6_listen_address_validates_and_binds(serve):
     assert cfg.agent.listen == "[::1]:9325"
     with pytest.raises(ConfigErrors) as e:
         parse_config("agent: {listen: '::1:9325'}\nchecks: []\n", "m.yaml", {})
-    assert "mqwatch.agent.listen" in str(e.value) and "[::1]:9325" in str(e.value)
+    assert "agent.listen" in str(e.value) and "[::1]:9325" in str(e.value)
     from mqwatch.agent.server import split_listen
 
     host, port = split_listen("[::1]:0")

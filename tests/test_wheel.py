@@ -7,6 +7,7 @@ The fresh venv gets its dependencies from the package index (or pip's cache), as
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -21,7 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     work = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(work / "dist"), str(ROOT)],
+    # Built from a copy: setuptools leaves build/ in the source tree, and files deleted since an
+    # earlier build would linger there and ship.
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache", ".hypothesis"))
+    build = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(work / "dist"), str(source)],
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     wheel, = (work / "dist").glob("mqwatch-*.whl")
