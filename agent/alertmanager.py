@@ -1,4 +1,4 @@
-"""The alerts firing now, read from Alertmanager's API (`mqwatch.agent.alertmanager_url`), for the status page.
+"""The alerts firing now, read from Alertmanager's API (`agent.alertmanager_url`), for the status page.
 
 Alertmanager answers with every active alert; the status page asks at most once per
 CACHE_SECONDS whatever the number of viewers, with a short timeout and a capped body, and

@@ -120,7 +120,7 @@ def _split(text, where: str = "shard") -> tuple[int | str, int]:
 def resolve(flag: str | None, environ: Mapping[str, str], configured: str | None) -> Shard:
     """The shard to run as: `--shard` wins over MQWATCH_SHARD, which wins over agent.shard."""
     hostname = environ.get("HOSTNAME") or socket.gethostname()
-    for value, where in ((flag, "--shard"), (environ.get(ENV_VAR), ENV_VAR), (configured, "mqwatch.agent.shard")):
+    for value, where in ((flag, "--shard"), (environ.get(ENV_VAR), ENV_VAR), (configured, "agent.shard")):
         if value not in (None, ""):
             return parse(value, hostname, where)
     return WHOLE

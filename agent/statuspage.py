@@ -1,7 +1,7 @@
 """The HTML status page at `/`: what an on-call engineer needs at a glance.
 
 A headline badge with the worst state of what is watched, the alerts firing in Alertmanager
-(when `mqwatch.agent.alertmanager_url` is set), each check's health, the worst consumers by lag in
+(when `agent.alertmanager_url` is set), each check's health, the worst consumers by lag in
 seconds, growing DLQs with their top reasons, overdue delayed queues; each with a sparkline
 of its recent history, refreshing by itself. Built from the snapshots the exporter already
 holds (no collection here) and fits a 1280 px wide screen: long names wrap, long reasons are
