@@ -204,17 +204,17 @@ FLOW_ALERTS: tuple[Alert, ...] = (
     Alert(
         "MqwatchReprocessingSpike", "mqwatch-flow",
         lambda p, s: _grew(p, s, "mqwatch_consumer_reprocessed_messages_total", p.threshold_messages),
-        _CONS + " is reprocessing {{ $value | humanize }} messages" + _ON_Q + _CL,
+        _CONS + " is reprocessing {{ printf \"%.0f\" $value }} messages" + _ON_Q + _CL,
         _CONS + _OF_Q.replace("of queue", "on queue") + " in " + _SYS + "cluster " + _CQ + " moved its position "
-        "back over {{ $value | humanize }} messages in the last [[window]] (threshold [[threshold_messages]]): they "
+        "back over {{ printf \"%.0f\" $value }} messages in the last [[window]] (threshold [[threshold_messages]]): they "
         "will be consumed again, which double-ships or double-charges unless the consumer is idempotent.",
         keys=_CONSUMER_KEYS,
     ),
     Alert(
         "MqwatchMessagesLost", "mqwatch-flow",
         lambda p, s: _grew(p, s, "mqwatch_consumer_lost_messages_total", 0),
-        "{{ $value | humanize }} messages" + _ON_Q + " were deleted before " + _CONS_LOWER + " read them" + _CL,
-        "The broker removed {{ $value | humanize }} messages" + _OF_Q + " in " + _SYS + "cluster " + _CQ
+        "{{ printf \"%.0f\" $value }} messages" + _ON_Q + " were deleted before " + _CONS_LOWER + " read them" + _CL,
+        "The broker removed {{ printf \"%.0f\" $value }} messages" + _OF_Q + " in " + _SYS + "cluster " + _CQ
         + " that " + _CONS_LOWER + " had not read yet (retention, trimming, TTL) in the last [[window]]: they are "
         "lost unless replayed from their source.",
         keys=_CONSUMER_KEYS,
@@ -233,14 +233,14 @@ FLOW_ALERTS: tuple[Alert, ...] = (
         "MqwatchCanaryMessagesLost", "mqwatch-canary",
         lambda p, s: _grew(p, s, "mqwatch_canary_lost_messages_total", 0),
         "mqwatch canary messages were lost on " + _CQ,
-        "{{ $value | humanize }} canary messages the " + _SYS + "cluster " + _CQ + " acknowledged never came back "
+        "{{ printf \"%.0f\" $value }} canary messages the " + _SYS + "cluster " + _CQ + " acknowledged never came back "
         "in the last [[window]]: the broker lost acknowledged writes (failover, truncation, deletion).",
     ),
     Alert(
         "MqwatchCanaryMessagesDuplicated", "mqwatch-canary",
         lambda p, s: _grew(p, s, "mqwatch_canary_duplicated_messages_total", p.threshold_messages),
         "mqwatch canary messages were delivered twice on " + _CQ,
-        "{{ $value | humanize }} canary messages through " + _SYS + "cluster " + _CQ + " were consumed more than "
+        "{{ printf \"%.0f\" $value }} canary messages through " + _SYS + "cluster " + _CQ + " were consumed more than "
         "once in the last [[window]] (threshold [[threshold_messages]]): consumers of this cluster see duplicates.",
     ),
 )
@@ -281,7 +281,7 @@ ALERTS: tuple[Alert, ...] = (
         lambda p, s: (f"sum without ({_AGENT}, reason) (increase({s('mqwatch_collect_errors_total')}[{p.window}]))"
                       f" > {p.threshold_errors}"),
         "mqwatch collections of {{ $labels.system }} cluster " + _CQ + " keep failing",
-        "{{ $value | humanize }} collections of the " + _SYS + "check of cluster " + _CQ + " failed in the last "
+        "{{ printf \"%.0f\" $value }} collections of the " + _SYS + "check of cluster " + _CQ + " failed in the last "
         "[[window]], for [[for]] (threshold [[threshold_errors]]): lag and dead-letter data has gaps or is "
         "partial. /status on the agent shows the reasons.",
     ),
@@ -331,7 +331,7 @@ ALERTS: tuple[Alert, ...] = (
         _CONS + " has no live members while its lag" + _ON_Q + " grows" + _CL,
         _CONS + " in cluster " + _CQ + " has no members (or, on a Redis stream, none seen within [[max_idle]]), "
         "and of what was produced" + _OF_Q.replace("of queue", "to queue") + " in the last [[window]] at least "
-        "[[unconsumed_ratio]] piled up unconsumed: its lag grew by {{ $value | humanize }} messages (for [[for]]).",
+        "[[unconsumed_ratio]] piled up unconsumed: its lag grew by {{ printf \"%.0f\" $value }} messages (for [[for]]).",
     ),
     Alert(
         "MqwatchPendingTooOld", "mqwatch-consumers",
@@ -360,7 +360,7 @@ ALERTS: tuple[Alert, ...] = (
         "MqwatchDLQReceivingMessages", "mqwatch-dead-letters",
         _dlq_arrivals,
         "Dead letters arriving in " + _DLQ + _FROM_SRC + _CL,
-        "{{ $value | humanize }} messages" + _FROM_SRC + _OPT_C + " arrived in " + _THE_DLQ + " of cluster " + _CQ
+        "{{ printf \"%.0f\" $value }} messages" + _FROM_SRC + _OPT_C + " arrived in " + _THE_DLQ + " of cluster " + _CQ
         + " in the last [[window]].",
     ),
     Alert(
@@ -369,15 +369,15 @@ ALERTS: tuple[Alert, ...] = (
         "Dead letters in " + _DLQ + " not handled for [[for]]" + _CL,
         "{{ with $labels.dlq }}Dead-letter queue {{ . }}{{ else }}A dead-letter queue{{ end }}"
         + _FROM_SRC.replace(" from ", " of queue ") + _OPT_C + " in " + _SYS
-        + "cluster " + _CQ + " has held {{ $value | humanize }} messages for [[for]] that nobody handled (on Kafka: "
+        + "cluster " + _CQ + " has held {{ printf \"%.0f\" $value }} messages for [[for]] that nobody handled (on Kafka: "
         "no consumer group on it is caught up).",
     ),
     Alert(
         "MqwatchRetryQueueGrowing", "mqwatch-dead-letters",
         lambda p, s: f"{_one('delta(' + s('mqwatch_retry_messages') + '[' + p.window + '])')} > {p.threshold_messages}",
-        "Retry queue" + _ON_Q.replace(" on ", " ") + " grew by {{ $value | humanize }}" + _CL,
+        "Retry queue" + _ON_Q.replace(" on ", " ") + " grew by {{ printf \"%.0f\" $value }}" + _CL,
         "Retry queue" + _ON_Q.replace(" on ", " ") + _FROM_SRC.replace(" from ", " of ") + " in cluster " + _CQ
-        + " grew by {{ $value | humanize }} messages in the last [[window]] (threshold [[threshold_messages]], for "
+        + " grew by {{ printf \"%.0f\" $value }} messages in the last [[window]] (threshold [[threshold_messages]], for "
         "[[for]]): more messages fail than the retries resolve.",
     ),
     Alert(
@@ -451,7 +451,7 @@ ALERTS: tuple[Alert, ...] = (
             f" unless {_one('resets(' + s('mqwatch_redis_evicted_keys_total') + '[' + p.window + '])')} > 0"
         ),
         "Redis " + _CQ + " is evicting keys",
-        "Redis cluster " + _CQ + " evicted {{ $value | humanize }} keys in the last [[window]]: queue and job keys "
+        "Redis cluster " + _CQ + " evicted {{ printf \"%.0f\" $value }} keys in the last [[window]]: queue and job keys "
         "may be among them, which loses messages.",
     ),
     Alert(
@@ -468,7 +468,7 @@ ALERTS: tuple[Alert, ...] = (
             f" >= {p.threshold_failures}"
         ),
         "mqwatch canary round trips fail on " + _CQ,
-        "{{ $value | humanize }} canary round trips through " + _SYS + "cluster " + _CQ + " failed in the last "
+        "{{ printf \"%.0f\" $value }} canary round trips through " + _SYS + "cluster " + _CQ + " failed in the last "
         "[[window]] (threshold [[threshold_failures]]): producing to or consuming from it is broken end to end.",
     ),
     Alert(

@@ -4,6 +4,10 @@ rd_kafka_metadata_cache_find -> strcmp on NULL, thread rdk:main), ending the pro
 
     .venv/bin/python -m benchmarks.kafka_delete_crash      # exit code 139 (SIGSEGV) = reproduced
 
+The crashing client is the record reader's consumer (a Fetch answered for a deleted topic);
+it now runs in a child process (checks/kafka/readerprocess.py), so this prints "no crash" and
+logs `kafka_record_reader_failed error=died (SIGSEGV)` for each read the crash cost.
+
 A churn thread creates topics (and a `.DLT` beside each), produces to them and deletes the
 oldest, while the check collects every 0.1 s; after 15 s it deletes the last ones and stops.
 Neither half alone crashes (no check: fine; the check alone on topics deleted one by one: fine).

@@ -17,7 +17,7 @@ from mqwatch.checks.kafka.clientlog import ClientLog
 from mqwatch.checks.kafka.config import SCHEMA
 from mqwatch.checks.kafka.dlq import DlqTracker
 from mqwatch.checks.kafka.metrics import ERROR_REASONS, METRICS
-from mqwatch.checks.kafka.records import RecordReader
+from mqwatch.checks.kafka.readerprocess import IsolatedReader
 from mqwatch.checks.kafka.retention import TopicRetention, headroom
 from mqwatch.checks.kafka.timelag import TimeLag, TimeLagResult, lag_seconds
 
@@ -34,7 +34,7 @@ class KafkaCheck(Check):
     def __init__(self, name, options, timeout):
         super().__init__(name, options, timeout)
         self._client: KafkaClient | None = None
-        self._reader: RecordReader | None = None
+        self._reader: IsolatedReader | None = None
         self._canary: Canary | None = None
         self.status = StatusTracker(options.status_window, options.allowed_lag)
         self._status_keys: dict = {}  # group -> (group, topic) keys observed last time
@@ -55,9 +55,9 @@ class KafkaCheck(Check):
             self._client = KafkaClient(self.base_config(), self.timeout)
         return self._client
 
-    def reader(self) -> RecordReader:
-        if self._reader is None:
-            self._reader = RecordReader(self.base_config())
+    def reader(self) -> IsolatedReader:
+        if self._reader is None:  # in a child process: librdkafka can crash on a deleted topic
+            self._reader = IsolatedReader(self.base_config())
         return self._reader
 
     def close(self) -> None:

@@ -40,8 +40,41 @@ class ReadResult:
     errors: list  # (topic, partition, message)
 
 
-class RecordReader:
+class ClosableReader:
+    """close() may come from another thread while an abandoned (timed-out) collection is still
+    reading; the reading thread then releases what it holds itself, when it is done."""
+
+    def __init__(self):
+        self._busy = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+        if self._busy.acquire(blocking=False):
+            try:
+                self._release()
+            finally:
+                self._busy.release()
+
+    def read(self, ranges: dict, timeout: float, max_records_per_partition: int = 1000) -> ReadResult:
+        """ranges: (topic, partition) -> (first offset, end offset exclusive). Waits at most timeout."""
+        result = ReadResult({tp: [] for tp in ranges}, set(), [])
+        if not ranges or self._closed:
+            return result
+        with self._busy:
+            self._read_into(result, ranges, time.monotonic() + timeout, max_records_per_partition)
+        return result
+
+    def _read_into(self, result: ReadResult, ranges: dict, deadline: float, max_records_per_partition: int) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+class RecordReader(ClosableReader):
     def __init__(self, base_config: dict):
+        super().__init__()
         self._conf = {
             **base_config,
             # librdkafka wants a group id even for assign(); nothing joins or commits with it.
@@ -65,18 +98,9 @@ class RecordReader:
             "enable.partition.eof": True,
         }
         self._consumer: Consumer | None = None
-        # close() may come from another thread while an abandoned (timed-out) collection is
-        # still reading; the reading thread closes its consumer itself when it is done.
-        self._busy = threading.Lock()
-        self._closed = False
 
-    def close(self) -> None:
-        self._closed = True
-        if self._busy.acquire(blocking=False):
-            try:
-                self._close_consumer()
-            finally:
-                self._busy.release()
+    def _release(self) -> None:
+        self._close_consumer()
 
     def _close_consumer(self) -> None:
         if self._consumer is not None:
@@ -86,21 +110,14 @@ class RecordReader:
                 pass
             self._consumer = None
 
-    def read(self, ranges: dict, timeout: float, max_records_per_partition: int = 1000) -> ReadResult:
-        """ranges: (topic, partition) -> (first offset, end offset exclusive). Waits at most timeout."""
-        result = ReadResult({tp: [] for tp in ranges}, set(), [])
-        if not ranges or self._closed:
-            return result
-        with self._busy:
-            deadline = time.monotonic() + timeout
-            try:
-                self._consumer = Consumer(self._conf)
-                self._read(self._consumer, ranges, deadline, max_records_per_partition, result)
-            except KafkaException as e:
-                result.errors.extend((t, p, str(e)) for (t, p) in ranges if (t, p) not in result.complete)
-            finally:
-                self._close_consumer()
-        return result
+    def _read_into(self, result: ReadResult, ranges: dict, deadline: float, max_records_per_partition: int) -> None:
+        try:
+            self._consumer = Consumer(self._conf)
+            self._read(self._consumer, ranges, deadline, max_records_per_partition, result)
+        except KafkaException as e:
+            result.errors.extend((t, p, str(e)) for (t, p) in ranges if (t, p) not in result.complete)
+        finally:
+            self._close_consumer()
 
     def _read(self, c: Consumer, ranges: dict, deadline: float, max_records_per_partition: int, result: ReadResult) -> None:
         pending = dict(ranges)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
+from mqwatch.checks.kafka.readerprocess import IsolatedReader
 from mqwatch.checks.kafka.records import RecordReader
 from tests.helpers import kafka_create_topics, kafka_produce, unique
 
@@ -52,3 +55,25 @@ def test_close_from_another_thread_during_a_read_neither_crashes_nor_hangs(fresh
     assert not t.is_alive() and done["took"] >= 1.9  # the read was still running when close came
     assert done["result"].records[(topic, 0)] == [] and done["result"].complete == set()
     assert reader.read({(topic, 0): (0, 1)}, timeout=1).records[(topic, 0)] == []  # closed: reads nothing
+
+
+def test_reads_in_a_child_process_that_is_replaced_when_it_dies(kafka_bootstrap):
+    """librdkafka can segfault on a topic deleted mid-read (tests/faults/test_kafka_topic_churn.py):
+    the check's reads go through IsolatedReader, whose child takes the crash instead of the agent."""
+    topic = unique("rd-child")
+    kafka_create_topics(kafka_bootstrap, {topic: 1})
+    kafka_produce(kafka_bootstrap, topic, {0: 2}, headers=[("h", b"v")])
+    reader = IsolatedReader({"bootstrap.servers": kafka_bootstrap})
+    try:
+        got = reader.read({(topic, 0): (0, 2)}, timeout=5)
+        assert [r.offset for r in got.records[(topic, 0)]] == [0, 1] and got.errors == []
+        assert got.records[(topic, 0)][0].headers == (("h", b"v"),)
+        child = reader._proc
+        os.kill(child.pid, signal.SIGSEGV)  # what librdkafka's crash does to it
+        child.wait(5)
+        again = reader.read({(topic, 0): (1, 2)}, timeout=5)
+        assert [r.offset for r in again.records[(topic, 0)]] == [1] and again.errors == []
+        assert reader._proc.pid != child.pid
+    finally:
+        reader.close()
+    assert reader._proc is None and reader.read({(topic, 0): (0, 1)}, timeout=1).records[(topic, 0)] == []
