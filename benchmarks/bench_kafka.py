@@ -18,10 +18,11 @@ from benchmarks.report import Result, at_most, info
 from mqwatch.checks.kafka.embedded import start_tansu
 
 TITLE = "1. Kafka at scale (tansu): mqwatch collection vs plain confluent-kafka"
-TARGET_RATIO = 1.25
+TARGET_RATIO = 1.0  # issue 15: at or under the raw client, at 10k and at 30k partitions
 ROUNDS = 3
 SIZES = (1_000, 10_000, 30_000)
 TARGET_SIZE = 10_000
+JUDGED_SIZES = (10_000, 30_000)
 LINEAR_SLACK = 1.2  # cost per partition at the largest size may exceed the target size's by 20%
 
 
@@ -66,16 +67,17 @@ def run(smoke: bool = False) -> Result:
         print(f" {n:,} partitions: {scenario.describe()}", flush=True)
         measured[n] = (scenario, measure(scenario, rounds=2 if smoke else ROUNDS, time_lag_off=n == target_size))
     _, m = measured[target_size]
-    ratio = m["mqwatch"]["collect"] / m["floor"]["collect"]
-    res.rows.append(at_most(f"collection time vs floor, {target_size:,} partitions (min of {2 if smoke else ROUNDS})", ratio, TARGET_RATIO))
-    res.rows.append(info(f"same, with time_lag: off (the floor's answer, no record reads), {target_size:,} partitions",
-                         m["mqwatch time_lag off"]["collect"] / m["floor"]["collect"], "x"))
-    for n in sizes:
-        if n != target_size:
-            _, mm = measured[n]
-            res.rows.append(info(f"collection time vs floor, {n:,} partitions", mm["mqwatch"]["collect"] / mm["floor"]["collect"], "x"))
-    largest = max(sizes)
     rounds = 2 if smoke else ROUNDS
+    judged = (target_size, max(sizes)) if smoke else JUDGED_SIZES
+    for n in sizes:
+        _, mm = measured[n]
+        what = f"collection time vs floor, {n:,} partitions, default settings (min of {rounds} fresh processes each)"
+        ratio = mm["mqwatch"]["collect"] / mm["floor"]["collect"]
+        res.rows.append(at_most(what, ratio, TARGET_RATIO) if n in judged else info(what, ratio, "x"))
+        if n == target_size:
+            res.rows.append(info(f"same, with time_lag: off (the floor's answer, no record reads), {n:,} partitions",
+                                 m["mqwatch time_lag off"]["collect"] / m["floor"]["collect"], "x"))
+    largest = max(sizes)
     # The sizes above give each group a fifth of the topics, so one group's committed offsets
     # grow with the cluster (2,000 at 10k, 6,000 at 30k), and librdkafka handles one group's
     # OffsetFetch reply in time quadratic in its size (see below). To show how mqwatch's own
