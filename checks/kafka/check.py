@@ -101,9 +101,9 @@ class KafkaCheck(Check):
         self.emit_topics(out, view)
         self.emit_groups(out, view)
         self.emit_lag(out, lags)
+        self.emit_flow(out, view, lags)
         dates = self.emit_time_lag(out, view, lags, dating, deadline)
         self.emit_status(out, view, lags, dates)
-        self.emit_flow(out, view, lags)
         if self.options.dlq.enabled:
             self.emit_dlqs(out, view, deadline)
         if self._canary is not None:

@@ -1,6 +1,6 @@
 """The Kafka I/O layer: one cycle's view of the cluster in a constant number of requests.
 
-Per cycle: one metadata request, one ListGroups, one DescribeGroups batch (librdkafka
+Per cycle: one metadata request and with it one ListGroups, one DescribeGroups batch (librdkafka
 groups it by coordinator), the committed offsets of every group issued concurrently
 (librdkafka's admin API takes one group per OffsetFetch, so they are pipelined rather
 than sent one after another), and ListOffsets for earliest and latest offsets of all
@@ -236,7 +236,12 @@ class KafkaClient:
         def remaining() -> float:
             return max(0.1, deadline - time.monotonic())
 
+        # ListGroups travels with the metadata request, and (unsharded) every group's requests
+        # go out before the metadata is parsed: the broker starts on the largest job (the
+        # groups' committed offsets) one round trip and one parse earlier.
+        listing = self.admin.list_consumer_groups(request_timeout=remaining())
         md = self._metadata(deadline)
+        pending_groups = None if shard.sharded else self._request_groups(listing, group_filter, remaining, errors)
         topics, health = {}, {}
         for name, t in md.topics.items():
             if t.error is not None or not topic_filter(name):
@@ -249,7 +254,8 @@ class KafkaClient:
         brokers, controller_id = len(md.brokers), md.controller_id if md.controller_id is not None else -1
         del md  # 10k partitions' metadata objects are not needed past this point
 
-        pending_groups = self._request_groups(group_filter, remaining, errors, topics if shard.sharded else None)
+        if pending_groups is None:  # sharded: each group is asked for this shard's topics only
+            pending_groups = self._request_groups(listing, group_filter, remaining, errors, topics)
         # One (topic, partition) key object per partition, shared by every group's offsets and
         # the end/start maps: 100k committed offsets then hold no key tuples or topic strings
         # of their own (about 10 MB less at 10k partitions x 50 groups).
@@ -266,12 +272,12 @@ class KafkaClient:
             observed_at=observed_at, errors=errors, health=health,
         )
 
-    def _request_groups(self, group_filter, remaining, errors, owned=None) -> tuple:
-        """List groups and send every describe and offset request; _GroupReplies reads the replies.
-        `owned` (sharded): this shard's topics -> partitions; each group is asked for what
-        self.group_topics plans (None: every offset it has)."""
+    def _request_groups(self, listing_future, group_filter, remaining, errors, owned=None) -> tuple:
+        """Take the group listing and send every describe and offset request; _GroupReplies reads
+        the replies. `owned` (sharded): this shard's topics -> partitions; each group is asked
+        for what self.group_topics plans (None: every offset it has)."""
         try:
-            listing = self.admin.list_consumer_groups(request_timeout=remaining()).result(timeout=remaining())
+            listing = listing_future.result(timeout=remaining())
         except KafkaException as e:
             err = _kafka_error(e)
             raise CheckError(_error_reason(err), f"cannot list consumer groups: {err.str() if err else e}") from None
