@@ -119,17 +119,20 @@ def run(smoke: bool = False) -> Result:
         "The floor issues one `list_offsets` for all partitions, as the issue defines it. In confluent-kafka 2.16 the client "
         "CPU of one `list_offsets` call grows with the square of its partitions (measured here: 1k 0.02 s, 10k 0.8 s, "
         "30k 4.7 s), so the floor itself grows faster than linearly. mqwatch sends ListOffsets in batches of 1,000 "
-        "partitions (`OFFSETS_PER_REQUEST` in checks/kafka/client.py), all pipelined, and sends them while the broker is "
-        "still answering the groups' OffsetFetch requests; that is why it can beat the floor although it also reads "
-        "earliest offsets (for `mqwatch_queue_messages`) and describes every group (state, members).",
+        "partitions (`OFFSETS_PER_REQUEST` in checks/kafka/client.py) with one Future per batch (the library's "
+        "`list_offsets` makes one per partition), all pipelined, and sends them while the broker is still answering "
+        "the groups' OffsetFetch requests, which go out with the metadata request still being parsed; that is why it "
+        "can beat the floor although it also reads earliest offsets (for `mqwatch_queue_messages`), describes every "
+        "group (state, members) and, at default settings, reads records for lag in seconds.",
         "",
         "mqwatch's default `time_lag: estimate` dates committed offsets from end-offset history; a fresh process has no "
         "history yet, so its first cycle reads the records at up to `time_lag_fetches` (500) committed offsets to give "
         "lag in seconds, which the floor does not answer. Those reads share one consumer and one Fetch per broker; they "
         "took 1-2 s until the reader stopped setting `queued.min.messages` to 1, which librdkafka compares with the "
         "consumer's whole queue, so the first record made every other partition back off for a second (now about "
-        "0.1 s). A running agent's later cycles need no reads. The `time_lag: off` row is the same collection without "
-        "that answer.",
+        "0.1 s). The reader's child process starts with the first collection, so its start-up overlaps the offset "
+        "requests, and the read runs while the other series are built. A running agent's later cycles need no reads. "
+        "The `time_lag: off` row is the same collection without that answer.",
         "",
         "Growth with size: with a fifth of the topics per group, each group's committed offsets triple from 10k to 30k "
         "(2,000 to 6,000), and librdkafka's `rd_kafka_handle_OffsetFetch` looks every partition of a reply up in its "
