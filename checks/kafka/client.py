@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from concurrent.futures import Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
@@ -261,9 +261,9 @@ class KafkaClient:
         # of their own (about 10 MB less at 10k partitions x 50 groups).
         keys = {(t, p): (t, p) for t, parts in topics.items() for p in parts}
         # The offset batches travel while the broker is still answering the group requests, and
-        # each group's reply is read as soon as it is in, between offset batches.
+        # each group's reply is read as soon as it is in, also while waiting for an offset batch.
         replies = _GroupReplies(pending_groups, keys, errors, self.group_topics if shard.sharded else None)
-        end, start, observed_at = self._read_offsets(keys, remaining, errors, replies.absorb_done)
+        end, start, observed_at = self._read_offsets(keys, remaining, errors, replies.wait_for)
         replies.absorb_all(remaining)
         groups = replies.groups
         return ClusterView(
@@ -299,7 +299,7 @@ class KafkaClient:
         return ids, describe, offsets
         return ids, describe, offsets
 
-    def _read_offsets(self, keys, remaining, errors, between=lambda: None) -> tuple[dict, dict, float]:
+    def _read_offsets(self, keys, remaining, errors, wait_for=None) -> tuple[dict, dict, float]:
         """End and start offsets of every partition: (end, start, time the end offsets were read).
         keys: {(topic, partition): the same tuple}, shared by the maps returned."""
         found: dict[str, dict] = {"end": {}, "start": {}}
@@ -309,6 +309,8 @@ class KafkaClient:
 
         def settle(which: str, batch: list, future: Future) -> None:
             out = found[which]
+            if wait_for is not None:
+                wait_for(future, remaining)
             try:
                 answers = future.result(timeout=remaining())
             except Exception as e:  # the whole request failed or timed out
@@ -327,10 +329,8 @@ class KafkaClient:
                 in_flight.append((which, batch, list_offsets_batch(self.admin, batch, spec, remaining())))
             while len(in_flight) > OFFSET_BATCHES_IN_FLIGHT:
                 settle(*in_flight.popleft())
-                between()
         while in_flight:
             settle(*in_flight.popleft())
-            between()
         observed_at = time.time()
         for (which, topic), (n, first_error) in failed.items():  # e.g. a topic deleted during collection
             errors.append(("partition_offsets", f"topic {topic}: {which} offsets of {n} partition(s) unavailable: {first_error}"))
@@ -355,8 +355,24 @@ class _GroupReplies:
     def absorb_done(self) -> None:
         self._absorb(lambda future: future.done())
 
+    def wait_for(self, future: Future | None, remaining) -> None:
+        """Waits until `future` (an offsets batch; None: every group reply) is done, reading each
+        group's reply as it comes in meanwhile. At 30k partitions x 150 groups, replies read
+        only between offset batches piled up while the first batch waited behind them in the
+        broker: 300k TopicPartition objects at once, walked by every gc pass meanwhile
+        (7 full passes in one collection)."""
+        while future is None or not future.done():
+            pending = list(self._describe.values()) + [f for fs in self._offsets.values() for f in fs]
+            if not pending and future is None:
+                return
+            done, _ = wait(pending + ([] if future is None else [future]), timeout=remaining(),
+                           return_when=FIRST_COMPLETED)
+            self.absorb_done()
+            if not done:
+                return  # timed out: the caller reports what is missing
+
     def absorb_all(self, remaining) -> None:
-        wait(list(self._describe.values()) + [f for fs in self._offsets.values() for f in fs], timeout=remaining())
+        self.wait_for(None, remaining)
         self._absorb(lambda future: True)  # what is still not done is reported as timed out
 
     def _absorb(self, ready) -> None:
