@@ -263,6 +263,9 @@ class KafkaClient:
         # The offset batches travel while the broker is still answering the group requests, and
         # each group's reply is read as soon as it is in, also while waiting for an offset batch.
         replies = _GroupReplies(pending_groups, keys, errors, self.group_topics if shard.sharded else None)
+        # replies owns the futures now: held here too, every group's reply (2,000 TopicPartition
+        # objects each at 10k partitions) lived until the end of the cycle however early it was read.
+        del pending_groups
         end, start, observed_at = self._read_offsets(keys, remaining, errors, replies.wait_for)
         replies.absorb_all(remaining)
         groups = replies.groups
