@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from mqwatch.agent import __version__
 from mqwatch.agent.redact import redact
+from mqwatch.agent.sockio import kernel_timeouts, recv_into, send_all, set_recv_timeout
 from mqwatch.agent.statuspage import render_status_page
 
 log = logging.getLogger("mqwatch.http")
@@ -94,8 +95,8 @@ class _DeadlineSocketReader(io.RawIOBase):
     per-read timeout: a client trickling one header byte every few seconds (slowloris) would
     otherwise hold a handler forever, each read finishing just within the socket timeout."""
 
-    def __init__(self, sock, timeout: float):
-        self.sock, self.timeout, self.deadline = sock, timeout, None
+    def __init__(self, sock, timeout: float, kernel: bool):
+        self.sock, self.timeout, self.deadline, self.kernel = sock, timeout, None, kernel
 
     def readable(self):
         return True
@@ -107,8 +108,8 @@ class _DeadlineSocketReader(io.RawIOBase):
             if wait <= 0:
                 raise TimeoutError("request not received within the deadline")
             wait = min(wait, self.timeout)
-        self.sock.settimeout(wait)
-        return self.sock.recv_into(buffer)
+        set_recv_timeout(self.sock, wait, self.kernel)
+        return recv_into(self.sock, buffer, self.kernel)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -118,14 +119,16 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"mqwatch/{__version__}"
     protocol_version = "HTTP/1.1"
     timeout = SOCKET_TIMEOUT  # StreamRequestHandler sets it on the socket before the first read
-    # Headers and body go out in two writes; with Nagle's algorithm the body of a small
-    # (e.g. gzip) response waits for the client's delayed ACK, 40 ms per scrape on Linux.
+    # Headers and body leave in one write (agent.sockio), but over TLS and in the base class'
+    # error answers they are two; with Nagle's algorithm the second waits for the client's
+    # delayed ACK, 40 ms on Linux.
     disable_nagle_algorithm = True
 
     def setup(self):
         super().setup()
         self.rfile.close()  # the plain reader: its reference would keep the socket open after close()
-        self._reader = _DeadlineSocketReader(self.connection, self.timeout)
+        self._kernel = kernel_timeouts(self.connection, self.timeout)
+        self._reader = _DeadlineSocketReader(self.connection, self.timeout, self._kernel)
         self.rfile = io.BufferedReader(self._reader, self.rbufsize if self.rbufsize > 0 else io.DEFAULT_BUFFER_SIZE)
 
     def handle_one_request(self):
@@ -146,17 +149,20 @@ class _Handler(BaseHTTPRequestHandler):
         if log.isEnabledFor(logging.DEBUG):
             log.debug("http_request client=%s request=%s", self.client_address[0], fmt % args)
 
-    def _send(self, code: int, body: bytes, ctype: str, headers: dict | None = None):
+    def _send(self, code: int, body: bytes | tuple[bytes, ...], ctype: str, headers: dict | None = None):
+        pieces = (body,) if isinstance(body, bytes) else body
         self.send_response(code)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(map(len, pieces))))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        # end_headers() would write the headers on their own: they go out with the body instead.
+        self._headers_buffer.append(b"\r\n")
+        head = b"".join(self._headers_buffer)
+        self._headers_buffer = []
+        send_all(self.connection, (head, *pieces) if self.command != "HEAD" else (head,), self.timeout, self._kernel)
 
     def _text(self, code: int, text: str, ctype: str = TEXT, headers: dict | None = None):
         # Every text this server produces passes the redactor, whatever built it.
@@ -199,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
         agent = self.agent
         if path == "/metrics":
             gz = accepts_gzip(self.headers.get("Accept-Encoding"))
-            body = agent.exporter.body(want_gzip=gz)
+            body = agent.exporter.body_pieces(want_gzip=gz)
             headers = {"Vary": "Accept-Encoding"}
             if gz:
                 headers["Content-Encoding"] = "gzip"
