@@ -1,15 +1,19 @@
 """Holds the latest snapshot of every check and renders the exposition once per change.
 
-A scrape only copies pre-rendered bytes (plain or gzip): collection and rendering never
+A scrape only sends pre-rendered bytes (plain or gzip): collection and rendering never
 happen inside a scrape, so a slow broker can't slow /metrics down. Each snapshot's
 samples are rendered to text once, when it is published (agent/exposition.py); a render
-then only joins the checks' texts under their family headers, so one check's publish
+then only lines the checks' texts up under their family headers, so one check's publish
 doesn't re-render the others' series.
+
+Scrapes run while a collection publishes, in the same process: every step of a publish is
+kept short in what it holds the interpreter lock for (the text stays in pieces of ~256 KB,
+the old snapshot is freed a piece at a time), so a scrape waiting for the lock is served
+within about a switch interval (benchmark 4).
 """
 
 from __future__ import annotations
 
-import gzip
 import platform
 import threading
 from collections import defaultdict
@@ -25,13 +29,15 @@ from mqwatch.agent import __version__
 from mqwatch.agent.history import SeriesHistory
 from mqwatch.agent.memtrim import release_free_memory
 from mqwatch.agent.registry import get_check_class
-from mqwatch.agent.exposition import family_type, header, label_string, format_value, render_snapshot
+from mqwatch.agent.exposition import (
+    encode_pieces, family_type, format_value, gzip_pieces, header, label_string, render_snapshot,
+)
 from mqwatch.agent.metrics import (
     BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, CORE_ERROR_REASONS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER,
     HISTOGRAM, LAST_SUCCESS, SELF_METRICS, SERIES, SHARD_INFO, UP,
 )
 from mqwatch.agent.sharding import WHOLE, Shard
-from mqwatch.agent.snapshot import Snapshot
+from mqwatch.agent.snapshot import Snapshot, series_pieces
 
 HISTORY_POINTS = 60  # per-series history for the status page's sparklines
 
@@ -54,7 +60,7 @@ class CheckState:
     owner: object = None
     errors_total: dict = field(default_factory=lambda: defaultdict(float))
     history: SeriesHistory = field(default_factory=lambda: SeriesHistory(HISTORY_POINTS))  # (metric, labels) -> points
-    rendered: dict = field(default_factory=dict)  # metric name -> sample lines of `snapshot`
+    rendered: dict = field(default_factory=dict)  # metric name -> sample lines of `snapshot`, in pieces
 
     @property
     def key(self) -> str:
@@ -86,7 +92,7 @@ class Exporter:
             metric_defs = {m.name: m for m in CONTRACT_METRICS + SELF_METRICS + (BUILD_INFO, SHARD_INFO)}
         self._defs = metric_defs
         self._process = ProcessCollector(registry=None) if process_metrics else None
-        self._body = b""
+        self._pieces: tuple[bytes, ...] = ()  # the plain body, in pieces of ~256 KB
         self._gzip = b""
         self.render()
 
@@ -129,6 +135,7 @@ class Exporter:
                 return False
             if st is None:
                 st = self._states[f"{kind}/{snap.cluster}"] = _new_state(kind, snap.cluster, reasons)
+            old = st.snapshot
             st.snapshot, st.rendered = snap, rendered
             st.completed += 1
             st.last_duration = snap.duration
@@ -141,6 +148,12 @@ class Exporter:
             else:
                 st.last_error = snap.error
         self.render()
+        # Freeing the previous 100k-series snapshot at once is one C call of ~10 ms (300k
+        # objects); freed a piece at a time, the lock can change hands between pieces.
+        pieces = series_pieces(old)
+        del old
+        while pieces:
+            pieces.pop()
         # Once per cycle, after the cycle's transient objects are gone: the agent's RSS then
         # tracks what it holds rather than the peak of its largest cycle (benchmark 5).
         release_free_memory()
@@ -149,22 +162,29 @@ class Exporter:
     # ---- rendering --------------------------------------------------------------------
     def render(self) -> None:
         with self._lock:
-            text = self._text()
-        body = text.encode("utf-8")
+            parts = self._parts()
+        pieces = encode_pieces(parts)
+        del parts
         if self._process is not None:
-            body += generate_latest(_Collection(self._process.collect()))
-        gz = gzip.compress(body, compresslevel=5)
+            pieces.append(generate_latest(_Collection(self._process.collect())))
+        gz = gzip_pieces(pieces)
         with self._lock:
-            self._body, self._gzip = body, gz
+            self._pieces, self._gzip = tuple(pieces), gz
 
     def _def(self, name: str) -> MetricDef:
         return self._defs.get(name) or MetricDef(name, GAUGE, "Undocumented metric.")  # never fail a render
 
     def body(self, want_gzip: bool = False) -> bytes:
-        return self._gzip if want_gzip else self._body
+        """The whole body at once (CLI, tests); the server sends body_pieces()."""
+        return self._gzip if want_gzip else b"".join(self._pieces)
 
-    def _text(self) -> str:
-        """The exposition of every check, byte for byte what generate_latest(self) gives."""
+    def body_pieces(self, want_gzip: bool = False) -> tuple[bytes, ...]:
+        """The body as the pieces it was rendered in: a scrape sends them as they are, since
+        joining 13 MB would hold the interpreter lock for milliseconds."""
+        return (self._gzip,) if want_gzip else self._pieces
+
+    def _parts(self) -> list[str]:
+        """The exposition of every check, in pieces; joined, byte for byte what generate_latest(self) gives."""
         parts = [header(BUILD_INFO.name, "gauge", BUILD_INFO.help),
                  f"{BUILD_INFO.name}{label_string(_build_info_labels())} 1.0\n"]
         if self._shard.sharded:
@@ -184,13 +204,13 @@ class Exporter:
         for st in states:
             if st.snapshot is None or not st.snapshot.ok:
                 continue  # stale data is worse than none: up=0 says why it's missing
-            for name, text in st.rendered.items():
-                merged[name].append(text)
+            for name, pieces in st.rendered.items():
+                merged[name].extend(pieces)
         for name in sorted(merged):
             d = self._def(name)
             parts.append(header(name, family_type(d.type), d.help))
             parts.extend(merged[name])
-        return "".join(parts)
+        return parts
 
     def collect(self) -> list[Metric]:
         """The same exposition as prometheus-client metric families, so `generate_latest(exporter)`

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from mqwatch.agent import __version__
 from mqwatch.agent.redact import redact
+from mqwatch.agent.sockio import kernel_timeouts, recv_into, send_all, set_recv_timeout
 from mqwatch.agent.statuspage import render_status_page
 
 log = logging.getLogger("mqwatch.http")
@@ -30,10 +31,12 @@ CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 SOCKET_TIMEOUT = 10.0  # seconds a connection may stay silent (idle keep-alive included)
 MAX_HANDLERS = 32  # connections served at once; a scraper needs one
-# A scrape needs the interpreter lock after each socket call (request, headers, body); while a
-# collection renders in another thread, Python's default 5 ms switch interval made each of those
-# waits up to 5 ms: scrape p99 twice the idle one (benchmark 4). At 0.5 ms it stays near idle;
-# the collection thread gives up the lock only when a scrape asks for it, so it loses little.
+# A scrape needs the interpreter lock once its request is in (agent.sockio keeps it to that one
+# hand-over on its path); while a collection runs Python in another thread, the wait is up to a
+# switch interval: Python's default 5 ms would add up to 5 ms to a scrape (benchmark 4). The
+# collecting thread gives up the lock only when another thread asks for it; two collections
+# running Python at once lost 7% to the switching at 0.5 ms, 12% at 0.1 ms (2 threads x 2
+# publishes of 30k series, against 5 ms).
 SWITCH_INTERVAL = 0.0005
 MAX_BODY_BYTES = 64 * 1024  # no endpoint takes a body; a reload POST may carry an empty one
 # Probes stay open without credentials (still TLS-only with a web config): they reveal
@@ -94,8 +97,8 @@ class _DeadlineSocketReader(io.RawIOBase):
     per-read timeout: a client trickling one header byte every few seconds (slowloris) would
     otherwise hold a handler forever, each read finishing just within the socket timeout."""
 
-    def __init__(self, sock, timeout: float):
-        self.sock, self.timeout, self.deadline = sock, timeout, None
+    def __init__(self, sock, timeout: float, kernel: bool):
+        self.sock, self.timeout, self.deadline, self.kernel = sock, timeout, None, kernel
 
     def readable(self):
         return True
@@ -107,8 +110,8 @@ class _DeadlineSocketReader(io.RawIOBase):
             if wait <= 0:
                 raise TimeoutError("request not received within the deadline")
             wait = min(wait, self.timeout)
-        self.sock.settimeout(wait)
-        return self.sock.recv_into(buffer)
+        set_recv_timeout(self.sock, wait, self.kernel)
+        return recv_into(self.sock, buffer, self.kernel)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -118,14 +121,16 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"mqwatch/{__version__}"
     protocol_version = "HTTP/1.1"
     timeout = SOCKET_TIMEOUT  # StreamRequestHandler sets it on the socket before the first read
-    # Headers and body go out in two writes; with Nagle's algorithm the body of a small
-    # (e.g. gzip) response waits for the client's delayed ACK, 40 ms per scrape on Linux.
+    # Headers and body leave in one write (agent.sockio), but over TLS and in the base class'
+    # error answers they are two; with Nagle's algorithm the second waits for the client's
+    # delayed ACK, 40 ms on Linux.
     disable_nagle_algorithm = True
 
     def setup(self):
         super().setup()
         self.rfile.close()  # the plain reader: its reference would keep the socket open after close()
-        self._reader = _DeadlineSocketReader(self.connection, self.timeout)
+        self._kernel = kernel_timeouts(self.connection, self.timeout)
+        self._reader = _DeadlineSocketReader(self.connection, self.timeout, self._kernel)
         self.rfile = io.BufferedReader(self._reader, self.rbufsize if self.rbufsize > 0 else io.DEFAULT_BUFFER_SIZE)
 
     def handle_one_request(self):
@@ -146,17 +151,20 @@ class _Handler(BaseHTTPRequestHandler):
         if log.isEnabledFor(logging.DEBUG):
             log.debug("http_request client=%s request=%s", self.client_address[0], fmt % args)
 
-    def _send(self, code: int, body: bytes, ctype: str, headers: dict | None = None):
+    def _send(self, code: int, body: bytes | tuple[bytes, ...], ctype: str, headers: dict | None = None):
+        pieces = (body,) if isinstance(body, bytes) else body
         self.send_response(code)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(map(len, pieces))))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        # end_headers() would write the headers on their own: they go out with the body instead.
+        self._headers_buffer.append(b"\r\n")
+        head = b"".join(self._headers_buffer)
+        self._headers_buffer = []
+        send_all(self.connection, (head, *pieces) if self.command != "HEAD" else (head,), self.timeout, self._kernel)
 
     def _text(self, code: int, text: str, ctype: str = TEXT, headers: dict | None = None):
         # Every text this server produces passes the redactor, whatever built it.
@@ -199,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
         agent = self.agent
         if path == "/metrics":
             gz = accepts_gzip(self.headers.get("Accept-Encoding"))
-            body = agent.exporter.body(want_gzip=gz)
+            body = agent.exporter.body_pieces(want_gzip=gz)
             headers = {"Vary": "Accept-Encoding"}
             if gz:
                 headers["Content-Encoding"] = "gzip"

@@ -7,6 +7,7 @@ exactly the declared labels, so the exported contract cannot drift silently.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 
 from mqwatch.agent.metrics import HISTOGRAM, MetricDef
 from mqwatch.agent.redact import redact
@@ -52,6 +53,20 @@ class Snapshot:
 
     def samples(self, name: str):
         return [(dict(lbl), v) for lbl, v in self.families.get(name, ())]
+
+
+# Series handled per step where a snapshot is built or freed: one step frees or creates ~6k
+# objects, ~0.2 ms of the interpreter lock, so a scrape in another thread gets it in between.
+PIECE = 2048
+
+
+def series_pieces(snap: Snapshot | None) -> list[tuple]:
+    """Slices of every family of `snap`, holding its series. Drop the snapshot, then the slices
+    one at a time: the series are freed a piece at a time rather than in one C call (a 100k-series
+    snapshot's teardown held the lock ~10 ms)."""
+    if snap is None:
+        return []
+    return [series[i:i + PIECE] for series in snap.families.values() for i in range(0, len(series), PIECE)]
 
 
 class UndeclaredMetric(Exception):
@@ -117,8 +132,17 @@ class SnapshotBuilder:
         self.errors.append((reason, message))
 
     def build(self, started: float, duration: float, ok: bool = True, error: str = "") -> Snapshot:
-        families = {name: tuple(series.items()) for name, series in self._families.items()}
+        families = {name: _tuple_in_pieces(series.items()) for name, series in self._families.items()}
         # Error texts often embed a client library's exception, which may echo a URL or password:
         # masked here, once, so /status, the page, `check` output and the logs all get the clean text.
         errors = tuple((reason, redact(message)) for reason, message in self.errors)
         return Snapshot(self.system, self.cluster, started, duration, ok, families, errors, redact(error), self._defs)
+
+
+def _tuple_in_pieces(items) -> tuple:
+    """tuple(items), its (labels, value) pairs created PIECE at a time: one tuple() of 100k
+    items is a single C call that held the lock ~5 ms."""
+    it, out = iter(items), []
+    while chunk := list(islice(it, PIECE)):
+        out += chunk
+    return tuple(out)

@@ -18,10 +18,11 @@ from benchmarks.report import Result, at_most, info
 from mqwatch.checks.kafka.embedded import start_tansu
 
 TITLE = "1. Kafka at scale (tansu): mqwatch collection vs plain confluent-kafka"
-TARGET_RATIO = 1.25
+TARGET_RATIO = 1.0  # issue 15: at or under the raw client, at 10k and at 30k partitions
 ROUNDS = 3
 SIZES = (1_000, 10_000, 30_000)
 TARGET_SIZE = 10_000
+JUDGED_SIZES = (10_000, 30_000)
 LINEAR_SLACK = 1.2  # cost per partition at the largest size may exceed the target size's by 20%
 
 
@@ -66,16 +67,17 @@ def run(smoke: bool = False) -> Result:
         print(f" {n:,} partitions: {scenario.describe()}", flush=True)
         measured[n] = (scenario, measure(scenario, rounds=2 if smoke else ROUNDS, time_lag_off=n == target_size))
     _, m = measured[target_size]
-    ratio = m["mqwatch"]["collect"] / m["floor"]["collect"]
-    res.rows.append(at_most(f"collection time vs floor, {target_size:,} partitions (min of {2 if smoke else ROUNDS})", ratio, TARGET_RATIO))
-    res.rows.append(info(f"same, with time_lag: off (the floor's answer, no record reads), {target_size:,} partitions",
-                         m["mqwatch time_lag off"]["collect"] / m["floor"]["collect"], "x"))
-    for n in sizes:
-        if n != target_size:
-            _, mm = measured[n]
-            res.rows.append(info(f"collection time vs floor, {n:,} partitions", mm["mqwatch"]["collect"] / mm["floor"]["collect"], "x"))
-    largest = max(sizes)
     rounds = 2 if smoke else ROUNDS
+    judged = (target_size, max(sizes)) if smoke else JUDGED_SIZES
+    for n in sizes:
+        _, mm = measured[n]
+        what = f"collection time vs floor, {n:,} partitions, default settings (min of {rounds} fresh processes each)"
+        ratio = mm["mqwatch"]["collect"] / mm["floor"]["collect"]
+        res.rows.append(at_most(what, ratio, TARGET_RATIO) if n in judged else info(what, ratio, "x"))
+        if n == target_size:
+            res.rows.append(info(f"same, with time_lag: off (the floor's answer, no record reads), {n:,} partitions",
+                                 m["mqwatch time_lag off"]["collect"] / m["floor"]["collect"], "x"))
+    largest = max(sizes)
     # The sizes above give each group a fifth of the topics, so one group's committed offsets
     # grow with the cluster (2,000 at 10k, 6,000 at 30k), and librdkafka handles one group's
     # OffsetFetch reply in time quadratic in its size (see below). To show how mqwatch's own
@@ -117,17 +119,20 @@ def run(smoke: bool = False) -> Result:
         "The floor issues one `list_offsets` for all partitions, as the issue defines it. In confluent-kafka 2.16 the client "
         "CPU of one `list_offsets` call grows with the square of its partitions (measured here: 1k 0.02 s, 10k 0.8 s, "
         "30k 4.7 s), so the floor itself grows faster than linearly. mqwatch sends ListOffsets in batches of 1,000 "
-        "partitions (`OFFSETS_PER_REQUEST` in checks/kafka/client.py), all pipelined, and sends them while the broker is "
-        "still answering the groups' OffsetFetch requests; that is why it can beat the floor although it also reads "
-        "earliest offsets (for `mqwatch_queue_messages`) and describes every group (state, members).",
+        "partitions (`OFFSETS_PER_REQUEST` in checks/kafka/client.py) with one Future per batch (the library's "
+        "`list_offsets` makes one per partition), all pipelined, and sends them while the broker is still answering "
+        "the groups' OffsetFetch requests, which go out with the metadata request still being parsed; that is why it "
+        "can beat the floor although it also reads earliest offsets (for `mqwatch_queue_messages`), describes every "
+        "group (state, members) and, at default settings, reads records for lag in seconds.",
         "",
         "mqwatch's default `time_lag: estimate` dates committed offsets from end-offset history; a fresh process has no "
         "history yet, so its first cycle reads the records at up to `time_lag_fetches` (500) committed offsets to give "
         "lag in seconds, which the floor does not answer. Those reads share one consumer and one Fetch per broker; they "
         "took 1-2 s until the reader stopped setting `queued.min.messages` to 1, which librdkafka compares with the "
         "consumer's whole queue, so the first record made every other partition back off for a second (now about "
-        "0.1 s). A running agent's later cycles need no reads. The `time_lag: off` row is the same collection without "
-        "that answer.",
+        "0.1 s). The reader's child process starts with the first collection, so its start-up overlaps the offset "
+        "requests, and the read runs while the other series are built. A running agent's later cycles need no reads. "
+        "The `time_lag: off` row is the same collection without that answer.",
         "",
         "Growth with size: with a fifth of the topics per group, each group's committed offsets triple from 10k to 30k "
         "(2,000 to 6,000), and librdkafka's `rd_kafka_handle_OffsetFetch` looks every partition of a reply up in its "

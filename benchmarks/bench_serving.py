@@ -12,6 +12,10 @@ figures are single-scraper: mqwatch's scrape latency while collections run back 
 worst case of `mqwatch run`) against the same server idle, and generate_latest at scrape
 time against mqwatch with one scraper (four scrapers queue on one render, which flatters
 the ratio; that figure is kept beside it).
+
+Idle and busy are one server process whose collecting thread is switched on and off, in
+alternating windows: on a shared machine the load drifts within seconds, and a p99 taken
+over one 20 s stretch idle and the next 20 s busy compared two different machines.
 """
 
 from __future__ import annotations
@@ -37,9 +41,13 @@ TARGET_BUSY_VS_IDLE_P99 = 2.0
 MIN_P99_SAMPLES = 200
 
 
+# Idle and busy alternate in this many windows each (DURATION split among them).
+WINDOWS = 5
+
+
 def _serve(kind: str, series: int) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.serve_target", kind, str(series)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.strip().isdigit():
         proc.kill()
@@ -47,29 +55,59 @@ def _serve(kind: str, series: int) -> tuple[subprocess.Popen, int]:
     return proc, int(line)
 
 
+def _scrapers(kind: str, port: int, duration: float, want_gzip: bool, scrapers: int) -> list[dict]:
+    start_at = time.time() + (1.0 if scrapers > 1 else 0.5)  # every scraper process is up before the clock starts
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.scraper", str(port), str(start_at), str(duration),
+                               "gzip" if want_gzip else "plain"], stdout=subprocess.PIPE, text=True)
+             for _ in range(scrapers)]
+    outs = []
+    for p in procs:
+        out, _ = p.communicate(timeout=duration + 300)
+        if p.returncode != 0:
+            raise RuntimeError(f"a scraper of {kind} failed")
+        outs.append(json.loads(out))
+    if any(o["status"] != [200] for o in outs):
+        raise RuntimeError(f"{kind}: a scrape failed ({outs[0]['status']})")
+    return outs
+
+
+def _figures(kind: str, outs: list[dict], duration: float, scrapers: int) -> dict:
+    lat = sorted(x for o in outs for x in o["latencies"])
+    if not lat:
+        raise RuntimeError(f"{kind}: no successful scrape")
+    return {
+        "scrapes": len(lat), "p50": statistics.median(lat), "p99": p99(lat),
+        "per_second": len(lat) / duration, "bytes": outs[-1]["bytes"], "scrapers": scrapers,
+    }
+
+
 def scrape(kind: str, series: int, duration: float, want_gzip: bool, scrapers: int = SCRAPERS) -> dict:
     server, port = _serve(kind, series)
     try:
-        start_at = time.time() + 1.0  # every scraper process is up before the clock starts
-        procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.scraper", str(port), str(start_at), str(duration),
-                                   "gzip" if want_gzip else "plain"], stdout=subprocess.PIPE, text=True)
-                 for _ in range(scrapers)]
-        outs = []
-        for p in procs:
-            out, _ = p.communicate(timeout=duration + 300)
-            if p.returncode != 0:
-                raise RuntimeError(f"a scraper of {kind} failed")
-            outs.append(json.loads(out))
+        outs = _scrapers(kind, port, duration, want_gzip, scrapers)
     finally:
         server.kill()
         server.wait()
-    lat = sorted(x for o in outs for x in o["latencies"])
-    if not lat or any(o["status"] != [200] for o in outs):
-        raise RuntimeError(f"{kind}: no successful scrape ({outs and outs[0]['status']})")
-    return {
-        "scrapes": len(lat), "p50": statistics.median(lat), "p99": p99(lat),
-        "per_second": len(lat) / duration, "bytes": outs[0]["bytes"], "scrapers": scrapers,
-    }
+    return _figures(kind, outs, duration, scrapers)
+
+
+def idle_and_busy(series: int, duration: float, want_gzip: bool, windows: int = WINDOWS) -> tuple[dict, dict]:
+    """One scraper on one mqwatch server, `duration` s idle and `duration` s collecting back to
+    back, in alternating windows; the figures of each state over all its windows."""
+    server, port = _serve("mqwatch-switchable", series)
+    outs = {"idle": [], "collect": []}
+    try:
+        for _ in range(windows):
+            for state in ("idle", "collect"):
+                server.stdin.write(state + "\n")
+                server.stdin.flush()
+                if server.stdout.readline().strip() != "ok":
+                    raise RuntimeError("the switchable server did not answer")
+                outs[state] += _scrapers(f"mqwatch ({state})", port, duration / windows, want_gzip, 1)
+    finally:
+        server.kill()
+        server.wait()
+    return _figures("mqwatch", outs["idle"], duration, 1), _figures("mqwatch-busy", outs["collect"], duration, 1)
 
 
 def p99(sorted_latencies: list[float]) -> float | None:
@@ -105,19 +143,26 @@ def render_times(series: int) -> dict:
 def run(smoke: bool = False) -> Result:
     series = 2_000 if smoke else SERIES
     duration = 1.0 if smoke else DURATION
+    windows = 2 if smoke else WINDOWS
     res = Result("serving", TITLE)
     load = os.getloadavg()
     m = {}
     runs = [("floor", False, SCRAPERS), ("mqwatch", False, SCRAPERS), ("generate_latest", False, SCRAPERS),
             ("floor", True, SCRAPERS), ("mqwatch", True, SCRAPERS),
-            # one scraper, as one Prometheus: idle, then while collections run back to back
-            ("mqwatch", False, 1), ("generate_latest", False, 1), ("mqwatch", True, 1), ("mqwatch-busy", True, 1),
-            ("mqwatch-busy", False, 1)]
-    for kind, gz, scrapers in runs:
-        label = f"{kind}{' gzip' if gz else ''}{', 1 scraper' if scrapers == 1 else ''}"
-        m[label] = r = scrape(kind, series, duration, gz, scrapers)
+            ("generate_latest", False, 1)]
+
+    def show(label, r):
+        m[label] = r
         print(f"  {label:32s} {r['scrapes']:5d} scrapes  p50 {_ms(r['p50']):>8} ms  p99 {_ms(r['p99']):>8} ms  "
               f"{r['per_second']:6.1f}/s  {r['bytes']:,} bytes", flush=True)
+
+    for kind, gz, scrapers in runs:
+        show(f"{kind}{' gzip' if gz else ''}{', 1 scraper' if scrapers == 1 else ''}", scrape(kind, series, duration, gz, scrapers))
+    # one scraper, as one Prometheus: the same server idle, then collecting back to back, alternating
+    for gz in (True, False):
+        idle_r, busy_r = idle_and_busy(series, duration, gz, windows)
+        show(f"mqwatch{' gzip' if gz else ''}, 1 scraper", idle_r)
+        show(f"mqwatch-busy{' gzip' if gz else ''}, 1 scraper", busy_r)
     rt = render_times(series)
     q, f, g = m["mqwatch"], m["floor"], m["generate_latest"]
     q1, g1 = m["mqwatch, 1 scraper"], m["generate_latest, 1 scraper"]
@@ -150,7 +195,9 @@ def run(smoke: bool = False) -> Result:
         f"Every row is from this single run (no minimum or median over runs); p50 and p99 are over all scrapes of "
         f"a server, p99 only with at least {MIN_P99_SAMPLES} scrapes. `mqwatch-busy` is mqwatch's server while a thread "
         f"builds a fresh {series:,}-series snapshot and publishes it (render and gzip) back to back, as a check whose "
-        f"collections take longer than its interval. Load average (1 min) at start and end: {load[0]:.1f}, "
+        f"collections take longer than its interval; with one scraper, `mqwatch` and `mqwatch-busy` are the same "
+        f"server process, its collecting thread off and on in {windows} alternating windows of {duration / windows:g} s "
+        f"each, so both see the same machine load. Load average (1 min) at start and end: {load[0]:.1f}, "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
         "",
         "| server | scrapers | scrapes | p50 (ms) | p99 (ms) | scrapes/s | body bytes |",

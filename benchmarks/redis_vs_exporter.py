@@ -113,7 +113,7 @@ def collect(redis_port: int):
     try:
         t0 = time.perf_counter()
         snap = Collector(check, 120).collect()
-        text = "".join(render_snapshot(snap, defs.__getitem__).values())
+        text = "".join(piece for pieces in render_snapshot(snap, defs.__getitem__).values() for piece in pieces)
         return time.perf_counter() - t0, snap, text
     finally:
         check.close()

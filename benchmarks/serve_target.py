@@ -3,10 +3,12 @@
 KIND is `mqwatch` (the agent's own HTTP server and exporter), `mqwatch-busy` (the same
 while a thread collects back to back: builds a fresh snapshot of SERIES series and
 publishes it, render and gzip included, as a check's loop does in `mqwatch run` with
-collections that take longer than the interval), `floor` (Python's http.server returning
-the very same bytes from memory) or `generate_latest` (the common exporter design: render
-the registry with prometheus-client at every scrape). Prints the port once it listens,
-then serves until killed.
+collections that take longer than the interval), `mqwatch-switchable` (the same thread,
+collecting or idle as told: a line `collect` or `idle` on stdin, answered `ok` once in
+effect, an idle one after the collection under way has ended), `floor` (Python's
+http.server returning the very same bytes from memory) or `generate_latest` (the common
+exporter design: render the registry with prometheus-client at every scrape). Prints the
+port once it listens, then serves until killed.
 """
 
 from __future__ import annotations
@@ -63,10 +65,37 @@ class _Static(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def _switchable_collector(exporter: Exporter, series: int) -> None:
+    state = {"collect": False, "idle": True}
+    cond = threading.Condition()
+
+    def collect_while_told():
+        while True:
+            with cond:
+                while not state["collect"]:
+                    state["idle"] = True
+                    cond.notify_all()
+                    cond.wait()
+                state["idle"] = False
+            exporter.publish(snapshot(series))
+
+    def obey():
+        for line in sys.stdin:
+            with cond:
+                state["collect"] = line.strip() == "collect"
+                cond.notify_all()
+                while not state["collect"] and not state["idle"]:
+                    cond.wait()
+            print("ok", flush=True)
+
+    threading.Thread(target=collect_while_told, daemon=True).start()
+    threading.Thread(target=obey, daemon=True).start()
+
+
 def main(kind: str, series: int) -> None:
     exporter = Exporter()
     exporter.publish(snapshot(series))
-    if kind in ("mqwatch", "mqwatch-busy"):
+    if kind in ("mqwatch", "mqwatch-busy", "mqwatch-switchable"):
         from mqwatch.agent.server import HTTPServer
 
         if kind == "mqwatch-busy":
@@ -74,6 +103,8 @@ def main(kind: str, series: int) -> None:
                 while True:
                     exporter.publish(snapshot(series))
             threading.Thread(target=collect_forever, daemon=True).start()
+        elif kind == "mqwatch-switchable":
+            _switchable_collector(exporter, series)
 
         agent = type("BenchAgent", (), {"exporter": exporter, "ready": lambda self: True})()
         server = HTTPServer(agent, "127.0.0.1", 0)

@@ -336,3 +336,63 @@ def test_readme_web_config_example_is_valid_as_printed(pki, tmp_path):
     f.write_text(block)
     web = load_web_config(str(f))
     assert web.tls is not None and bcrypt.checkpw(b"change-me", web.users["prometheus"])
+
+
+def _publish_large(agent, series: int, label_chars: int = 40) -> None:
+    """An exposition of several MB: the server sends it in pieces, in one sendmsg() where it can."""
+    from mqwatch.agent.metrics import GAUGE, MetricDef
+    from mqwatch.agent.snapshot import SnapshotBuilder
+
+    lag = MetricDef("t_lag_messages", GAUGE, "Lag.", ("queue",))
+    b = SnapshotBuilder("kafka", "big", (lag,))
+    for i in range(series):
+        b.add(lag.name, i, queue=f"{i:08d}-" + "q" * label_chars)
+    agent.exporter.publish(b.build(0.0, 0.1))
+
+
+def test_a_large_exposition_arrives_whole_plain_gzip_and_head_on_one_connection(serve):
+    server = serve()
+    agent = server.httpd.RequestHandlerClass.agent
+    _publish_large(agent, 20_000)
+    body = agent.exporter.body()
+    assert len(agent.exporter.body_pieces()) > 3  # really sent as several pieces
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        assert r.status == 200 and int(r.getheader("Content-Length")) == len(body) and r.read() == body
+        conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+        r = conn.getresponse()
+        assert r.getheader("Content-Encoding") == "gzip" and gzip.decompress(r.read()) == body
+        conn.request("HEAD", "/metrics")
+        r = conn.getresponse()
+        assert int(r.getheader("Content-Length")) == len(body) and r.read() == b""
+        conn.request("GET", "/healthz")  # the connection is still in step after the HEAD
+        assert conn.getresponse().read() == b"ok\n"
+    finally:
+        conn.close()
+
+
+def test_a_scraper_that_stops_reading_is_cut_at_the_timeout(serve):
+    """The response must be sent within the socket timeout as a whole: a client that stops reading
+    a large body cannot hold one of the few handlers."""
+    server = serve(socket_timeout=1.0, max_handlers=1)
+    agent = server.httpd.RequestHandlerClass.agent
+    wmem_max = int(open("/proc/sys/net/ipv4/tcp_wmem").read().split()[2])
+    _publish_large(agent, 6_000, label_chars=1_000)  # more than the kernel's largest send buffer
+    size = len(agent.exporter.body())
+    assert size > wmem_max + 1_000_000
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that reads nothing, slowly
+        s.settimeout(10)
+        s.connect(("127.0.0.1", server.port))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                timeout=2).startswith(b"HTTP/1.1 200"), 10, message="the handler freed by the timeout")
+        received = 0
+        try:
+            while chunk := s.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        assert received < size  # cut, not finished

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import Future
 
 from mqwatch.agent.check import Check
 from mqwatch.agent.counters import REBASE, Counters
@@ -45,6 +47,7 @@ class KafkaCheck(Check):
         self.produced = Counters()  # topic <- each partition's end offset
         self.lost = Counters()  # (group, topic) <- each partition's gap below the log start offset
         self.client_log = ClientLog(librdkafka_log)  # shared by every librdkafka client of this check
+        self._collected = False  # a first collection has no end-offset history: it reads records
 
     def base_config(self) -> dict:
         o = self.options
@@ -78,6 +81,11 @@ class KafkaCheck(Check):
         if first and self.options.canary.enabled and self._canary is None:
             self._canary = Canary(self.options.canary, self.base_config())
             self._canary.start()
+        if not self._collected and self.options.time_lag != "off":
+            # Nothing dates a committed offset yet but its record: start the reader's child
+            # now, so that its start-up overlaps the offset requests (readerprocess.py).
+            self.reader().start()
+        self._collected = True
         view = self.client().fetch_view(
             group_filter=lambda g: matches(self.options.groups, g),
             topic_filter=lambda t: matches(self.options.topics, t),
@@ -85,15 +93,17 @@ class KafkaCheck(Check):
         )
         for reason, message in view.errors:
             out.error(reason, message)
+        lags = partition_lags(view)
+        # Records are read (a first cycle, a new committed offset) while the rest is built.
+        dating = self.date_offsets(view, lags, deadline)
         if first:
             self.emit_brokers(out, view)
         self.emit_topics(out, view)
         self.emit_groups(out, view)
-        lags = partition_lags(view)
         self.emit_lag(out, lags)
-        dates = self.emit_time_lag(out, view, lags, deadline)
-        self.emit_status(out, view, lags, dates)
         self.emit_flow(out, view, lags)
+        dates = self.emit_time_lag(out, view, lags, dating, deadline)
+        self.emit_status(out, view, lags, dates)
         if self.options.dlq.enabled:
             self.emit_dlqs(out, view, deadline)
         if self._canary is not None:
@@ -165,6 +175,7 @@ class KafkaCheck(Check):
     def emit_flow(self, out: SnapshotBuilder, view: ClusterView, lags: dict) -> None:
         """Consumed, reprocessed and lost messages and the drain ETA per group and topic (agent/flow.py)."""
         now, live = view.observed_at, []
+        starts = log_starts(view)
         for gid, topics in lags.items():
             offsets = view.groups[gid].offsets
             for topic, parts in topics.items():
@@ -178,7 +189,7 @@ class KafkaCheck(Check):
                 out.add("mqwatch_consumer_reprocessed_messages_total", flow.reprocessed, **labels)
                 if flow.drain_seconds is not None:
                     out.add("mqwatch_consumer_drain_seconds", flow.drain_seconds, **labels)
-                lost = self.observe_lost(key, ids, committed, view.start_offsets)
+                lost = self.observe_lost(key, ids, committed, view.start_offsets, starts.get(topic, 0))
                 out.add("mqwatch_consumer_lost_messages_total", lost, **labels)
         unknown = {k for k in self.flow.consumed.keys() if view.groups.get(k[0]) is not None
                    and view.groups[k[0]].offsets is None}  # offsets unknown this cycle: keep their state
@@ -186,7 +197,7 @@ class KafkaCheck(Check):
         self.lost.retain(live + list(unknown))
         self.produced.retain(view.topics)
 
-    def observe_lost(self, key, ids: tuple, committed: tuple, start_offsets: dict) -> float:
+    def observe_lost(self, key, ids: tuple, committed: tuple, start_offsets: dict, highest_start: int) -> float:
         """Messages retention (or DeleteRecords) removed below the group's committed offset.
 
         The gap (log start - committed) of a partition is what the group can no longer read;
@@ -194,10 +205,13 @@ class KafkaCheck(Check):
         forward (auto.offset.reset), which must not take anything back: each partition's gap
         is an upstream series whose increases are lost messages (REBASE: a shrink adds 0).
         Partitions are tracked only once the group had a gap somewhere, so a healthy
-        cluster's 100k offsets cost nothing here.
+        cluster's 100k offsets cost nothing here: with no gap tracked yet, a topic whose highest
+        log start offset (`highest_start`) is at or below every committed offset is skipped.
         """
         topic = key[1]
         tracked = self.lost.total(key) is not None
+        if not tracked and (not committed or highest_start <= min(committed)):
+            return 0.0
         for p, c in zip(ids, committed):
             start = start_offsets.get((topic, p))
             if start is None or c < 0:
@@ -208,10 +222,14 @@ class KafkaCheck(Check):
                 tracked = True
         return self.lost.total(key) or 0.0
 
-    def emit_time_lag(self, out: SnapshotBuilder, view: ClusterView, lags: dict, deadline: float) -> TimeLagResult:
+    def date_offsets(self, view: ClusterView, lags: dict, deadline: float) -> Future | None:
+        """Starts dating the committed offsets that lag (TimeLag.compute, which may read records
+        and then waits on the reader's child) in a thread, and asks the retention of their
+        topics, so both overlap the series built meanwhile; emit_time_lag takes the answer.
+        None when time_lag is off."""
         self.time_lag.observe_ends(view.end_offsets, view.observed_at)
         if self.options.time_lag == "off":
-            return TimeLagResult({})
+            return None
         groups = view.groups
         lagging: dict = {}
         for gid, topics in lags.items():
@@ -222,8 +240,19 @@ class KafkaCheck(Check):
                         key = (topic, p, offsets[(topic, p)])
                         if lagging.get(key, 0) < lag:
                             lagging[key] = lag
-        result = self.time_lag.compute(lagging, view.end_offsets, view.observed_at, self.reader(),
-                                       deadline - time.monotonic())
+        # Every topic with a lag series: a superset of those that get a lag in seconds (the
+        # headroom's), known before the reads are.
+        self.retention.request(self.client().admin, {t for topics in lags.values() for t in topics},
+                               min(self.options.fetch_timeout, deadline - time.monotonic()))
+        return in_background(self.time_lag.compute, lagging, view.end_offsets, view.observed_at, self.reader(),
+                             deadline - time.monotonic())
+
+    def emit_time_lag(self, out: SnapshotBuilder, view: ClusterView, lags: dict, dating: Future | None,
+                      deadline: float) -> TimeLagResult:
+        if dating is None:
+            return TimeLagResult({})
+        groups = view.groups
+        result = dating.result()
         if result.errors:
             out.error("time_lag", f"reading records to date committed offsets failed for {len(result.errors)} "
                                   f"partition(s), e.g. {result.errors[0]}")
@@ -293,18 +322,54 @@ def retained(view: ClusterView, topic: str) -> int | None:
     return total
 
 
+def in_background(fn, *args) -> Future:
+    """fn(*args) in a daemon thread; the Future holds its result or its exception."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # re-raised by future.result() in the collection
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="kafka-time-lag", daemon=True).start()
+    return future
+
+
+def log_starts(view: ClusterView) -> dict:
+    """topic -> the highest log start offset among its partitions (those known this cycle)."""
+    highest: dict = {}
+    for (topic, _), start in view.start_offsets.items():
+        if start > highest.get(topic, 0):
+            highest[topic] = start
+    return highest
+
+
 def partition_lags(view: ClusterView) -> dict:
     """group -> topic -> partition -> lag in messages, for committed partitions with a known end offset.
 
     A topic the group never committed on gets no entry, so it produces no series.
     """
     result: dict = {}
+    ends, known = view.end_offsets, view.topics
     for gid, g in view.groups.items():
         if not g.offsets:
             continue
-        for (topic, p), committed in g.offsets.items():
-            end = view.end_offsets.get((topic, p))
-            if topic not in view.topics or end is None:
+        # 100k committed offsets at 10k partitions x 50 groups: one dict lookup per offset,
+        # the topic's dict looked up only when the topic changes (offsets come grouped by topic).
+        topics: dict = {}
+        topic, parts = None, None
+        for key, committed in g.offsets.items():
+            end = ends.get(key)
+            if end is None:
                 continue
-            result.setdefault(gid, {}).setdefault(topic, {})[p] = max(0, end - committed)
+            if key[0] != topic:
+                topic = key[0]
+                parts = topics.get(topic)
+                if parts is None:
+                    parts = topics[topic] = {} if topic in known else None
+            if parts is not None:
+                parts[key[1]] = end - committed if end > committed else 0
+        if topics := {t: ps for t, ps in topics.items() if ps is not None}:
+            result[gid] = topics
     return result

@@ -7,9 +7,10 @@ metadata update for a topic with neither id nor name, and rd_kafka_metadata_upda
 the NULL name up (strcmp in rd_kafka_metadata_cache_find, thread rdk:main). The first Fetch
 after the deletion crashes, before any metadata refresh could tell the consumer; no setting
 caps the Fetch version; and a topic can be deleted during any read. So RecordReader's
-consumer runs in a child process (one per check, started on the first read, kept across
-reads): when it dies, that read reports its partitions as errors, and the next read starts
-a new child. librdkafka's log lines of the child go to the check's ClientLog as before.
+consumer runs in a child process (one per check, started on the first read or ahead of it
+by start(), kept across reads): when it dies, that read reports its partitions as errors,
+and the next read starts a new child. librdkafka's log lines of the child go to the
+check's ClientLog as before.
 
 The child (an interpreter with confluent-kafka: 22 MB of its own after a 500-partition read)
 ends once no read came for IDLE_EXIT seconds, and the next read starts a new one (about
@@ -53,12 +54,13 @@ class IsolatedReader(ClosableReader):
         self._recv: Connection | None = None
         self._idle_exit = idle_exit
         self._idle: threading.Timer | None = None
+        self._ready = False  # the child said "ready" (its consumer settings are in)
 
     def _release(self) -> None:
         self._stop()
 
     def _arm_idle_exit(self) -> None:
-        """(Re)starts the countdown after which an unused child ends; called at the end of each read."""
+        """(Re)starts the countdown after which an unused child ends: at the end of each read, and on start()."""
         if self._idle is not None:
             self._idle.cancel()
         self._idle = threading.Timer(self._idle_exit, self._end_idle_child)
@@ -101,19 +103,43 @@ class IsolatedReader(ClosableReader):
             result.complete |= answer.complete
             result.errors.extend(answer.errors)
 
+    def start(self) -> None:
+        """Starts the child now and returns at once; the first read waits for it to be ready.
+
+        A fresh agent's first collection reads records once the offsets are in; the child's
+        interpreter start and import of confluent-kafka (0.05-0.3 s, more on a loaded machine)
+        then overlap the offset requests instead of following them.
+        """
+        if self._closed or not self._busy.acquire(blocking=False):
+            return  # closed, or a read is under way (it starts the child itself)
+        try:
+            if self._proc is None or self._proc.poll() is not None:
+                self._spawn()
+                self._arm_idle_exit()  # ends it too should no read come
+        except OSError as e:  # reported by the first read, which tries again
+            log.warning("kafka_record_reader_failed error=%s", e)
+            self._stop(kill=True)
+        finally:
+            self._busy.release()
+
     def _start(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            return
-        self._stop()
+        if self._proc is None or self._proc.poll() is not None:
+            self._stop()
+            self._spawn()
+        if not self._ready:
+            if not self._recv.poll(START_TIMEOUT) or self._recv.recv() != "ready":
+                raise TimeoutError("did not start")
+            self._ready = True
+
+    def _spawn(self) -> None:
         self._proc = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, close_fds=True)
         self._send = Connection(os.dup(self._proc.stdin.fileno()), readable=False)
         self._recv = Connection(os.dup(self._proc.stdout.fileno()), writable=False)
         self._proc.stdin.close()
         self._proc.stdout.close()
+        self._ready = False
         self._send.send(self._conf)
-        if not self._recv.poll(START_TIMEOUT) or self._recv.recv() != "ready":
-            raise TimeoutError("did not start")
 
     def _stop(self, kill: bool = False) -> str:
         """Ends the child; says how it ended when it had died on its own."""
@@ -125,6 +151,7 @@ class IsolatedReader(ClosableReader):
             if conn is not None:
                 conn.close()  # the child reads EOF and exits
         self._send = self._recv = None
+        self._ready = False
         if proc is None:
             return ""
         died = proc.poll()

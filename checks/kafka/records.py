@@ -83,7 +83,10 @@ class RecordReader(ClosableReader):
             "enable.auto.offset.store": False,
             # A committed offset below the log start (deleted by retention) reads the oldest record.
             "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
+            # Only records known to exist are read (below the end offset), so no Fetch needs the
+            # broker to wait for data; tansu still held the second Fetch of a 500-partition read
+            # for the whole wait (100 ms: a read took ~0.19 s, with 20 ms ~0.12 s).
+            "fetch.wait.max.ms": 20,
             # Only the first record at each offset is wanted: no prefetching of whole partitions
             # (librdkafka's defaults queue up to 100,000 messages and 64 MB per consumer).
             # librdkafka compares queued.min.messages with the length of the consumer's one

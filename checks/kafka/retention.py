@@ -47,25 +47,41 @@ class TopicRetention:
         self.refresh = refresh
         self.seconds: dict = {}  # topic -> retention seconds (finite only)
         self._read_at: float | None = None
+        self._requested = False  # request() ran since the last update()
+        self._pending: dict | None = None  # ConfigResource -> Future, between request() and update()
+        self._problem: str | None = None
 
-    def update(self, admin, topics, timeout: float) -> str | None:
-        """Re-read when due; returns an error message when the read failed (the old values stay)."""
+    def request(self, admin, topics, timeout: float) -> None:
+        """Sends DescribeConfigs for `topics` when a re-read is due; update() reads the answer,
+        so the round trip overlaps whatever the caller does in between."""
         now = time.monotonic()
+        self._requested, self._pending, self._problem = True, None, None
         if not self.refresh or (self._read_at is not None and now - self._read_at < self.refresh):
-            return None
+            return
         topics = sorted(topics)
         self._read_at = now
         if not topics or timeout <= 0:
-            return None
+            return
         try:
-            futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, t) for t in topics],
-                                             request_timeout=timeout)
+            self._pending = admin.describe_configs([ConfigResource(ResourceType.TOPIC, t) for t in topics],
+                                                   request_timeout=timeout)
         except (KafkaException, ValueError) as e:
-            return f"describe_configs: {e}"
+            self._problem = f"describe_configs: {e}"
+
+    def update(self, admin, topics, timeout: float) -> str | None:
+        """Re-reads when due (what request() sent ahead, else `topics` now); returns an error
+        message when the read failed (the old values stay)."""
+        if not self._requested:
+            self.request(admin, topics, timeout)
+        self._requested = False
+        futures, problem = self._pending, self._problem
+        self._pending = self._problem = None
+        if futures is None:
+            return problem
         seconds, failed = {}, []
         for resource, future in futures.items():
             try:
-                value = retention_seconds(future.result(timeout=timeout))
+                value = retention_seconds(future.result(timeout=max(0.0, timeout)))
             except Exception as e:  # one topic's failure (deleted meanwhile, no permission) is that topic's
                 failed.append(f"{resource.name}: {e}")
                 continue

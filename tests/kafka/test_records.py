@@ -89,18 +89,27 @@ def test_an_idle_reader_child_ends_and_the_next_read_starts_another(kafka_bootst
     kafka_create_topics(kafka_bootstrap, {topic: 1})
     kafka_produce(kafka_bootstrap, topic, {0: 2})
     me = psutil.Process()
+
+    def children() -> set:
+        return {c.pid for c in me.children()}
+
+    def wait_gone(pid: int) -> None:
+        deadline = time.monotonic() + 30
+        while pid in children() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid not in children()  # ended and reaped: not even a zombie
+
     reader = IsolatedReader({"bootstrap.servers": kafka_bootstrap}, idle_exit=1.0)
     try:
+        reader.start()  # started ahead of a first read (check.py) that then does not come
+        wait_gone(reader_pid := reader._proc.pid)
         assert [r.offset for r in reader.read({(topic, 0): (0, 2)}, timeout=5).records[(topic, 0)]] == [0, 1]
         first = reader._proc.pid
-        assert first in {c.pid for c in me.children()}
-        deadline = time.monotonic() + 30
-        while first in {c.pid for c in me.children()} and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert first not in {c.pid for c in me.children()}  # ended and reaped: not even a zombie
+        assert first != reader_pid and first in children()
+        wait_gone(first)
         again = reader.read({(topic, 0): (1, 2)}, timeout=5)
         assert [r.offset for r in again.records[(topic, 0)]] == [1] and again.errors == []
-        assert reader._proc.pid != first and reader._proc.pid in {c.pid for c in me.children()}
+        assert reader._proc.pid != first and reader._proc.pid in children()
     finally:
         reader.close()
     assert reader._proc is None

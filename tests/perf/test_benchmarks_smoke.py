@@ -40,8 +40,9 @@ def test_kafka_benchmark_runs_and_both_sides_agree(tmp_path):
     # The benchmark itself fails when the floor or mqwatch reports a lag other than the one created.
     text, meta = run_smoke("kafka", tmp_path)
     r = rows(meta)
-    ratio = next(v for k, v in r.items() if k.startswith("collection time vs floor, 200 partitions"))
-    assert ratio["target"] == "<= 1.25x" and math.isfinite(ratio["value"]) and ratio["value"] > 0
+    for size in (200, 400):  # both sizes judged against the floor, as 10k and 30k are in a real run
+        ratio = next(v for k, v in r.items() if k.startswith(f"collection time vs floor, {size} partitions"))
+        assert ratio["target"] == "<= 1x" and math.isfinite(ratio["value"]) and ratio["value"] > 0
     assert any(k.startswith("mqwatch time per partition") for k in r)
     # partitions, groups and committed offsets: both sizes, and the largest with groups scaled instead
     assert "| 200 | 3 | 120 |" in text and "| 400 | 3 | 240 |" in text and "| 400 | 6 | 240 |" in text

@@ -6,6 +6,7 @@ be a silent contract break, so the reference here is the library itself, on arbi
 
 from __future__ import annotations
 
+import gzip
 import math
 
 from hypothesis import given, settings
@@ -99,3 +100,27 @@ def test_a_metric_missing_from_the_catalog_is_still_rendered_like_generate_lates
     body = exporter.body()
     assert body == generate_latest(exporter)
     assert b'# HELP t_plugin_extra Undocumented metric.\n' in body
+
+
+def test_an_exposition_rendered_in_small_pieces_is_the_same_text_and_gzip(monkeypatch):
+    """A large exposition is rendered, encoded and freed in pieces (the interpreter lock changes hands
+    between them); piece boundaries must not change a byte. Tiny pieces put a boundary everywhere."""
+    from mqwatch.agent import exposition, snapshot
+
+    monkeypatch.setattr(exposition, "PIECE_SERIES", 3)
+    monkeypatch.setattr(exposition, "PIECE_BYTES", 100)
+    monkeypatch.setattr(snapshot, "PIECE", 4)
+    exporter = Exporter(metric_defs=ALL_DEFS, process_metrics=False)
+    for cluster, shift in (("a", 0), ("b", 1), ("a", 2)):  # "a" again: its first snapshot is freed in pieces
+        b = SnapshotBuilder("kafka", cluster, DEFS)
+        for i in range(50):
+            b.add(GAUGE_DEF.name, i + shift, queue=f"orders-{i % 7}", consumer=f'billing "é{i}"\n')
+        for i in range(5):
+            b.add(HIST_DEF.name, Histogram(((0.5, float(i)), (math.inf, 9.0)), 2.5 + shift), queue=f"q{i}")
+        exporter.publish(b.build(0.0, 0.1))
+    body, pieces = exporter.body(), exporter.body_pieces()
+    assert body == generate_latest(exporter)
+    assert len(pieces) > 10 and all(p.endswith(b"\n") for p in pieces)  # whole lines in every piece
+    assert gzip.decompress(exporter.body(want_gzip=True)) == body
+    lag = {f.name: f for f in text_string_to_metric_families(body.decode())}["t_lag_messages"].samples
+    assert sorted(s.value for s in lag if s.labels["cluster"] == "a") == [float(i + 2) for i in range(50)]

@@ -1,0 +1,83 @@
+"""Socket reads and writes of the HTTP server with as few interpreter-lock hand-overs as possible.
+
+Every socket call gives up the interpreter lock, and while a collection runs in another thread
+taking it back costs up to a switch interval plus whatever C call that thread is in. A socket
+with a Python timeout makes each call two (a poll(), then the recv/send), and a response
+written as headers then body is two more. A plain TCP connection therefore runs in blocking
+mode with the timeouts kept by the kernel (SO_RCVTIMEO/SO_SNDTIMEO), and a response leaves in
+one sendmsg() of headers and body pieces: a scrape takes the lock back twice (request read,
+response queued) instead of six times or more (benchmark 4).
+
+TLS connections keep Python's timeouts: OpenSSL reports a kernel timeout as "want read/write"
+and ssl.SSLSocket has no sendmsg().
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+import time
+
+# Linux' limit of buffers per sendmsg() (IOV_MAX); a 100k-series body is ~55 pieces.
+_MAX_BUFFERS = 1024
+
+
+def kernel_timeouts(sock, timeout: float) -> bool:
+    """Put a plain TCP socket in blocking mode, reads and writes bounded by `timeout` in the kernel
+    (set_recv_timeout and send_all change it per call). False for a TLS socket, which keeps its
+    Python timeout."""
+    if isinstance(sock, ssl.SSLSocket):
+        return False
+    sock.settimeout(None)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+    return True
+
+
+def _timeval(seconds: float) -> bytes:
+    # A zero timeval means "wait forever" to the kernel: never pass less than 1 ms.
+    seconds = max(seconds, 0.001)
+    return struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
+
+
+def set_recv_timeout(sock, seconds: float, kernel: bool) -> None:
+    if kernel:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+    else:
+        sock.settimeout(seconds)
+
+
+def recv_into(sock, buffer, kernel: bool) -> int:
+    try:
+        return sock.recv_into(buffer)
+    except BlockingIOError:  # SO_RCVTIMEO expired on a blocking socket
+        if kernel:
+            raise TimeoutError("timed out") from None
+        raise
+
+
+def send_all(sock, buffers, timeout: float, kernel: bool) -> None:
+    """Write the buffers in order, all within `timeout` seconds (a client reading slowly cannot
+    hold the connection longer)."""
+    if not kernel:
+        sock.settimeout(timeout)
+        for b in buffers:
+            sock.sendall(b)
+        return
+    deadline = time.monotonic() + timeout
+    views = [memoryview(b) for b in buffers if b]
+    while views:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("response not sent within the timeout")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(left))
+        try:
+            sent = sock.sendmsg(views[:_MAX_BUFFERS])  # blocks until all is queued, or the timeout
+        except BlockingIOError:
+            raise TimeoutError("response not sent within the timeout") from None
+        while sent:
+            if sent >= len(views[0]):
+                sent -= len(views.pop(0))
+            else:
+                views[0], sent = views[0][sent:], 0
