@@ -113,10 +113,10 @@ def _load(path: str, loader=None):
 
 def _load_web(path: str):
     """(ok, WebConfig or None): `validate` and start-up fail on a broken web config, not the first scrape."""
+    if not path:
+        return True, None  # webconfig (bcrypt, yaml schema) is not even imported: 1.7 MB of RSS
     from mqwatch.agent.webconfig import load_web_config
 
-    if not path:
-        return True, None
     web = _load(path, load_web_config)
     return web is not None, web
 

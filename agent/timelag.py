@@ -14,19 +14,11 @@ reported as such; with no produce rate to go by, the lag is reported as a lower 
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
-from operator import attrgetter
 from dataclasses import dataclass
 
 INTERPOLATED, EXTRAPOLATED, LOWER_BOUND, CAUGHT_UP = "interpolated", "extrapolated", "lower_bound", "caught_up"
-_offset = attrgetter("offset")
-
-
-@dataclass(slots=True)
-class _Point:
-    offset: int
-    first_seen: float
-    last_seen: float
 
 
 @dataclass(frozen=True)
@@ -37,34 +29,42 @@ class Estimate:
 
 
 class OffsetTimeline:
-    """Bounded end-offset history per key (for example (topic, partition))."""
+    """Bounded end-offset history per key (for example (topic, partition)).
+
+    Per key, two packed arrays rather than an object per point: the end offsets seen (int64)
+    and, for each, when it was first and last seen (two doubles). A point costs 24 bytes, where
+    a point object with its int and two floats took about 140 (a busy partition keeps up to
+    max_points of them: 10,000 partitions x 120 points was 170 MB), and seeing an unchanged
+    end offset again updates a double in place instead of allocating a float every cycle.
+    """
 
     def __init__(self, max_points: int = 120):
         self.max_points = max_points
-        self._hist: dict = {}
+        self._hist: dict = {}  # key -> (array "q" of offsets, array "d" of first_seen, last_seen pairs)
 
     def observe(self, key, end_offset: int, at: float) -> None:
         hist = self._hist.get(key)
         if hist is None:
-            # A plain list, not a deque: one history per partition, and an empty deque alone
-            # costs ~600 bytes, which at 10,000s of partitions is most of the agent's heap.
-            hist = self._hist[key] = []
-        if hist and end_offset < hist[-1].offset:
-            hist.clear()  # the partition was recreated or truncated: old dates no longer apply
-        if hist and hist[-1].offset == end_offset:
-            hist[-1].last_seen = at
+            hist = self._hist[key] = (array("q"), array("d"))
+        offsets, seen = hist
+        if offsets and end_offset < offsets[-1]:
+            del offsets[:], seen[:]  # the partition was recreated or truncated: old dates no longer apply
+        if offsets and offsets[-1] == end_offset:
+            seen[-1] = at
         else:
-            hist.append(_Point(end_offset, at, at))
-            if len(hist) > self.max_points:
-                del hist[0]
+            offsets.append(end_offset)
+            seen.extend((at, at))
+            if len(offsets) > self.max_points:
+                del offsets[0], seen[:2]
 
     def points(self, key) -> int:
-        return len(self._hist.get(key, ()))
+        hist = self._hist.get(key)
+        return len(hist[0]) if hist else 0
 
     def unchanged(self, key) -> bool:
         """The end offset was the same at the last two observations (nothing was written)."""
         hist = self._hist.get(key)
-        return bool(hist) and hist[-1].first_seen < hist[-1].last_seen
+        return bool(hist and hist[0]) and hist[1][-2] < hist[1][-1]
 
     def retain(self, keys) -> None:
         keys = set(keys)
@@ -75,26 +75,26 @@ class OffsetTimeline:
     def estimate(self, key, committed: int, now: float) -> Estimate | None:
         """Lag in seconds of a consumer whose next record to read is `committed`."""
         hist = self._hist.get(key)
-        if not hist:
+        if not hist or not hist[0]:
             return None
-        newest = hist[-1]
-        if committed >= newest.offset:
+        offsets, seen = hist
+        newest = len(offsets) - 1
+        if committed >= offsets[newest]:
             return Estimate(0.0, CAUGHT_UP, 0.0)
         # The record at `committed` appeared after the end offset was last seen at or
         # below it and no later than the end offset was first seen above it. Offsets in
         # the history only grow (a drop clears it), so a binary search finds that pair:
         # this runs for every group and partition each cycle.
-        i = bisect_right(hist, committed, key=_offset)
+        i = bisect_right(offsets, committed)
         if i > 0:
-            prev, p = hist[i - 1], hist[i]
-            span = p.offset - prev.offset
-            frac = (committed - prev.offset + 1) / span
-            t = prev.last_seen + frac * (p.first_seen - prev.last_seen)
-            return Estimate(max(0.0, now - t), INTERPOLATED, p.first_seen - prev.last_seen)
-        oldest = hist[0]
-        if len(hist) >= 2 and newest.first_seen > oldest.first_seen:
-            rate = (newest.offset - oldest.offset) / (newest.first_seen - oldest.first_seen)
+            prev_offset, prev_last, first = offsets[i - 1], seen[2 * i - 1], seen[2 * i]
+            frac = (committed - prev_offset + 1) / (offsets[i] - prev_offset)
+            t = prev_last + frac * (first - prev_last)
+            return Estimate(max(0.0, now - t), INTERPOLATED, first - prev_last)
+        oldest_first = seen[0]
+        if newest >= 1 and seen[2 * newest] > oldest_first:
+            rate = (offsets[newest] - offsets[0]) / (seen[2 * newest] - oldest_first)
             if rate > 0:
-                t = oldest.first_seen - (oldest.offset - committed) / rate
-                return Estimate(max(0.0, now - t), EXTRAPOLATED, max(0.0, oldest.first_seen - t))
-        return Estimate(max(0.0, now - oldest.first_seen), LOWER_BOUND, float("inf"))
+                t = oldest_first - (offsets[0] - committed) / rate
+                return Estimate(max(0.0, now - t), EXTRAPOLATED, max(0.0, oldest_first - t))
+        return Estimate(max(0.0, now - oldest_first), LOWER_BOUND, float("inf"))

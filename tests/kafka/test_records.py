@@ -7,6 +7,8 @@ import signal
 import threading
 import time
 
+import psutil
+
 from mqwatch.checks.kafka.readerprocess import IsolatedReader
 from mqwatch.checks.kafka.records import RecordReader
 from tests.helpers import kafka_create_topics, kafka_produce, unique
@@ -77,3 +79,37 @@ def test_reads_in_a_child_process_that_is_replaced_when_it_dies(kafka_bootstrap)
     finally:
         reader.close()
     assert reader._proc is None and reader.read({(topic, 0): (0, 1)}, timeout=1).records[(topic, 0)] == []
+
+
+def test_an_idle_reader_child_ends_and_the_next_read_starts_another(kafka_bootstrap):
+    """A running agent with `time_lag: estimate` stops reading records after its first cycles:
+    its reader child (an interpreter with confluent-kafka) must not stay behind, idle, in the
+    agent's memory budget, and a read after that must still work."""
+    topic = unique("rd-idle")
+    kafka_create_topics(kafka_bootstrap, {topic: 1})
+    kafka_produce(kafka_bootstrap, topic, {0: 2})
+    me = psutil.Process()
+
+    def children() -> set:
+        return {c.pid for c in me.children()}
+
+    def wait_gone(pid: int) -> None:
+        deadline = time.monotonic() + 30
+        while pid in children() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid not in children()  # ended and reaped: not even a zombie
+
+    reader = IsolatedReader({"bootstrap.servers": kafka_bootstrap}, idle_exit=1.0)
+    try:
+        reader.start()  # started ahead of a first read (check.py) that then does not come
+        wait_gone(reader_pid := reader._proc.pid)
+        assert [r.offset for r in reader.read({(topic, 0): (0, 2)}, timeout=5).records[(topic, 0)]] == [0, 1]
+        first = reader._proc.pid
+        assert first != reader_pid and first in children()
+        wait_gone(first)
+        again = reader.read({(topic, 0): (1, 2)}, timeout=5)
+        assert [r.offset for r in again.records[(topic, 0)]] == [1] and again.errors == []
+        assert reader._proc.pid != first and reader._proc.pid in children()
+    finally:
+        reader.close()
+    assert reader._proc is None

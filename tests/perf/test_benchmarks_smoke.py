@@ -78,12 +78,15 @@ def test_memory_benchmark_sees_churned_groups_vanish(tmp_path):
     r = rows(meta)
     series = r["series after the 20 groups left vs before"]
     assert series["met"] is True, series  # deleted groups' series are gone, none left over
-    peak = next(v for k, v in r.items() if k.startswith("peak RSS: highest 20 ms reading during collections 7 to 12 (3 groups"))
-    trough = next(v for k, v in r.items() if k.startswith("trough RSS"))
+    tree = "(agent RSS + reader child USS)"
+    peak = next(v for k, v in r.items() if k.startswith(f"peak memory {tree}: highest 20 ms reading during collections 7 to 12 (3 groups"))
+    trough = next(v for k, v in r.items() if k.startswith(f"trough memory {tree}"))
     assert peak["target"] == "<= 90 MB" and trough["target"] == "<= 70 MB"
     assert 10 < trough["value"] <= peak["value"] < 1000  # MB: real readings of a real process
+    child = next(v for k, v in r.items() if k.startswith("readings with a reader child alive"))
+    assert child["met"] is True and child["value"] == 0  # the smoke agent reads no records: never a child
     # The last cycle's gap is watched to its end, so its trough is a reading between collections.
-    assert re.search(r"^\| 12 \| \d+ \| [\d.]+ \| [\d.]+ \| \d+ \|$", text, re.M), text
+    assert re.search(r"^\| 12 \| \d+ \| 0 \| [\d.]+ \| [\d.]+ \| \d+ \|$", text, re.M), text
 
 
 def test_running_one_benchmark_keeps_the_others_sections(tmp_path):
