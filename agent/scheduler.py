@@ -26,10 +26,11 @@ class Collector:
         self.check, self.timeout = check, timeout
         self._busy: threading.Thread | None = None
         self._busy_since = 0.0
+        self._last: SnapshotBuilder | None = None  # of the last complete collection: its series are reused
 
     def collect(self) -> Snapshot:
         check = self.check
-        builder = SnapshotBuilder(check.system, check.name, check.metrics)
+        builder = SnapshotBuilder(check.system, check.name, check.metrics, previous=self._last)
         started, t0 = time.time(), time.monotonic()
         if self._busy is not None and self._busy.is_alive():
             hung = time.monotonic() - self._busy_since
@@ -63,6 +64,7 @@ class Collector:
             failed = SnapshotBuilder(check.system, check.name, check.metrics)
             failed.errors = list(builder.errors) + [(reason, message)]
             return failed.build(started, duration, ok=False, error=message)
+        self._last = builder
         return builder.build(started, duration)
 
 
