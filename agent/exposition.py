@@ -5,7 +5,7 @@ families (a test compares them), at a fraction of the cost: no Metric/Sample obj
 series, label strings built once per series, and each check's samples rendered once per
 snapshot rather than on every publish of any check.
 
-Text is produced in pieces of at most PIECE_SERIES series, never as one string: joining,
+Text is produced in pieces of at most snapshot.PIECE series, never as one string: joining,
 encoding or copying a 13 MB exposition is one C call that keeps the interpreter lock for
 milliseconds, and a scrape waiting for the lock waits that long (benchmark 4). Between
 pieces the collecting thread can hand the lock over.
@@ -19,10 +19,9 @@ import zlib
 from prometheus_client.utils import floatToGoString
 
 from mqwatch.agent.metrics import COUNTER, HISTOGRAM
+from mqwatch.agent.snapshot import slices
 
 _NEG_INF = float("-inf")
-# ~270 KB of text with 2,048 Kafka-shaped series; joining such a piece holds the lock ~0.1 ms.
-PIECE_SERIES = 2048
 
 
 def format_value(v: float) -> str:
@@ -56,9 +55,10 @@ def family_type(typ: str) -> str:
 
 
 def render_samples(name: str, typ: str, series) -> list[str]:
-    """The sample lines of one family, as pieces of at most PIECE_SERIES series each (joined, they
-    are the family's lines): `series` is a sequence of ((sorted label pairs), value) as in a Snapshot."""
-    return [_render_piece(name, typ, series[i:i + PIECE_SERIES]) for i in range(0, len(series), PIECE_SERIES)]
+    """The sample lines of one family, as pieces of at most snapshot.PIECE series each (~270 KB of
+    Kafka-shaped text, ~0.1 ms of the lock to join; joined, they are the family's lines): `series`
+    is a sequence of ((sorted label pairs), value) as in a Snapshot."""
+    return [_render_piece(name, typ, piece) for piece in slices(series)]
 
 
 def _render_piece(name: str, typ: str, series) -> str:

@@ -107,7 +107,6 @@ def test_an_exposition_rendered_in_small_pieces_is_the_same_text_and_gzip(monkey
     between them); piece boundaries must not change a byte. Tiny pieces put a boundary everywhere."""
     from mqwatch.agent import exposition, snapshot
 
-    monkeypatch.setattr(exposition, "PIECE_SERIES", 3)
     monkeypatch.setattr(exposition, "PIECE_BYTES", 100)
     monkeypatch.setattr(snapshot, "PIECE", 4)
     exporter = Exporter(metric_defs=ALL_DEFS, process_metrics=False)
