@@ -159,6 +159,12 @@ def register_config_tree(data, path: tuple = ()) -> None:
 def _mask_userinfo(m: re.Match) -> str:
     info = m["info"]
     if not info:
+        # `scheme:/@host` or `scheme://@host`: the pattern took the slashes for the URL's, but
+        # with nothing between them and the `@` they may be the password of a mangled
+        # `scheme:PASSWORD@host` (hypothesis found password "/"). Masking an empty userinfo
+        # costs nothing; showing a password does.
+        if m["pre"] != "//" and m["pre"].endswith("/"):
+            return f"{m['pre'].rstrip('/')}{MASK}@"
         return m.group(0)
     user, colon, _ = info.partition(":")
     # Keep a user name for debugging; a colon-less userinfo may be a bare password (redis://PW@host).
