@@ -6,10 +6,12 @@ samples are rendered to text once, when it is published (agent/exposition.py); a
 then only lines the checks' texts up under their family headers, so one check's publish
 doesn't re-render the others' series.
 
-Scrapes run while a collection publishes, in the same process: every step of a publish is
-kept short in what it holds the interpreter lock for (the text stays in pieces of ~256 KB,
-the old snapshot is freed a piece at a time), so a scrape waiting for the lock is served
-within about a switch interval (benchmark 4).
+Under `mqwatch run` scrapes are served by a child process (agent/front.py), given each new
+body after a render; the body is made of the checks' rendered pieces themselves, not a copy.
+Where the server shares this process (agent.front.supported), every step of a publish is kept
+short in what it holds the interpreter lock for (the text stays in pieces of ~256 KB, the old
+snapshot is freed a piece at a time), so a scrape waiting for the lock is served within about
+a switch interval (benchmark 4).
 """
 
 from __future__ import annotations
@@ -19,23 +21,18 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from prometheus_client import ProcessCollector
-from prometheus_client.core import (
-    CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric,
-)
-from prometheus_client.exposition import generate_latest
-
 from mqwatch.agent import __version__
 from mqwatch.agent.history import SeriesHistory
 from mqwatch.agent.memtrim import release_free_memory
 from mqwatch.agent.registry import get_check_class
 from mqwatch.agent.exposition import (
-    encode_pieces, family_type, format_value, gzip_pieces, header, label_string, render_snapshot,
+    family_type, format_value, gather_pieces, gzip_pieces, header, label_string, render_snapshot,
 )
 from mqwatch.agent.metrics import (
     BUILD_INFO, COLLECT_DURATION, CONTRACT_METRICS, CORE_ERROR_REASONS, GAUGE, MetricDef, COLLECT_ERRORS, COUNTER,
     HISTOGRAM, LAST_SUCCESS, SELF_METRICS, SERIES, SHARD_INFO, UP,
 )
+from mqwatch.agent.process import process_exposition
 from mqwatch.agent.sharding import WHOLE, Shard
 from mqwatch.agent.snapshot import Snapshot, series_pieces
 
@@ -71,16 +68,6 @@ class CheckState:
         return bool(self.snapshot and self.snapshot.ok)
 
 
-class _Collection:
-    """A one-shot collector over prepared families, for generate_latest."""
-
-    def __init__(self, families):
-        self._families = families
-
-    def collect(self):
-        return self._families
-
-
 class Exporter:
     def __init__(self, metric_defs=None, process_metrics: bool = True, shard: Shard = WHOLE):
         self._lock = threading.Lock()
@@ -91,9 +78,10 @@ class Exporter:
             # own metrics are learnt from the snapshots they publish.
             metric_defs = {m.name: m for m in CONTRACT_METRICS + SELF_METRICS + (BUILD_INFO, SHARD_INFO)}
         self._defs = metric_defs
-        self._process = ProcessCollector(registry=None) if process_metrics else None
+        self._process_metrics = process_metrics
         self._pieces: tuple[bytes, ...] = ()  # the plain body, in pieces of ~256 KB
         self._gzip = b""
+        self._listeners: list = []  # called after every render (agent.front gives the body to the serving child)
         self.render()
 
     # ---- state ------------------------------------------------------------------------
@@ -163,13 +151,18 @@ class Exporter:
     def render(self) -> None:
         with self._lock:
             parts = self._parts()
-        pieces = encode_pieces(parts)
+        pieces = gather_pieces(parts)
         del parts
-        if self._process is not None:
-            pieces.append(generate_latest(_Collection(self._process.collect())))
+        if self._process_metrics:
+            pieces.append(process_exposition().encode())
         gz = gzip_pieces(pieces)
         with self._lock:
             self._pieces, self._gzip = tuple(pieces), gz
+        for listener in self._listeners:
+            listener()
+
+    def on_render(self, listener) -> None:
+        self._listeners.append(listener)
 
     def _def(self, name: str) -> MetricDef:
         return self._defs.get(name) or MetricDef(name, GAUGE, "Undocumented metric.")  # never fail a render
@@ -183,7 +176,7 @@ class Exporter:
         joining 13 MB would hold the interpreter lock for milliseconds."""
         return (self._gzip,) if want_gzip else self._pieces
 
-    def _parts(self) -> list[str]:
+    def _parts(self) -> list[str | bytes]:
         """The exposition of every check, in pieces; joined, byte for byte what generate_latest(self) gives."""
         parts = [header(BUILD_INFO.name, "gauge", BUILD_INFO.help),
                  f"{BUILD_INFO.name}{label_string(_build_info_labels())} 1.0\n"]
@@ -200,7 +193,7 @@ class Exporter:
             if lines:
                 parts.append(header(m.name, family_type(m.type), m.help))
                 parts.extend(lines)
-        merged: dict[str, list[str]] = defaultdict(list)
+        merged: dict[str, list[bytes]] = defaultdict(list)
         for st in states:
             if st.snapshot is None or not st.snapshot.ok:
                 continue  # stale data is worse than none: up=0 says why it's missing
@@ -212,14 +205,16 @@ class Exporter:
             parts.extend(merged[name])
         return parts
 
-    def collect(self) -> list[Metric]:
+    def collect(self) -> list:
         """The same exposition as prometheus-client metric families, so `generate_latest(exporter)`
         works (a slower path, kept as the reference the fast renderer is tested against)."""
         with self._lock:
             return self._families()
 
-    def _families(self) -> list[Metric]:
-        out: list[Metric] = []
+    def _families(self) -> list:
+        from prometheus_client.core import GaugeMetricFamily  # the reference path only (agent/process.py: why)
+
+        out: list = []
         info = GaugeMetricFamily(BUILD_INFO.name, BUILD_INFO.help, labels=list(BUILD_INFO.labels))
         info.add_metric(list(_build_info_values()), 1)
         out.append(info)
@@ -305,7 +300,9 @@ def _self_samples(m, st: CheckState):
     raise AssertionError(m.name)
 
 
-def _family(name: str, typ: str, help: str) -> Metric:
+def _family(name: str, typ: str, help: str):
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
     if typ == COUNTER:
         return CounterMetricFamily(name, help)
     if typ == HISTOGRAM:
@@ -313,7 +310,7 @@ def _family(name: str, typ: str, help: str) -> Metric:
     return GaugeMetricFamily(name, help)
 
 
-def _add_histogram(fam: Metric, name: str, labels: dict, h) -> None:
+def _add_histogram(fam, name: str, labels: dict, h) -> None:
     for le, count in h.buckets:
         bound = "+Inf" if le == float("inf") else repr(float(le))
         fam.add_sample(name + "_bucket", {**labels, "le": bound}, count)

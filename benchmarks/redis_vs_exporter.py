@@ -113,7 +113,7 @@ def collect(redis_port: int):
     try:
         t0 = time.perf_counter()
         snap = Collector(check, 120).collect()
-        text = "".join(piece for pieces in render_snapshot(snap, defs.__getitem__).values() for piece in pieces)
+        text = b"".join(piece for pieces in render_snapshot(snap, defs.__getitem__).values() for piece in pieces).decode()
         return time.perf_counter() - t0, snap, text
     finally:
         check.close()
