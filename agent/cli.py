@@ -252,21 +252,38 @@ def cmd_run(args) -> int:
 
 def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=None, web=None,
           lifecycle: bool = False, shard=None) -> int:
+    from mqwatch.agent import front
     from mqwatch.agent.app import Agent
-    from mqwatch.agent.server import HTTPServer, split_listen
+    from mqwatch.agent.backend import AgentBackend
+    from mqwatch.agent.logs import destination
     from mqwatch.agent.sharding import WHOLE
+    from mqwatch.agent.sockio import listen_socket, split_listen
 
     agent = Agent(cfg, shard=shard or WHOLE)
     host, port = split_listen(listen)
     try:
-        server = HTTPServer(agent, host, port, web=web, lifecycle=lifecycle)
+        sock = listen_socket(host, port)
     except OSError as e:
         log.error("listen_failed address=%s error=%s", listen, e.strerror)
         print(f"mqwatch: cannot listen on {listen}: {e.strerror}", file=sys.stderr)
         return EXIT_USAGE
+    backend = AgentBackend(agent)
+    if front.supported():  # the HTTP server in a child process: scrapes never wait for a collection
+        level, log_file = destination()
+        server = front.Front(backend, sock, web=web, lifecycle=lifecycle, log_level=level, log_file=log_file)
+    else:
+        from mqwatch.agent.server import HTTPServer
+
+        server = HTTPServer(backend, web=web, lifecycle=lifecycle, sock=sock)
     stop = stop_event or threading.Event()
     _install_signals(agent, stop)
-    server.start()
+    try:
+        server.start()
+    except RuntimeError as e:
+        log.error("serving_failed error=%s", e)
+        print(f"mqwatch: {e}", file=sys.stderr)
+        sock.close()
+        return EXIT_CHECK_FAILED
     agent.start()
     log.info("agent_started listen=%s port=%d tls=%s basic_auth=%s lifecycle=%s checks=%d version=%s shard=%s", host,
              server.port, bool(web and web.tls), bool(web and web.users), lifecycle, len(cfg.checks), __version__,

@@ -7,8 +7,6 @@ import logging
 import sys
 import time
 
-from mqwatch.agent.redact import redact
-
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -16,11 +14,22 @@ class LogfmtFormatter(logging.Formatter):
         msg = record.getMessage()
         if record.exc_info:
             msg += " exception=" + _quote(self.formatException(record.exc_info).replace("\n", " | "))
+        from mqwatch.agent.redact import redact  # imported by the first line logged: the serving child may never log
+
         return redact(f"ts={ts} level={record.levelname.lower()} logger={record.name} event={msg}")
 
 
 def _quote(s: str) -> str:
     return '"' + s.replace('"', "'") + '"'
+
+
+def destination() -> tuple[str, str | None]:
+    """The level and file (None: stderr) setup_logging was last given, for a child process to log alike."""
+    root = logging.getLogger()
+    for h in root.handlers:
+        if getattr(h, "_mqwatch", False):
+            return logging.getLevelName(root.level).lower(), getattr(h, "baseFilename", None)
+    return logging.getLevelName(root.level).lower(), None
 
 
 def setup_logging(level: str = "info", file: str | None = None) -> None:

@@ -1,5 +1,9 @@
 """HTTP endpoints: /metrics, /healthz, /readyz, /status, / and (with --web.enable-lifecycle) POST /-/reload.
 
+`mqwatch run` runs this server in a child process (agent.front), so that a scrape never waits
+for the collecting process' interpreter lock; what the endpoints answer comes from a backend
+(agent.backend), in this process or across the child's socket to the agent.
+
 Hardened for a port anyone on the network may reach: every connection has a socket
 timeout (and a request, once started, must arrive whole within it), at most MAX_HANDLERS
 are served at once (the next one gets 503 at once), a bad
@@ -11,60 +15,35 @@ config file (agent.webconfig) only TLS is spoken and every endpoint except the
 from __future__ import annotations
 
 import io
-import json
 import logging
 import socket
-import ssl
+import socketserver
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from mqwatch.agent import __version__
-from mqwatch.agent.redact import redact
-from mqwatch.agent.sockio import kernel_timeouts, recv_into, send_all, set_recv_timeout
-from mqwatch.agent.statuspage import render_status_page
+from mqwatch.agent.httpwire import TEXT, BadRequest, read_request, status_line
+from mqwatch.agent.sockio import kernel_timeouts, listen_socket, recv_into, send_all, set_recv_timeout
 
 log = logging.getLogger("mqwatch.http")
 
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
-TEXT = "text/plain; charset=utf-8"
 SOCKET_TIMEOUT = 10.0  # seconds a connection may stay silent (idle keep-alive included)
 MAX_HANDLERS = 32  # connections served at once; a scraper needs one
 # A scrape needs the interpreter lock once its request is in (agent.sockio keeps it to that one
-# hand-over on its path); while a collection runs Python in another thread, the wait is up to a
-# switch interval: Python's default 5 ms would add up to 5 ms to a scrape (benchmark 4). At
-# 0.2 ms rather than 0.5 ms, busy gzip scrapes measured p50 0.4 vs 0.7 ms and p95 0.6 vs 1.2 ms
-# (same server, rotating windows, load ~5). The collecting thread gives up the lock only when
-# another thread asks for it; two threads running Python at once (2 x 2 publishes of 30k
-# series) took 3% longer at 0.5 ms and 4% at 0.2 ms than at 5 ms.
+# hand-over on its path). In the serving child the other threads are other connections' handlers;
+# where the server shares the agent's process (no memfds: agent.front.supported), a collection
+# running Python holds it, and the wait is up to a switch interval: Python's default 5 ms would
+# add up to 5 ms to a scrape (benchmark 4). At 0.2 ms rather than 0.5 ms, busy gzip scrapes in
+# one process measured p50 0.4 vs 0.7 ms and p95 0.6 vs 1.2 ms (rotating windows, load ~5); two
+# threads running Python at once (2 x 2 publishes of 30k series) took 4% longer than at 5 ms.
 SWITCH_INTERVAL = 0.0002
 MAX_BODY_BYTES = 64 * 1024  # no endpoint takes a body; a reload POST may carry an empty one
 # Probes stay open without credentials (still TLS-only with a web config): they reveal
 # "ok"/"ready" and nothing else, and a kubelet probe cannot carry a password without
 # putting it in the pod spec.
 OPEN_PATHS = ("/healthz", "/readyz")
-
-
-def status_document(agent) -> dict:
-    now = time.time()
-    checks = []
-    for st in sorted(agent.exporter.states(), key=lambda s: s.key):
-        snap = st.snapshot
-        checks.append({
-            "kind": st.kind,
-            "name": st.name,
-            "up": st.up,
-            "interval_seconds": st.interval,
-            "collections": st.completed,
-            "last_success": st.last_success,
-            "last_success_age_seconds": None if st.last_success is None else round(now - st.last_success, 3),
-            "last_duration_seconds": st.last_duration,
-            "last_error": redact(st.last_error) if st.last_error else st.last_error,
-            "series": snap.series if snap else 0,
-            "errors_total": dict(st.errors_total),
-        })
-    return {"version": __version__, "ready": agent.ready(), "time": now, "checks": checks}
 
 
 def accepts_gzip(header: str | None) -> bool:
@@ -115,61 +94,79 @@ class _DeadlineSocketReader(io.RawIOBase):
         return recv_into(self.sock, buffer, self.kernel)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    agent = None  # set per server class
+class _Handler(socketserver.StreamRequestHandler):
+    backend = None  # agent.backend.AgentBackend, or the serving child's link to it (agent.front); per server class
     auth = None  # agent.webconfig.BasicAuth, or None when no users are configured
     lifecycle = False
-    server_version = f"mqwatch/{__version__}"
-    protocol_version = "HTTP/1.1"
+    server_header = f"Server: mqwatch/{__version__}\r\n".encode()
     timeout = SOCKET_TIMEOUT  # StreamRequestHandler sets it on the socket before the first read
-    # Headers and body leave in one write (agent.sockio), but over TLS and in the base class'
-    # error answers they are two; with Nagle's algorithm the second waits for the client's
-    # delayed ACK, 40 ms on Linux.
+    # Headers and body leave in one write (agent.sockio), but over TLS they are two; with
+    # Nagle's algorithm the second waits for the client's delayed ACK, 40 ms on Linux.
     disable_nagle_algorithm = True
+    command = path = ""
+    headers = None
 
     def setup(self):
         super().setup()
         self.rfile.close()  # the plain reader: its reference would keep the socket open after close()
         self._kernel = kernel_timeouts(self.connection, self.timeout)
         self._reader = _DeadlineSocketReader(self.connection, self.timeout, self._kernel)
-        self.rfile = io.BufferedReader(self._reader, self.rbufsize if self.rbufsize > 0 else io.DEFAULT_BUFFER_SIZE)
+        self.rfile = io.BufferedReader(self._reader, io.DEFAULT_BUFFER_SIZE)
+
+    def handle(self):
+        self.close_connection = False
+        while not self.close_connection:
+            self.handle_one_request()
 
     def handle_one_request(self):
         # Waiting for the next request of a kept-alive connection is bounded by the socket
         # timeout; once its first byte is in, the whole request must arrive within one timeout.
+        self.close_connection = True
         self._reader.deadline = None
         try:
             if not self.rfile.peek(1):
-                self.close_connection = True
                 return
-        except (TimeoutError, OSError):
-            self.close_connection = True
+            self._reader.deadline = time.monotonic() + self.timeout
+            request = read_request(self.rfile)
+        except BadRequest as e:
+            self.command = ""
+            self._text(e.code, f"bad request: {e}\n")
             return
-        self._reader.deadline = time.monotonic() + self.timeout
-        super().handle_one_request()
-
-    def log_message(self, fmt, *args):  # routed to our logger at debug, not stderr
+        except (TimeoutError, OSError):
+            return
+        if request is None:
+            return
+        self.command, self.path, self.headers = request.method, request.target, request.headers
+        self.close_connection = not request.keep_alive
+        route = {"GET": self.do_GET, "HEAD": self.do_GET, "POST": self.do_POST, "PUT": self.do_POST}.get(self.command)
+        if route is None:
+            self.close_connection = True
+            self._text(501, f"method {self.command[:20]!r} is not supported\n")
+        else:
+            route()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("http_request client=%s request=%s", self.client_address[0], fmt % args)
+            log.debug("http_request client=%s method=%s path=%s", self.client_address[0], self.command[:20],
+                      self.path[:200])
 
     def _send(self, code: int, body: bytes | tuple[bytes, ...], ctype: str, headers: dict | None = None):
         pieces = (body,) if isinstance(body, bytes) else body
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(sum(map(len, pieces))))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
+        head = [status_line(code), self.server_header,
+                time.strftime("Date: %a, %d %b %Y %H:%M:%S GMT\r\n", time.gmtime()).encode(),
+                f"Content-Type: {ctype}\r\nContent-Length: {sum(map(len, pieces))}\r\n".encode()]
+        head += [f"{k}: {v}\r\n".encode("latin-1") for k, v in (headers or {}).items()]
         if self.close_connection:
-            self.send_header("Connection", "close")
-        # end_headers() would write the headers on their own: they go out with the body instead.
-        self._headers_buffer.append(b"\r\n")
-        head = b"".join(self._headers_buffer)
-        self._headers_buffer = []
-        send_all(self.connection, (head, *pieces) if self.command != "HEAD" else (head,), self.timeout, self._kernel)
+            head.append(b"Connection: close\r\n")
+        head.append(b"\r\n")
+        send_all(self.connection, (b"".join(head), *pieces) if self.command != "HEAD" else (b"".join(head),),
+                 self.timeout, self._kernel)
 
     def _text(self, code: int, text: str, ctype: str = TEXT, headers: dict | None = None):
-        # Every text this server produces passes the redactor, whatever built it.
-        self._send(code, redact(text).encode(), ctype, headers)
+        # The server's own fixed texts; what the agent builds arrives redacted (agent.backend).
+        self._send(code, text.encode(), ctype, headers)
+
+    def _answer(self, call: str):
+        reply = self.backend.answer(call)
+        self._send(reply.code, (reply.body,), reply.content_type)
 
     def _admit(self) -> str | None:
         """Checks every request before routing. Returns the path, or None when answered."""
@@ -198,31 +195,31 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return path
 
-    def do_HEAD(self):
-        self.do_GET()
-
     def do_GET(self):
         path = self._admit()
         if path is None:
             return
-        agent = self.agent
+        backend = self.backend
         if path == "/metrics":
             gz = accepts_gzip(self.headers.get("Accept-Encoding"))
-            body = agent.exporter.body_pieces(want_gzip=gz)
+            body = backend.metrics(gz)
             headers = {"Vary": "Accept-Encoding"}
             if gz:
                 headers["Content-Encoding"] = "gzip"
             self._send(200, body, CONTENT_TYPE_LATEST, headers)
         elif path == "/healthz":
-            self._send(200, b"ok\n", TEXT)
+            if backend.alive():
+                self._send(200, b"ok\n", TEXT)
+            else:
+                self._send(503, b"the agent has stopped talking to its HTTP server\n", TEXT)
         elif path == "/readyz":
-            ready = agent.ready()
+            ready = backend.ready()
             body = b"ready\n" if ready else b"not ready: a check has not completed yet\n"
             self._send(200 if ready else 503, body, TEXT)
         elif path == "/status":
-            self._text(200, json.dumps(status_document(agent), indent=2), "application/json")
+            self._answer("status")
         elif path == "/":
-            self._text(200, render_status_page(agent), "text/html; charset=utf-8")
+            self._answer("page")
         elif path == "/-/reload" and self.lifecycle:
             self._text(405, "use POST or PUT\n", headers={"Allow": "POST, PUT"})
         else:
@@ -233,33 +230,26 @@ class _Handler(BaseHTTPRequestHandler):
         if path is None:
             return
         if path == "/-/reload" and self.lifecycle:
-            ok, message = self.agent.reload()
-            self._text(200 if ok else 400, message + "\n")
+            self._answer("reload")
         elif path == "/-/reload":
             self._send(404, b"not found: the lifecycle API is off; start mqwatch with --web.enable-lifecycle, "
                             b"or send SIGHUP\n", TEXT)
         else:
             self._send(404, b"not found\n", TEXT)
 
-    do_PUT = do_POST  # Prometheus' lifecycle API takes both
 
-
-class _Server(ThreadingHTTPServer):
+class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     block_on_close = False
     tls_files = None  # agent.webconfig.TLSFiles
     socket_timeout = SOCKET_TIMEOUT
 
-    def __init__(self, address, handler, family, max_handlers: int):
-        self.address_family = family
+    def __init__(self, sock: socket.socket, handler, max_handlers: int):
+        self.address_family = sock.family
         self._slots = threading.BoundedSemaphore(max_handlers)
-        super().__init__(address, handler)
-
-    def server_bind(self):
-        if self.address_family == socket.AF_INET6 and self.server_address[0] in ("::", ""):
-            # `[::]:9325` serves IPv4 clients too, as on every other exporter.
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
+        super().__init__(sock.getsockname()[:2], handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock  # bound and listening already (sockio.listen_socket): here or in the agent
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
@@ -294,6 +284,8 @@ class _Server(ThreadingHTTPServer):
         self.RequestHandlerClass(request, client_address, self)
 
     def _handshake(self, sock):
+        import ssl  # only with a web config's TLS settings
+
         try:
             first = sock.recv(1, socket.MSG_PEEK)
             if first and first != b"\x16":  # not a TLS handshake record: someone speaks plain HTTP
@@ -328,16 +320,20 @@ def _connected(sock) -> bool:
 
 
 class HTTPServer:
-    def __init__(self, agent, host: str, port: int, web=None, lifecycle: bool = False,
-                 socket_timeout: float = SOCKET_TIMEOUT, max_handlers: int = MAX_HANDLERS):
-        from mqwatch.agent.webconfig import BasicAuth
+    """`backend` answers what the endpoints ask (agent.backend); `sock` is a listening socket
+    (sockio.listen_socket), made here from `host` and `port` when not given."""
 
-        attrs = {"agent": agent, "lifecycle": lifecycle, "timeout": socket_timeout,
-                 "auth": BasicAuth(web.users) if web and web.users else None}
+    def __init__(self, backend, host: str = "", port: int = 0, web=None, lifecycle: bool = False,
+                 socket_timeout: float = SOCKET_TIMEOUT, max_handlers: int = MAX_HANDLERS, sock=None):
+        auth = None
+        if web and web.users:
+            from mqwatch.agent.webconfig import BasicAuth  # bcrypt: only with users to check
+
+            auth = BasicAuth(web.users)
+        attrs = {"backend": backend, "lifecycle": lifecycle, "timeout": socket_timeout, "auth": auth}
         handler = type("Handler", (_Handler,), attrs)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_cls = type("Server", (_Server,), {"tls_files": web.tls if web else None, "socket_timeout": socket_timeout})
-        self.httpd = server_cls((host, port), handler, family, max_handlers)
+        self.httpd = server_cls(sock if sock is not None else listen_socket(host, port), handler, max_handlers)
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._thread: threading.Thread | None = None
 
@@ -352,11 +348,3 @@ class HTTPServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """`host:port`, `:port` (all IPv4 addresses) or `[v6addr]:port`."""
-    host, _, port = listen.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        return host[1:-1], int(port)
-    return host or "0.0.0.0", int(port)

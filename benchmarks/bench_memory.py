@@ -11,12 +11,15 @@ collections with the churned groups present have their own peak row (550 groups,
 scenario's 50), so they are left out of the judged peak.
 
 Memory is that of the agent's whole process tree, as a container limit must fit it: the
-agent's RSS plus each child's USS (the Kafka check reads records in a child process,
-checks/kafka/readerprocess.py). A child is a fresh interpreter, not a fork: the only pages it
-shares are the libraries' file pages (libpython, librdkafka, libc...), which the agent maps
-too and its RSS already counts, so its USS adds each page once. Summed RSS would count those
-libraries twice (13 MB); summed PSS would split them with any unrelated process on the
-machine that maps the same files, so it would fall as the machine gets busier.
+agent's RSS plus each child's USS (the HTTP server runs in a serving child, agent/front.py;
+the Kafka check reads records in another, checks/kafka/readerprocess.py). A child is a fresh
+interpreter, not a fork: the only pages it shares are the libraries' file pages (libpython,
+librdkafka, libc...), which the agent maps too and its RSS already counts, so its USS adds
+each page once. Summed RSS would count those libraries twice (13 MB); summed PSS would split
+them with any unrelated process on the machine that maps the same files, so it would fall as
+the machine gets busier. The serving child maps each /metrics body from a memfd and its pages
+enter its RSS only as scrapes read them; the part not read yet is added (it is in memory all
+the same, as shmem).
 
 The child ends IDLE_EXIT s after its last read. The agent reads records in its first cycles
 (lag in seconds of committed offsets its end-offset history cannot date yet) and when the
@@ -41,10 +44,14 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 
 from mqwatch.agent.embedded import free_port, wait_for_port
+from mqwatch.agent.front import BODY_NAME
 from benchmarks.kafka_scenario import KafkaScenario, build
 from benchmarks.report import Result, Row, at_most, below, info
 from mqwatch.checks.kafka.embedded import start_tansu
 from mqwatch.checks.kafka.readerprocess import IDLE_EXIT
+
+READER_MODULE = "mqwatch.checks.kafka.readerprocess"
+FRONT_MODULE = "mqwatch.agent.front"
 
 TITLE = "5. Memory and steadiness: agent on the Kafka 10k scenario, 100 cycles, 500 groups churned"
 CYCLES = 100
@@ -105,6 +112,12 @@ def _delete_groups(bootstrap: str, groups: list[str]) -> None:
         f.result(timeout=120)
 
 
+def _unfaulted_bodies(child: psutil.Process) -> int:
+    """Bytes of the /metrics bodies the serving child has mapped but not yet read: they are in
+    memory (shmem, in the container's usage) though not yet in its RSS (agent/front.py)."""
+    return sum(m.size - m.rss for m in child.memory_maps(grouped=False) if BODY_NAME in m.path)
+
+
 class _Watcher:
     """Reads the memory of the agent's process tree and its series count once per completed cycle."""
 
@@ -117,15 +130,24 @@ class _Watcher:
         self.with_child: dict[int, int] = {}  # cycle -> of those, readings that saw a reader child alive
 
     def memory(self) -> tuple[float, bool]:
-        """MB of the agent's RSS plus its children's USS (see the module's doc), and whether it has a child."""
+        """MB of the agent's RSS plus its children's USS (see the module's doc), and whether a
+        reader child is alive (the serving child always is)."""
         total = self.proc.memory_info().rss
-        children = self.proc.children(recursive=True)
-        for child in children:
+        reader = False
+        for child in self.proc.children(recursive=True):
             try:
-                total += child.memory_full_info().uss
+                total += child.memory_full_info().uss + _unfaulted_bodies(child)
+                reader = reader or READER_MODULE in child.cmdline()
             except psutil.Error:  # ended between the two calls
                 pass
-        return total / 2**20, bool(children)
+        return total / 2**20, reader
+
+    def serving_child(self) -> float:
+        """MB of the serving child (USS and unread bodies), as counted in memory()."""
+        for child in self.proc.children():
+            if any(FRONT_MODULE in part for part in child.cmdline()):
+                return (child.memory_full_info().uss + _unfaulted_bodies(child)) / 2**20
+        return math.nan
 
     def until(self, predicate, timeout: float = 600.0, what: str = "") -> dict:
         deadline = time.monotonic() + timeout
@@ -217,6 +239,7 @@ def run(smoke: bool = False) -> Result:
                        what="the series to return to their level")
         print(f"  cycle {back['collections']}: {back['series']} series after deleting them", flush=True)
         w.until(lambda st: st["collections"] >= cycles + 1, timeout=1800, what=f"{cycles} cycles")
+        serving_mb = w.serving_child()
         exposition = _metrics(port)
         leftovers = [g for g in churn_ids if f'consumer="{g}"' in exposition]
         after = [series for c, (_, series) in w.samples.items() if c > back["collections"]]
@@ -241,7 +264,7 @@ def run(smoke: bool = False) -> Result:
         broker.stop()
     growth = 100.0 * (rss_end - rss_mid) / rss_mid
     first = cycles // 2 + 1
-    tree = "agent RSS + reader child USS"
+    tree = "agent RSS + children's USS and unread bodies"
     left_out = f"{churned.start}-{churned.stop - 1}: with the churned groups, and until the reader child their reads started had ended"
     res.rows += [
         at_most(f"peak memory ({tree}): highest 20 ms reading during collections {first} to {cycles} "
@@ -252,6 +275,8 @@ def run(smoke: bool = False) -> Result:
             f"once the churned groups were dated; the child ends {IDLE_EXIT:g} s after its last read)",
             lingering, "", "= 0", lingering == 0),
         info(f"memory between collections at cycle {cycles} (median of the per-gap minima of the last {LEVEL_WINDOW})", rss_end, "MB"),
+        info(f"of which the serving child (HTTP server, agent/front.py: USS and unread body), after cycle {cycles}",
+             serving_mb, "MB"),
         below(f"memory growth between collections, cycle {cycles // 2} to {cycles} (medians of {LEVEL_WINDOW} per-gap minima)",
               growth, TARGET_GROWTH_PCT),
         Row(f"series after the {churn} groups left vs before", series_end, "", f"= {series_before}",

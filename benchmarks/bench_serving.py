@@ -1,7 +1,8 @@
 """Benchmark 4: serving /metrics with a snapshot of 100,000 series.
 
 Three servers, each its own process, serve the same exposition to four concurrent
-scraper processes for DURATION seconds: mqwatch's HTTP server (pre-rendered bytes), the
+scraper processes for DURATION seconds: mqwatch as `mqwatch run` serves (the agent's
+exporter renders, its serving child, agent/front.py, sends the pre-rendered bytes), the
 floor (Python's http.server returning the same bytes from memory) and the common design
 of rendering with prometheus-client's generate_latest at every scrape. Then mqwatch and
 the floor again with gzip asked for, as Prometheus does.
@@ -13,7 +14,7 @@ worst case of `mqwatch run`) against the same server idle, and generate_latest a
 time against mqwatch with one scraper (four scrapers queue on one render, which flatters
 the ratio; that figure is kept beside it).
 
-Idle and busy are one server process whose collecting thread is switched on and off, in
+Idle and busy are one agent process whose collecting thread is switched on and off, in
 alternating windows: on a shared machine the load drifts within seconds, and a p99 taken
 over one 20 s stretch idle and the next 20 s busy compared two different machines.
 """

@@ -1,6 +1,6 @@
 """One HTTP server of the serving benchmark, run as its own process: `python -m benchmarks.serve_target KIND SERIES`.
 
-KIND is `mqwatch` (the agent's own HTTP server and exporter), `mqwatch-busy` (the same
+KIND is `mqwatch` (the agent's exporter and HTTP server, in its serving child as in `mqwatch run`), `mqwatch-busy` (the same
 while a thread collects back to back: builds a fresh snapshot of SERIES series and
 publishes it, render and gzip included, as a check's loop does in `mqwatch run` with
 collections that take longer than the interval), `mqwatch-switchable` (the same thread,
@@ -96,7 +96,9 @@ def main(kind: str, series: int) -> None:
     exporter = Exporter()
     exporter.publish(snapshot(series))
     if kind in ("mqwatch", "mqwatch-busy", "mqwatch-switchable"):
-        from mqwatch.agent.server import HTTPServer
+        from mqwatch.agent.backend import AgentBackend
+        from mqwatch.agent.front import Front
+        from mqwatch.agent.sockio import listen_socket
 
         if kind == "mqwatch-busy":
             def collect_forever():
@@ -107,9 +109,11 @@ def main(kind: str, series: int) -> None:
             _switchable_collector(exporter, series)
 
         agent = type("BenchAgent", (), {"exporter": exporter, "ready": lambda self: True})()
-        server = HTTPServer(agent, "127.0.0.1", 0)
+        # As `mqwatch run` serves: the HTTP server in its own child process, given each body.
+        server = Front(AgentBackend(agent), listen_socket("127.0.0.1", 0))
+        server.start()
         print(server.port, flush=True)
-        server.httpd.serve_forever()
+        threading.Event().wait()
         return
     if kind == "floor":
         handler = type("Floor", (_Static,), {"plain": exporter.body(), "gz": exporter.body(want_gzip=True)})

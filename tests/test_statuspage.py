@@ -10,6 +10,7 @@ import time
 import pytest
 
 from mqwatch.agent.app import Agent
+from mqwatch.agent.backend import AgentBackend
 from mqwatch.agent.config import parse_config
 from mqwatch.agent.embedded import free_port
 from mqwatch.agent.metrics import DELAYED_OVERDUE_MESSAGES, DELAYED_OVERDUE_SECONDS, DLQ_MESSAGES, DLQ_REASON_MESSAGES
@@ -62,7 +63,7 @@ checks:
   - {{kind: kafka, name: legacy, bootstrap_servers: '{dead}'}}
 """, "page.yaml", {})
     agent = Agent(cfg)
-    server = HTTPServer(agent, "127.0.0.1", free_port())
+    server = HTTPServer(AgentBackend(agent), "127.0.0.1", free_port())
     server.start()
     agent.start()
     try:

@@ -25,6 +25,7 @@ import redis
 import yaml
 
 from mqwatch.agent.app import Agent
+from mqwatch.agent.backend import AgentBackend
 from mqwatch.agent.config import parse_config
 from mqwatch.agent.embedded import free_port, start_alertmanager
 from mqwatch.agent.server import HTTPServer
@@ -82,7 +83,7 @@ def badge_pixels(url: str, width: int, name: str) -> dict:
 
 def serve(text: str):
     agent = Agent(parse_config(text, "page.yaml", {}))
-    server = HTTPServer(agent, "127.0.0.1", free_port())
+    server = HTTPServer(AgentBackend(agent), "127.0.0.1", free_port())
     server.start()
     agent.start()
     return agent, server

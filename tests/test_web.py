@@ -19,6 +19,7 @@ import bcrypt
 import pytest
 
 from mqwatch.agent.app import Agent
+from mqwatch.agent.backend import AgentBackend
 from mqwatch.agent.config import parse_config
 from mqwatch.agent.embedded import free_port
 from mqwatch.agent.schema import ConfigErrors
@@ -45,7 +46,7 @@ def serve():
             f = tmp / f"web-{len(servers)}.yml"
             f.write_text(web_yaml)
             web = load_web_config(str(f))
-        server = HTTPServer(_agent(), host, 0, web=web, **kw)
+        server = HTTPServer(AgentBackend(_agent()), host, 0, web=web, **kw)
         server.start()
         servers.append(server)
         return server
@@ -316,7 +317,7 @@ def test_ipv6_listen_address_validates_and_binds(serve):
     with pytest.raises(ConfigErrors) as e:
         parse_config("agent: {listen: '::1:9325'}\nchecks: []\n", "m.yaml", {})
     assert "agent.listen" in str(e.value) and "[::1]:9325" in str(e.value)
-    from mqwatch.agent.server import split_listen
+    from mqwatch.agent.sockio import split_listen
 
     host, port = split_listen("[::1]:0")
     server = serve(host=host)
@@ -352,7 +353,7 @@ def _publish_large(agent, series: int, label_chars: int = 40) -> None:
 
 def test_a_large_exposition_arrives_whole_plain_gzip_and_head_on_one_connection(serve):
     server = serve()
-    agent = server.httpd.RequestHandlerClass.agent
+    agent = server.httpd.RequestHandlerClass.backend.agent
     _publish_large(agent, 20_000)
     body = agent.exporter.body()
     assert len(agent.exporter.body_pieces()) > 3  # really sent as several pieces
@@ -377,7 +378,7 @@ def test_a_scraper_that_stops_reading_is_cut_at_the_timeout(serve):
     """The response must be sent within the socket timeout as a whole: a client that stops reading
     a large body cannot hold one of the few handlers."""
     server = serve(socket_timeout=1.0, max_handlers=1)
-    agent = server.httpd.RequestHandlerClass.agent
+    agent = server.httpd.RequestHandlerClass.backend.agent
     wmem_max = int(open("/proc/sys/net/ipv4/tcp_wmem").read().split()[2])
     _publish_large(agent, 6_000, label_chars=1_000)  # more than the kernel's largest send buffer
     size = len(agent.exporter.body())

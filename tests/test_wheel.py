@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -83,3 +84,26 @@ def test_installed_commands_work_outside_the_clone(installed, tmp_path, redis_se
     lines = [line for line in check.stdout.splitlines()
              if line.startswith("mqwatch_queue_messages{") and f'queue="{key}"' in line]
     assert len(lines) == 1 and lines[0].endswith(" 7.0"), check.stdout[-2000:]
+
+    # `mqwatch run` serves through its child process (agent.front), which finds the installed
+    # package without `site`: the same queue, scraped over HTTP.
+    from mqwatch.agent.embedded import free_port
+    from tests.helpers import wait_until
+
+    port = free_port()
+    agent = subprocess.Popen([str(installed / "bin" / "mqwatch"), "run", "-c", str(config), "--listen",
+                              f"127.0.0.1:{port}"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def scraped() -> str:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    return r.read().decode()
+            except OSError:
+                return ""
+        wait_until(lambda: f'queue="{key}"' in scraped(), 60, message="the installed agent serving its check")
+        assert any(line.startswith("mqwatch_queue_messages{") and f'queue="{key}"' in line and line.endswith(" 7.0")
+                   for line in scraped().splitlines())
+    finally:
+        agent.terminate()
+        _, err = agent.communicate(timeout=20)
+    assert agent.returncode == 0, err[-2000:]

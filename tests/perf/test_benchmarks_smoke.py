@@ -78,7 +78,7 @@ def test_memory_benchmark_sees_churned_groups_vanish(tmp_path):
     r = rows(meta)
     series = r["series after the 20 groups left vs before"]
     assert series["met"] is True, series  # deleted groups' series are gone, none left over
-    tree = "(agent RSS + reader child USS)"
+    tree = "(agent RSS + children's USS and unread bodies)"
     peak = next(v for k, v in r.items() if k.startswith(f"peak memory {tree}: highest 20 ms reading during collections 7 to 12 (3 groups"))
     trough = next(v for k, v in r.items() if k.startswith(f"trough memory {tree}"))
     assert peak["target"] == "<= 90 MB" and trough["target"] == "<= 70 MB"
@@ -87,6 +87,8 @@ def test_memory_benchmark_sees_churned_groups_vanish(tmp_path):
     # trough may exceed the judged peak: the last gap's readings come after the last judged collection.)
     gaps = re.findall(r"^\| \d+ \| \d+ \| \d+ \| ([\d.]+) \| ([\d.]+) \| \d+ \|$", text, re.M)
     assert gaps and all(float(low) <= float(high) for low, high in gaps), gaps
+    serving = next(v for k, v in r.items() if k.startswith("of which the serving child"))
+    assert 1 < serving["value"] < trough["value"]  # MB: counted, and a part of the tree's
     child = next(v for k, v in r.items() if k.startswith("readings with a reader child alive"))
     assert child["met"] is True and child["value"] == 0  # the smoke agent reads no records: never a child
     # The last cycle's gap is watched to its end, so its trough is a reading between collections.
