@@ -277,14 +277,17 @@ def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=
         server = HTTPServer(backend, web=web, lifecycle=lifecycle, sock=sock)
     stop = stop_event or threading.Event()
     _install_signals(agent, stop)
+    # The checks first: a client queued on the socket is answered as soon as the server runs,
+    # and /status must list every configured check by then.
+    agent.start()
     try:
         server.start()
     except RuntimeError as e:
         log.error("serving_failed error=%s", e)
         print(f"mqwatch: {e}", file=sys.stderr)
+        agent.stop()
         sock.close()
         return EXIT_CHECK_FAILED
-    agent.start()
     log.info("agent_started listen=%s port=%d tls=%s basic_auth=%s lifecycle=%s checks=%d version=%s shard=%s", host,
              server.port, bool(web and web.tls), bool(web and web.users), lifecycle, len(cfg.checks), __version__,
              agent.shard)

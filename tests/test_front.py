@@ -197,6 +197,30 @@ def test_healthz_fails_when_the_agent_falls_silent(monkeypatch):
         wait_until(lambda: _get(server.port, "/healthz")[0] == 503, 10, message="/healthz failing")
         assert _get(server.port, "/metrics")[0] == 200
         server.push()  # the agent speaks again
-        assert _get(server.port, "/healthz")[0] == 200
+        wait_until(lambda: _get(server.port, "/healthz")[0] == 200, 10, message="/healthz back")
     finally:
         server.stop()
+
+
+def test_the_first_status_answered_lists_every_configured_check(tmp_path):
+    """A client may connect as soon as the port is bound, before the serving child runs: it is
+    queued, and the first answer it gets already knows the configured checks (a soak client
+    taking min() over them failed on an empty list)."""
+    cfg = tmp_path / "mqwatch.yaml"
+    cfg.write_text(CONFIG.format(name="orders", dead_port=free_port()))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mqwatch.agent", "run", "-c", str(cfg), "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, "never answered"
+            try:
+                status, body, _ = _get(port, "/status", timeout=10)
+                break
+            except OSError:
+                time.sleep(0.01)
+        assert status == 200 and [c["name"] for c in json.loads(body)["checks"]] == ["orders"]
+    finally:
+        proc.kill()
+        proc.wait(10)
