@@ -28,7 +28,6 @@ and exits.
 from __future__ import annotations
 
 import json
-import logging
 import mmap
 import os
 import socket
@@ -39,7 +38,24 @@ import time
 from mqwatch.agent.httpwire import TEXT, Reply
 from mqwatch.agent.sockio import timeval
 
-log = logging.getLogger("mqwatch.front")
+
+
+_deferred_logging: tuple | None = None  # in the serving child: setup_logging's arguments, until a line is logged
+
+
+def _log():
+    # logging is imported, and in the serving child set up, at the first line logged: it is 1 MB
+    # of the child's ~6, and the child logs only when its link to the agent fails (or at debug
+    # level, when main sets it up at once).
+    global _deferred_logging
+    import logging
+
+    if _deferred_logging is not None:
+        from mqwatch.agent.logs import setup_logging
+
+        setup_logging(*_deferred_logging)
+        _deferred_logging = None
+    return logging.getLogger("mqwatch.front")
 
 BODY_NAME = "mqwatch-body"  # the memfds' name: /proc/PID/maps shows their mappings as /memfd:mqwatch-body
 MAX_MESSAGE = 64 * 1024  # link messages are small JSON; bodies go in memfds
@@ -220,10 +236,10 @@ class Front:
             except (TimeoutError, BlockingIOError):  # SO_SNDTIMEO expired
                 # A child that takes no message for SEND_TIMEOUT s serves stale data: replace it
                 # (_serve_link starts another, which gets the latest body).
-                log.error("serving_child_stuck action=restart timeout_seconds=%g", SEND_TIMEOUT)
+                _log().error("serving_child_stuck action=restart timeout_seconds=%g", SEND_TIMEOUT)
                 self._child.kill()
             except OSError as e:  # the child has died: _serve_link starts another, which gets the latest
-                log.debug("front_push_failed error=%s", e)
+                _log().debug("front_push_failed error=%s", e)
 
     def _spawn(self) -> None:
         import subprocess
@@ -273,7 +289,7 @@ class Front:
         try:
             reply = self.backend.answer(call)
         except Exception:
-            log.exception("front_call_failed call=%s", call)
+            _log().exception("front_call_failed call=%s", call)
             reply = Reply(500, TEXT, b"internal error: the agent's log says why\n")
         try:
             _send(link, {"op": "reply", "id": message.get("id"), "code": reply.code, "type": reply.content_type,
@@ -291,15 +307,15 @@ class Front:
             old.close()
         code = child.wait() if child else None
         self.restarts += 1
-        log.error("serving_child_died exit_code=%s restarts=%d", code, self.restarts)
+        _log().error("serving_child_died exit_code=%s restarts=%d", code, self.restarts)
         while not self._stopping:
             time.sleep(RESTART_DELAY)
             try:
                 self._spawn()
-                log.info("serving_child_restarted pid=%d", self._child.pid)
+                _log().info("serving_child_restarted pid=%d", self._child.pid)
                 return
             except (OSError, RuntimeError) as e:
-                log.error("serving_child_restart_failed error=%s", e)
+                _log().error("serving_child_restart_failed error=%s", e)
 
 
 # ---- in the child ------------------------------------------------------------------------
@@ -350,7 +366,7 @@ class AgentLink:
             try:
                 message, fd = _receive(self.link)
             except (OSError, ValueError) as e:
-                log.error("front_link_failed error=%s", e)
+                _log().error("front_link_failed error=%s", e)
                 message, fd = None, None
             if message is None:
                 os._exit(0)  # the agent has gone: its port must not outlive it
@@ -375,8 +391,9 @@ class AgentLink:
 def main(argv: list[str]) -> int:
     import signal
 
-    from mqwatch.agent.logs import setup_logging
     from mqwatch.agent.server import HTTPServer
+
+    global _deferred_logging
 
     flags = {"--lifecycle"}
     args: dict[str, str | bool] = {}
@@ -386,7 +403,10 @@ def main(argv: list[str]) -> int:
     # Ctrl-C in a terminal reaches the whole process group: the agent stops, and this child
     # follows when the link closes, after the agent's last words.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    setup_logging(args.get("--log-level", "info"), file=args.get("--log-file"))
+    level = str(args.get("--log-level", "info"))
+    _deferred_logging = (level, args.get("--log-file"))
+    if level == "debug":  # every request is logged
+        _log()
     web = None
     if "--web-config" in args:
         from mqwatch.agent.webconfig import load_web_config
@@ -395,7 +415,7 @@ def main(argv: list[str]) -> int:
     link = socket.socket(fileno=int(args["--link-fd"]))
     backend = AgentLink(link, float(args.get("--silent-after", SILENT_AFTER)))
     server = HTTPServer(backend, web=web, lifecycle=bool(args.get("--lifecycle")),
-                        sock=socket.socket(fileno=int(args["--listen-fd"])))
+                        sock=socket.socket(fileno=int(args["--listen-fd"])), debug_log=level == "debug")
     threading.Thread(target=backend.follow, name="link", daemon=True).start()
     link.sendall(json.dumps({"op": "hello"}).encode())
     backend.first_body.wait()

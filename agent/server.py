@@ -15,7 +15,6 @@ config file (agent.webconfig) only TLS is spoken and every endpoint except the
 from __future__ import annotations
 
 import io
-import logging
 import socket
 import socketserver
 import sys
@@ -26,7 +25,14 @@ from mqwatch.agent import __version__
 from mqwatch.agent.httpwire import TEXT, BadRequest, read_request, status_line
 from mqwatch.agent.sockio import kernel_timeouts, listen_socket, recv_into, send_all, set_recv_timeout
 
-log = logging.getLogger("mqwatch.http")
+
+
+def _debug(fmt: str, *args) -> None:
+    # logging is imported at the first line logged: the serving child (agent.front) runs without
+    # it (1 MB of its memory) unless it logs at debug level.
+    import logging
+
+    logging.getLogger("mqwatch.http").debug(fmt, *args)
 
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
 SOCKET_TIMEOUT = 10.0  # seconds a connection may stay silent (idle keep-alive included)
@@ -144,9 +150,8 @@ class _Handler(socketserver.StreamRequestHandler):
             self._text(501, f"method {self.command[:20]!r} is not supported\n")
         else:
             route()
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("http_request client=%s method=%s path=%s", self.client_address[0], self.command[:20],
-                      self.path[:200])
+        if self.server.debug_log:
+            _debug("http_request client=%s method=%s path=%s", self.client_address[0], self.command[:20], self.path[:200])
 
     def _send(self, code: int, body: bytes | tuple[bytes, ...], ctype: str, headers: dict | None = None):
         pieces = (body,) if isinstance(body, bytes) else body
@@ -243,6 +248,7 @@ class _Server(socketserver.ThreadingTCPServer):
     block_on_close = False
     tls_files = None  # agent.webconfig.TLSFiles
     socket_timeout = SOCKET_TIMEOUT
+    debug_log = False  # whether the "mqwatch.http" logger logs at debug level
 
     def __init__(self, sock: socket.socket, handler, max_handlers: int):
         self.address_family = sock.family
@@ -296,13 +302,15 @@ class _Server(socketserver.ThreadingTCPServer):
             tls.do_handshake()
             return tls
         except (OSError, ssl.SSLError) as e:
-            log.debug("tls_handshake_failed client=%s error=%s", sock.getpeername()[0] if _connected(sock) else "?", e)
+            if self.debug_log:
+                _debug("tls_handshake_failed client=%s error=%s", sock.getpeername()[0] if _connected(sock) else "?", e)
             return None
 
     def handle_error(self, request, client_address):
         # A client that went silent (socket timeout) or away is routine on an open port: no
         # traceback on stderr, a debug line at most.
-        log.debug("http_connection_error client=%s error=%r", client_address[0], sys.exc_info()[1])
+        if self.debug_log:
+            _debug("http_connection_error client=%s error=%r", client_address[0], sys.exc_info()[1])
 
     def shutdown_request(self, request):
         try:
@@ -324,7 +332,8 @@ class HTTPServer:
     (sockio.listen_socket), made here from `host` and `port` when not given."""
 
     def __init__(self, backend, host: str = "", port: int = 0, web=None, lifecycle: bool = False,
-                 socket_timeout: float = SOCKET_TIMEOUT, max_handlers: int = MAX_HANDLERS, sock=None):
+                 socket_timeout: float = SOCKET_TIMEOUT, max_handlers: int = MAX_HANDLERS, sock=None,
+                 debug_log: bool | None = None):
         auth = None
         if web and web.users:
             from mqwatch.agent.webconfig import BasicAuth  # bcrypt: only with users to check
@@ -332,7 +341,12 @@ class HTTPServer:
             auth = BasicAuth(web.users)
         attrs = {"backend": backend, "lifecycle": lifecycle, "timeout": socket_timeout, "auth": auth}
         handler = type("Handler", (_Handler,), attrs)
-        server_cls = type("Server", (_Server,), {"tls_files": web.tls if web else None, "socket_timeout": socket_timeout})
+        if debug_log is None:  # asked of logging, unless the caller knows (the serving child: its --log-level)
+            import logging
+
+            debug_log = logging.getLogger("mqwatch.http").isEnabledFor(logging.DEBUG)
+        server_cls = type("Server", (_Server,), {"tls_files": web.tls if web else None, "socket_timeout": socket_timeout,
+                                                 "debug_log": debug_log})
         self.httpd = server_cls(sock if sock is not None else listen_socket(host, port), handler, max_handlers)
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._thread: threading.Thread | None = None
