@@ -310,11 +310,13 @@ class Front:
         _log().error("serving_child_died exit_code=%s restarts=%d", code, self.restarts)
         while not self._stopping:
             time.sleep(RESTART_DELAY)
+            if self._stopping:  # stopped meanwhile: the socket may be closed already
+                return
             try:
                 self._spawn()
                 _log().info("serving_child_restarted pid=%d", self._child.pid)
                 return
-            except (OSError, RuntimeError) as e:
+            except (OSError, RuntimeError, ValueError) as e:  # ValueError: the socket closed by stop()
                 _log().error("serving_child_restart_failed error=%s", e)
 
 

@@ -167,8 +167,15 @@ def test_a_child_that_stops_taking_bodies_is_replaced(monkeypatch, caplog):
     try:
         stuck = psutil.Process(server.child_pid)
         stuck.suspend()
+
+        def alive() -> bool:
+            try:
+                return stuck.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:  # killed and reaped already
+                return False
+
         t0 = time.monotonic()
-        while stuck.is_running() and stuck.status() != psutil.STATUS_ZOMBIE and time.monotonic() - t0 < 30:
+        while alive() and time.monotonic() - t0 < 30:
             server.push()  # each queues one small message until the child's socket is full
         assert time.monotonic() - t0 < 30, "the stuck child was not replaced"
         assert "serving_child_stuck" in caplog.text
