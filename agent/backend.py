@@ -17,8 +17,6 @@ from mqwatch.agent.redact import redact
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
-# What the serving child may ask for; anything else is a 404 (the child never sends it).
-CALLS = ("status", "page", "reload")
 
 
 def status_document(agent) -> dict:

@@ -36,9 +36,7 @@ import threading
 import time
 
 from mqwatch.agent.httpwire import TEXT, Reply
-from mqwatch.agent.sockio import timeval
-
-
+from mqwatch.agent.sockio import MAX_BUFFERS, drop_written, timeval
 
 _deferred_logging: tuple | None = None  # in the serving child: setup_logging's arguments, until a line is logged
 
@@ -57,17 +55,18 @@ def _log():
         _deferred_logging = None
     return logging.getLogger("mqwatch.front")
 
+
 BODY_NAME = "mqwatch-body"  # the memfds' name: /proc/PID/maps shows their mappings as /memfd:mqwatch-body
 MAX_MESSAGE = 64 * 1024  # link messages are small JSON; bodies go in memfds
 START_TIMEOUT = 30.0  # s for a child to start serving (a loaded machine, a cold disk)
 CALL_TIMEOUT = 30.0  # s the child waits for the agent's answer to /status, / or /-/reload
 SEND_TIMEOUT = 5.0  # s a message to the child may take to be queued; a child that long stuck is replaced
-RESTART_DELAY = 1.0
+RESTART_DELAY = 1.0  # s between a child's death and the next one, so a crashing child cannot spin
 # The agent tells the child it is alive every HEARTBEAT s; silent for SILENT_AFTER s, the child
 # answers /healthz 503, so a liveness probe restarts an agent that hangs (as it would have when
 # /healthz was served in the agent's own process), while /metrics keeps its last body.
 HEARTBEAT = 5.0
-SILENT_AFTER = 60.0  # s between a child's death and the next one, so a crashing child cannot spin
+SILENT_AFTER = 60.0
 
 
 def supported() -> bool:
@@ -92,12 +91,7 @@ def _send(link: socket.socket, message: dict, body_pieces=None) -> None:
 def _write_all(fd: int, pieces) -> None:
     views = [memoryview(p) for p in pieces if len(p)]
     while views:
-        written = os.writev(fd, views[:1024])  # IOV_MAX; the copy runs without the interpreter lock
-        while written:
-            if written >= len(views[0]):
-                written -= len(views.pop(0))
-            else:
-                views[0], written = views[0][written:], 0
+        drop_written(views, os.writev(fd, views[:MAX_BUFFERS]))  # the copy runs without the interpreter lock
 
 
 def _receive(link: socket.socket) -> tuple[dict | None, int | None]:

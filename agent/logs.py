@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from mqwatch.agent.redact import redact
+
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -14,8 +16,6 @@ class LogfmtFormatter(logging.Formatter):
         msg = record.getMessage()
         if record.exc_info:
             msg += " exception=" + _quote(self.formatException(record.exc_info).replace("\n", " | "))
-        from mqwatch.agent.redact import redact  # imported by the first line logged: the serving child may never log
-
         return redact(f"ts={ts} level={record.levelname.lower()} logger={record.name} event={msg}")
 
 
@@ -26,10 +26,8 @@ def _quote(s: str) -> str:
 def destination() -> tuple[str, str | None]:
     """The level and file (None: stderr) setup_logging was last given, for a child process to log alike."""
     root = logging.getLogger()
-    for h in root.handlers:
-        if getattr(h, "_mqwatch", False):
-            return logging.getLevelName(root.level).lower(), getattr(h, "baseFilename", None)
-    return logging.getLevelName(root.level).lower(), None
+    ours = next((h for h in root.handlers if getattr(h, "_mqwatch", False)), None)
+    return logging.getLevelName(root.level).lower(), getattr(ours, "baseFilename", None)
 
 
 def setup_logging(level: str = "info", file: str | None = None) -> None:

@@ -19,8 +19,8 @@ import struct
 import sys
 import time
 
-# Linux' limit of buffers per sendmsg() (IOV_MAX); a 100k-series body is ~55 pieces.
-_MAX_BUFFERS = 1024
+# Linux' limit of buffers per sendmsg()/writev() (IOV_MAX); a 100k-series body is ~55 pieces.
+MAX_BUFFERS = 1024
 
 
 # Connections the kernel queues while every handler is busy or the serving child restarts.
@@ -104,11 +104,17 @@ def send_all(sock, buffers, timeout: float, kernel: bool) -> None:
             raise TimeoutError("response not sent within the timeout")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(left))
         try:
-            sent = sock.sendmsg(views[:_MAX_BUFFERS])  # blocks until all is queued, or the timeout
+            sent = sock.sendmsg(views[:MAX_BUFFERS])  # blocks until all is queued, or the timeout
         except BlockingIOError:
             raise TimeoutError("response not sent within the timeout") from None
-        while sent:
-            if sent >= len(views[0]):
-                sent -= len(views.pop(0))
-            else:
-                views[0], sent = views[0][sent:], 0
+        drop_written(views, sent)
+
+
+def drop_written(views: list, written: int) -> None:
+    """Take the first `written` bytes off a list of memoryviews, after a sendmsg()/writev() that
+    wrote only part of them."""
+    while written:
+        if written >= len(views[0]):
+            written -= len(views.pop(0))
+        else:
+            views[0], written = views[0][written:], 0

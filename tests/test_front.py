@@ -15,7 +15,12 @@ import urllib.request
 import psutil
 import pytest
 
+from mqwatch.agent import front
+from mqwatch.agent.app import Agent
+from mqwatch.agent.backend import AgentBackend
+from mqwatch.agent.config import parse_config
 from mqwatch.agent.embedded import free_port
+from mqwatch.agent.sockio import listen_socket
 from tests.helpers import wait_until
 
 CONFIG = """agent:
@@ -151,62 +156,58 @@ def test_the_child_ends_with_the_agent(agent):
     assert time.monotonic() - t0 < 3  # the child is told at once, not killed after a grace period
 
 
-def test_a_child_that_stops_taking_bodies_is_replaced(monkeypatch, caplog):
+@pytest.fixture
+def in_process():
+    """Starts a Front in this process, for an agent with no checks, and stops it after the test;
+    a test patches agent.front's timings before starting it."""
+    servers = []
+
+    def start() -> front.Front:
+        agent = Agent(parse_config("agent: {interval: 1s}\nchecks: []\n", "m.yaml", {}))
+        server = front.Front(AgentBackend(agent), listen_socket("127.0.0.1", 0))
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_a_child_that_stops_taking_bodies_is_replaced(in_process, monkeypatch, caplog):
     """A collection handing over its body never hangs on the child: after SEND_TIMEOUT s the child
     is killed and a new one serves the latest body."""
-    from mqwatch.agent import front
-    from mqwatch.agent.app import Agent
-    from mqwatch.agent.backend import AgentBackend
-    from mqwatch.agent.config import parse_config
-    from mqwatch.agent.sockio import listen_socket
-
     monkeypatch.setattr(front, "SEND_TIMEOUT", 1.0)
-    agent = Agent(parse_config("agent: {interval: 1s}\nchecks: []\n", "m.yaml", {}))
-    server = front.Front(AgentBackend(agent), listen_socket("127.0.0.1", 0))
-    server.start()
-    try:
-        stuck = psutil.Process(server.child_pid)
-        stuck.suspend()
+    server = in_process()
+    stuck = psutil.Process(server.child_pid)
+    stuck.suspend()
 
-        def alive() -> bool:
-            try:
-                return stuck.status() != psutil.STATUS_ZOMBIE
-            except psutil.NoSuchProcess:  # killed and reaped already
-                return False
+    def alive() -> bool:
+        try:
+            return stuck.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:  # killed and reaped already
+            return False
 
-        t0 = time.monotonic()
-        while alive() and time.monotonic() - t0 < 30:
-            server.push()  # each queues one small message until the child's socket is full
-        assert time.monotonic() - t0 < 30, "the stuck child was not replaced"
-        assert "serving_child_stuck" in caplog.text
-        wait_until(lambda: server.child_pid != stuck.pid and _get(server.port, "/metrics", timeout=2)[0] == 200, 15,
-                   message="a new child serving")
-    finally:
-        server.stop()
+    t0 = time.monotonic()
+    while alive() and time.monotonic() - t0 < 30:
+        server.push()  # each queues one small message until the child's socket is full
+    assert time.monotonic() - t0 < 30, "the stuck child was not replaced"
+    assert "serving_child_stuck" in caplog.text
+    wait_until(lambda: server.child_pid != stuck.pid and _get(server.port, "/metrics", timeout=2)[0] == 200, 15,
+               message="a new child serving")
 
 
-def test_healthz_fails_when_the_agent_falls_silent(monkeypatch):
+def test_healthz_fails_when_the_agent_falls_silent(in_process, monkeypatch):
     """/metrics is served without the agent, but /healthz must still tell a liveness probe when the
     agent hangs: the child expects a heartbeat and answers 503 after SILENT_AFTER s without one."""
-    from mqwatch.agent import front
-    from mqwatch.agent.app import Agent
-    from mqwatch.agent.backend import AgentBackend
-    from mqwatch.agent.config import parse_config
-    from mqwatch.agent.sockio import listen_socket
-
     monkeypatch.setattr(front, "HEARTBEAT", 3600.0)  # a hung agent: no heartbeat
     monkeypatch.setattr(front, "SILENT_AFTER", 2.0)
-    agent = Agent(parse_config("agent: {interval: 1s}\nchecks: []\n", "m.yaml", {}))
-    server = front.Front(AgentBackend(agent), listen_socket("127.0.0.1", 0))
-    server.start()
-    try:
-        assert _get(server.port, "/healthz")[:2] == (200, b"ok\n")
-        wait_until(lambda: _get(server.port, "/healthz")[0] == 503, 10, message="/healthz failing")
-        assert _get(server.port, "/metrics")[0] == 200
-        server.push()  # the agent speaks again
-        wait_until(lambda: _get(server.port, "/healthz")[0] == 200, 10, message="/healthz back")
-    finally:
-        server.stop()
+    server = in_process()
+    assert _get(server.port, "/healthz")[:2] == (200, b"ok\n")
+    wait_until(lambda: _get(server.port, "/healthz")[0] == 503, 10, message="/healthz failing")
+    assert _get(server.port, "/metrics")[0] == 200
+    server.push()  # the agent speaks again
+    wait_until(lambda: _get(server.port, "/healthz")[0] == 200, 10, message="/healthz back")
 
 
 def test_the_first_status_answered_lists_every_configured_check(tmp_path):
