@@ -36,8 +36,10 @@ def sidekiq(framework_db):
     worker = Process(["sidekiq", "-r", "./sidekiq_jobs.rb", "-q", "failing", "-q", "reports", "-q", "slow",
                       "-c", "3", "-t", "1"], env=env)
     try:
-        wait_until(lambda: (t := truth())["dead"]["size"] == 3 and t["retry"]["size"] == 1 and t["busy"] == 1
-                   and t["processes"] == 1, timeout=60, interval=0.5, message="sidekiq worker to run the jobs")
+        # Sidekiq publishes busy work with its heartbeat (every few seconds), so a heartbeat taken
+        # while a failing job ran can still show that job after it has died: wait for the slow one.
+        wait_until(lambda: (t := truth())["dead"]["size"] == 3 and t["retry"]["size"] == 1
+                   and t["busy_by_queue"] == {"slow": 1} and t["processes"] == 1, timeout=60, interval=0.5, message="sidekiq worker to run the jobs")
         yield framework_db, driver, truth
     finally:
         worker.stop()
