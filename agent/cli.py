@@ -14,7 +14,7 @@ from mqwatch.agent import __version__
 from mqwatch.agent.assets import add_commands
 from mqwatch.agent.logs import setup_logging
 from mqwatch.agent.redact import redact
-from mqwatch.agent.memtrim import limit_malloc_arenas
+from mqwatch.agent.memtrim import tune_malloc
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    limit_malloc_arenas()  # before any thread (and its arena) exists
+    tune_malloc()  # before any thread (and its arena) exists
     handler = {"run": cmd_run, "check": cmd_check, "validate": cmd_validate, "metrics": cmd_metrics, "demo": cmd_demo,
                **args.extra_handlers}
     try:

@@ -15,6 +15,7 @@ T_START = time.perf_counter()
 from mqwatch.agent.app import build_check  # noqa: E402
 from mqwatch.agent.config import parse_config  # noqa: E402
 from mqwatch.agent.exporter import Exporter  # noqa: E402
+from mqwatch.agent.memtrim import tune_malloc  # noqa: E402
 from mqwatch.agent.scheduler import Collector  # noqa: E402
 
 CONFIG = """
@@ -27,6 +28,7 @@ checks:
 
 
 def main(bootstrap: str, time_lag: str = "", shard: str = "", cycles: str = "1", timeout: float = 120.0) -> None:
+    tune_malloc()  # as `mqwatch run` does first
     extra = f"    time_lag: '{time_lag}'\n" if time_lag else ""  # quoted: YAML reads a bare off as false
     cfg = parse_config(CONFIG.format(bootstrap=bootstrap, timeout=timeout, extra=extra), "bench.yaml").checks[0]
     from mqwatch.agent.sharding import WHOLE, parse
