@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 
@@ -33,8 +34,13 @@ class Agent:
         self.runners: dict[str, Runner] = {}
         self._reload_lock = threading.Lock()
 
-    def start(self) -> None:
-        self._apply(self.config)
+    def start(self, freeze: bool = False) -> None:
+        """freeze (`mqwatch run`): once the checks are built, take every object made so far out of
+        the cyclic garbage collector's passes (gc.freeze), before the first collection. Modules,
+        config and the checks' clients live as long as the process, yet every full pass walked
+        them all: a fresh 10k-partition collection's full passes took 26-85 ms, 3-5 ms frozen.
+        Not for an agent inside another program, whose objects it would freeze too."""
+        self._apply(self.config, freeze)
 
     def stop(self) -> None:
         for r in self.runners.values():
@@ -69,7 +75,7 @@ class Agent:
             log.info("reload_ok checks=%d", len(new.checks))
             return True, f"reloaded {len(new.checks)} checks"
 
-    def _apply(self, config: Config) -> None:
+    def _apply(self, config: Config, freeze: bool = False) -> None:
         wanted = {c.key: c for c in config.checks}
         for key in list(self.runners):
             runner = self.runners[key]
@@ -87,5 +93,7 @@ class Agent:
             self.runners[key] = runner
             new_checks.append(runner)
         self.exporter.retain(set(wanted))
+        if freeze:
+            gc.freeze()
         for r in new_checks:
             r.start()

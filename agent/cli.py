@@ -279,7 +279,7 @@ def serve(cfg, listen: str, stop_event: threading.Event | None = None, on_ready=
     _install_signals(agent, stop)
     # The checks first: a client queued on the socket is answered as soon as the server runs,
     # and /status must list every configured check by then.
-    agent.start()
+    agent.start(freeze=True)
     try:
         server.start()
     except RuntimeError as e:

@@ -6,6 +6,7 @@ hard timeout) and published to the Exporter, which renders the exposition. Print
 JSON line.
 """
 
+import gc
 import json
 import sys
 import time
@@ -37,6 +38,7 @@ def main(bootstrap: str, time_lag: str = "", shard: str = "", cycles: str = "1",
     exporter = Exporter(shard=shard)
     t0 = time.perf_counter()
     check = build_check(cfg, shard)
+    gc.freeze()  # as `mqwatch run` does once its checks are built (Agent.start)
     snap = Collector(check, cfg.timeout).collect()
     exporter.publish(snap, cfg.kind)
     collect = time.perf_counter() - t0
