@@ -43,9 +43,9 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = MMAP_THRESHOLD) -> bool:
     raises the threshold each time such a block is freed (up to 32 MB), after which a
     cycle's large temporaries (the tables of dicts with 100k committed offsets, reply
     buffers) are carved from the heap instead, where one small block that outlives the
-    cycle keeps the pages around it. Fixed at 128 KB, the agent on 10k partitions x 50
-    groups held 3.5-4 MB less between collections and peaked 4 MB lower
-    (benchmarks/bench_memory.py).
+    cycle keeps the pages around it. On 10k partitions x 50 groups (benchmarks/bench_memory.py,
+    2026-12-01), fixed at 128 KB: peak 81.8 and 84.3 MB, trough 68.9 and 69.9 MB; the same
+    day without: 86.2 and 71.9 MB. Single runs, and runs of the same code differ by up to 4 MB.
     """
     if _mallopt is None:
         return False

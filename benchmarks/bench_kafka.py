@@ -166,6 +166,12 @@ def _report(res: Result, measured: dict, sizes, target_size: int, groups: int, p
         "requests, and the read runs while the other series are built. A running agent's later cycles need no reads. "
         "The `time_lag: off` row is the same collection without that answer.",
         "",
+        "At 10k partitions both sides wait mostly for the broker's answers to the 50 groups' OffsetFetch requests, "
+        "which tansu handles one after another on a connection (0.76 s of its CPU for 100k committed offsets; the "
+        "same request took 0.8-1.4 s from run to run here), so the 10k ratio is decided within that spread; at 30k "
+        "the floor's own client CPU dominates. What mqwatch still does after the last reply, and what would get it "
+        "under the floor at 10k: benchmarks/README.md.",
+        "",
         "Growth with size: with a fifth of the topics per group, each group's committed offsets triple from 10k to 30k "
         "(2,000 to 6,000), and librdkafka's `rd_kafka_handle_OffsetFetch` looks every partition of a reply up in its "
         "list with `rd_kafka_topic_partition_list_find`, a linear scan, so one group's reply costs the square of its "
