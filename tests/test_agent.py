@@ -241,3 +241,33 @@ def test_started_agent_keeps_its_startup_objects_out_of_full_gc_passes():
     plain, frozen = probe("plain"), probe("freeze")
     assert plain["check_walked"] and not frozen["check_walked"]
     assert frozen["walked"] < plain["walked"] / 4, (plain, frozen)
+
+
+RELOAD_PROBE = """
+import gc, json, sys, time, weakref
+from mqwatch.agent.app import Agent
+from mqwatch.agent.config import load_config
+path = sys.argv[1]
+def write(port):
+    open(path, "w").write("agent: {interval: 60s}\\nchecks:\\n  - {kind: kafka, name: k, bootstrap_servers: '127.0.0.1:%d', timeout: 2s}\\n" % port)
+write(1)
+agent = Agent(load_config(path))
+agent.start(freeze=True)
+check = weakref.ref(next(iter(agent.runners.values())).check)
+write(2)  # another cluster: the check is replaced
+ok, _ = agent.reload()
+deadline = time.monotonic() + 20
+while check() is not None and time.monotonic() < deadline:
+    gc.collect()
+    time.sleep(0.2)
+print(json.dumps({"reloaded": ok, "replaced_check_freed": check() is None}))
+agent.stop()
+"""
+
+
+def test_a_check_replaced_by_a_reload_is_freed_after_a_frozen_start(tmp_path):
+    """The start-up freeze must not keep a check a reload replaces, with all it holds."""
+    out = subprocess.run([sys.executable, "-c", RELOAD_PROBE, str(tmp_path / "mqwatch.yaml")], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"reloaded": True, "replaced_check_freed": True}
