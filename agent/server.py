@@ -25,15 +25,6 @@ from mqwatch.agent import __version__
 from mqwatch.agent.httpwire import TEXT, BadRequest, read_request, status_line
 from mqwatch.agent.sockio import kernel_timeouts, listen_socket, recv_into, send_all, set_recv_timeout
 
-
-
-def _debug(fmt: str, *args) -> None:
-    # logging is imported at the first line logged: the serving child (agent.front) runs without
-    # it (1 MB of its memory) unless it logs at debug level.
-    import logging
-
-    logging.getLogger("mqwatch.http").debug(fmt, *args)
-
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
 SOCKET_TIMEOUT = 10.0  # seconds a connection may stay silent (idle keep-alive included)
 MAX_HANDLERS = 32  # connections served at once; a scraper needs one
@@ -50,6 +41,14 @@ MAX_BODY_BYTES = 64 * 1024  # no endpoint takes a body; a reload POST may carry 
 # "ok"/"ready" and nothing else, and a kubelet probe cannot carry a password without
 # putting it in the pod spec.
 OPEN_PATHS = ("/healthz", "/readyz")
+
+
+def _debug(fmt: str, *args) -> None:
+    # logging is imported at the first line logged: the serving child (agent.front) runs without
+    # it (1 MB of its memory) unless it logs at debug level.
+    import logging
+
+    logging.getLogger("mqwatch.http").debug(fmt, *args)
 
 
 def accepts_gzip(header: str | None) -> bool:

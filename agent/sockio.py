@@ -21,8 +21,6 @@ import time
 
 # Linux' limit of buffers per sendmsg()/writev() (IOV_MAX); a 100k-series body is ~55 pieces.
 MAX_BUFFERS = 1024
-
-
 # Connections the kernel queues while every handler is busy or the serving child restarts.
 LISTEN_BACKLOG = 64
 
