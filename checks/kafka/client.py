@@ -5,9 +5,15 @@ groups it by coordinator), the committed offsets of every group issued concurren
 (librdkafka's admin API takes one group per OffsetFetch, so they are pipelined rather
 than sent one after another), and ListOffsets for earliest and latest offsets of all
 partitions (librdkafka groups those by leader), in batches of OFFSETS_PER_REQUEST
-partitions. Everything after ListGroups is in flight at once: the broker answers the
-group offsets while the client handles the end offsets. Nothing here is per partition
-or per group in sequence.
+partitions. Nothing here is per partition or per group in sequence.
+
+The groups' offsets are most of a large cycle (at 10k partitions x 50 groups, 100k committed
+offsets that tansu answers one group after another in about 0.8 s). So they go out first,
+before the metadata is even parsed, and the ListOffsets travel on a second connection (a
+second AdminClient, `offsets_admin`): on the first they queued behind every group and
+arrived last, a tenth of the cycle later. With the end offsets known early, each group's
+reply is handed to the caller as it arrives (`listener`), so the check turns it into series
+while the broker is still answering the next groups, instead of all of it after the last.
 
 Sharded (`--shard I/N`), a replica reads the end and start offsets of the partitions of the
 topics it owns only, and asks each group's committed offsets for the partitions of its own
@@ -170,22 +176,29 @@ class KafkaClient:
         self.group_topics = GroupTopics()  # sharded only: what each group commits on
         try:
             self.admin = AdminClient(conf)
+            # The ListOffsets' own connection (module docstring); same settings, same log.
+            self.offsets_admin = AdminClient(conf)
         except KafkaException as e:
             raise CheckError("config", f"invalid client settings: {e.args[0].str() if _kafka_error(e) else e}") from None
 
     def close(self) -> None:
         self.admin.poll(0)
+        self.offsets_admin.poll(0)
         self.log.flush(everything=True)
 
-    def fetch_view(self, group_filter, topic_filter, shard: Shard = WHOLE) -> ClusterView:
-        """One cycle's reads. Raises CheckError when the cluster can't be reached at all."""
+    def fetch_view(self, group_filter, topic_filter, shard: Shard = WHOLE, listener: ViewListener | None = None) -> ClusterView:
+        """One cycle's reads. Raises CheckError when the cluster can't be reached at all.
+
+        listener: told of the view as soon as the end and start offsets are in, then of each
+        group once its offsets and description are (while the broker answers the others)."""
         started = time.monotonic()
         try:
-            view = self._fetch_view(group_filter, topic_filter, started, shard)
+            view = self._fetch_view(group_filter, topic_filter, started, shard, listener or ViewListener())
         except CheckError as e:
             raise self._explained(e) from None
         finally:
-            self.admin.poll(0)  # serve librdkafka's log lines and error callbacks every cycle
+            for admin in (self.admin, self.offsets_admin):
+                admin.poll(0)  # serve librdkafka's log lines and error callbacks every cycle
             self.log.flush()
         self.log.clear()
         return view
@@ -210,6 +223,7 @@ class KafkaClient:
     def _explained(self, e: CheckError) -> CheckError:
         """The failure with librdkafka's reason for it (TLS, SASL, ACL) when it gave one."""
         self.admin.poll(0)
+        self.offsets_admin.poll(0)
         cause = self._cause()
         if cause is None or e.reason in ("tls", "auth", "permission"):
             return e
@@ -229,7 +243,7 @@ class KafkaClient:
                 if left <= METADATA_SLICE or (cause and cause[0] in ("tls", "auth")):
                     raise CheckError(_error_reason(err), f"cannot fetch metadata: {err.str() if err else e}") from None
 
-    def _fetch_view(self, group_filter, topic_filter, started: float, shard: Shard) -> ClusterView:
+    def _fetch_view(self, group_filter, topic_filter, started: float, shard: Shard, listener: ViewListener) -> ClusterView:
         deadline = started + self.timeout * 0.9
         errors: list[tuple[str, str]] = []
 
@@ -267,13 +281,15 @@ class KafkaClient:
         # objects each at 10k partitions) lived until the end of the cycle however early it was read.
         del pending_groups
         end, start, observed_at = self._read_offsets(keys, remaining, errors, replies.wait_for)
-        replies.absorb_all(remaining)
-        groups = replies.groups
-        return ClusterView(
+        view = ClusterView(
             brokers=brokers, controller_id=controller_id,
-            topics=topics, groups=groups, end_offsets=end, start_offsets=start,
+            topics=topics, groups=replies.groups, end_offsets=end, start_offsets=start,
             observed_at=observed_at, errors=errors, health=health,
         )
+        listener.offsets_known(view)
+        replies.hand_over(listener.group_known)
+        replies.absorb_all(remaining)
+        return view
 
     def _request_groups(self, listing_future, group_filter, remaining, errors, owned=None) -> tuple:
         """Take the group listing and send every describe and offset request; _GroupReplies reads
@@ -328,7 +344,7 @@ class KafkaClient:
         for i in range(0, len(partitions), OFFSETS_PER_REQUEST):
             batch = partitions[i:i + OFFSETS_PER_REQUEST]
             for which, spec in (("end", _LATEST), ("start", _EARLIEST)):
-                in_flight.append((which, batch, list_offsets_batch(self.admin, batch, spec, remaining())))
+                in_flight.append((which, batch, list_offsets_batch(self.offsets_admin, batch, spec, remaining())))
             while len(in_flight) > OFFSET_BATCHES_IN_FLIGHT:
                 settle(*in_flight.popleft())
         while in_flight:
@@ -337,6 +353,17 @@ class KafkaClient:
         for (which, topic), (n, first_error) in failed.items():  # e.g. a topic deleted during collection
             errors.append(("partition_offsets", f"topic {topic}: {which} offsets of {n} partition(s) unavailable: {first_error}"))
         return found["end"], found["start"], observed_at
+
+
+class ViewListener:
+    """What fetch_view tells as the cycle's replies come in (the check's per-group work); does nothing."""
+
+    def offsets_known(self, view: ClusterView) -> None:
+        """The end and start offsets are in: `view` is complete but for its groups' GroupInfo,
+        which fill in as their replies come."""
+
+    def group_known(self, gid: str) -> None:
+        """view.groups[gid] is final: its offsets (None if they failed) and its description."""
 
 
 class _GroupReplies:
@@ -353,6 +380,18 @@ class _GroupReplies:
         self.groups = {gid: GroupInfo() for gid in ids}
         self._keys, self._errors = keys, errors
         self._group_topics = group_topics  # sharded: keep only this shard's partitions, and learn
+        self._complete: list = []  # groups whose offsets and description are both in, not yet handed over
+        self._on_complete = None  # hand_over's callback
+
+    def hand_over(self, on_complete) -> None:
+        """on_complete(gid) for each group complete so far, and from now on as each completes."""
+        self._on_complete = on_complete
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._on_complete is not None:
+            while self._complete:
+                self._on_complete(self._complete.pop(0))
 
     def absorb_done(self) -> None:
         self._absorb(lambda future: future.done())
@@ -385,10 +424,16 @@ class _GroupReplies:
         self._absorb(lambda future: True)  # what is still not done is reported as timed out
 
     def _absorb(self, ready) -> None:
-        for gid in [g for g, f in self._describe.items() if ready(f)]:
+        described = [g for g, f in self._describe.items() if ready(f)]
+        for gid in described:
             self._absorb_description(gid, self._describe.pop(gid))
-        for gid in [g for g, fs in self._offsets.items() if all(ready(f) for f in fs)]:
+        fetched = [g for g, fs in self._offsets.items() if all(ready(f) for f in fs)]
+        for gid in fetched:
             self._absorb_offsets(gid, self._offsets.pop(gid))
+        for gid in dict.fromkeys(described + fetched):
+            if gid not in self._describe and gid not in self._offsets:
+                self._complete.append(gid)
+        self._hand_over()
 
     def _absorb_description(self, gid, future) -> None:
         info = self.groups[gid]

@@ -27,6 +27,8 @@ What is reported where the log does not hold the committed record:
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 
 from mqwatch.agent.timelag import CAUGHT_UP, INTERPOLATED, LOWER_BOUND, OffsetTimeline
@@ -64,80 +66,198 @@ class TimeLag:
         self.timeline.retain(end_offsets)
         self._ends = {tp: e for tp, e in self._ends.items() if tp in end_offsets}
 
-    def compute(self, lagging: dict, end_offsets: dict, now: float, reader, time_left: float) -> TimeLagResult:
-        """Dates committed offsets that lag.
+    def begin(self, end_offsets: dict, now: float, reader, time_left: float) -> Dating:
+        """One cycle's dating of committed offsets (after observe_ends of the same end offsets)."""
+        return Dating(self, end_offsets, now, reader, time_left)
 
-        lagging: (topic, partition, committed offset) -> lag in messages, one entry per distinct
-        committed offset however many groups sit at it (at 10k partitions x 50 groups, groups
-        sharing offsets make this several times smaller than the committed offsets).
-        reader: a RecordReader. A caught-up partition is 0 s and needs no entry.
-        """
-        result = TimeLagResult({})
-        if self.mode == "off":
-            return result
-        needed: dict = {}  # (topic, partition, committed) -> lag in messages, to be read
-        fallback: dict = {}
-        estimate_mode = self.mode == "estimate"
-        estimate = self.timeline.estimate
+    def compute(self, lagging: dict, end_offsets: dict, now: float, reader, time_left: float) -> TimeLagResult:
+        """Dates committed offsets that lag, all at once (Dating, without reads ahead)."""
+        dating = self.begin(end_offsets, now, reader, time_left)
+        dating.add(lagging)
+        return dating.finish()
+
+
+class Dating:
+    """One cycle's dating, fed with lagging committed offsets as the groups' replies come in.
+
+    add(lagging): (topic, partition, committed offset) -> lag in messages, one entry per
+    distinct committed offset however many groups sit at it (at 10k partitions x 50 groups,
+    groups sharing offsets make this several times smaller than the committed offsets). A
+    caught-up partition is 0 s and needs no entry. What the end-offset history dates is
+    settled at once; the rest must be read.
+
+    read_ahead(): from then on a thread reads what add() queues, a round at a time, biggest
+    lags first in each round, while the caller waits for the next groups (a fresh agent reads
+    thousands of records in its first cycle; read after the last group they were a twentieth
+    of the cycle). settled(keys) says whether every key has its final answer, so a group's
+    lag in seconds and status can be built early. finish() reads what is left and gives the
+    cycle's result. The cycle's reads share `max_fetches` partitions and end within
+    `fetch_timeout` of begin(), as one read did; each round reads one offset per partition
+    (an assignment has one position), so of several offsets on one partition left for the
+    final read all but the biggest lag's wait for a later cycle.
+    """
+
+    def __init__(self, time_lag: TimeLag, end_offsets: dict, now: float, reader, time_left: float):
+        self._tl, self._ends, self.now, self._reader = time_lag, end_offsets, now, reader
+        self._deadline = time.monotonic() + min(time_lag.fetch_timeout, time_left)
+        self.result = TimeLagResult({})
+        self._needed: dict = {}  # key -> lag: keys only a read can date (or whose read is cached)
+        self._fallback: dict = {}  # key -> an estimate for when the read gives nothing
+        self._queued: dict = {}  # key -> lag: to read, not taken by a round yet
+        self._in_flight: set = set()  # keys the round under way reads
+        self._budget = time_lag.max_fetches
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self.rounds = 0  # read rounds ended so far (however they ended): settle() can only say more after one
+
+    def add(self, lagging: dict) -> None:
+        tl, result = self._tl, self.result
+        if tl.mode == "off":
+            return
+        estimate_mode = tl.mode == "estimate"
+        estimate, unchanged = tl.timeline.estimate, tl.timeline.unchanged
+        now, seconds, needed, exact = self.now, result.seconds, self._needed, tl._exact
+        queued = []
         for key, lag in lagging.items():
+            if key in needed or key in seconds:
+                continue
             topic, p, c = key
             est = estimate((topic, p), c, now)
             if est is not None:
                 # One message behind on a partition nobody writes to: often a transaction
                 # marker (KAFKA-10683), which has no age. Only a read can tell, and its
                 # answer is kept while the consumer stays there.
-                marker_suspect = lag == 1 and self.timeline.unchanged((topic, p))
+                marker_suspect = lag == 1 and unchanged((topic, p))
                 if estimate_mode and est.method in (INTERPOLATED, CAUGHT_UP) and not marker_suspect:
-                    result.seconds[key] = est.seconds
+                    seconds[key] = est.seconds
                     continue
                 if est.method != LOWER_BOUND:
                     # Used if the read does not answer. A lower bound from a short history is
                     # near 0 for any lag, so it is worse than no value.
-                    fallback[key] = est.seconds
+                    self._fallback[key] = est.seconds
             needed[key] = lag
+            if key not in exact:
+                queued.append((key, lag))
+        if queued:
+            with self._lock:
+                self._queued.update(queued)
+                self._lock.notify()
 
-        self._read_missing(needed, end_offsets, reader, time_left, result)
-        self.last_reads = result.read
-        exact = self._exact
-        for key in needed:
-            ts = exact.get(key)
-            if ts is NOTHING_TO_READ:
-                result.seconds[key] = 0.0
-                result.nothing_to_read.add(key)
-            elif ts is not None and ts is not NO_TIMESTAMP:
-                result.seconds[key] = max(0.0, now - ts)
-            elif key in fallback:
-                result.seconds[key] = fallback[key]
-        self._exact = {k: v for k, v in exact.items() if k in needed}
+    def read_ahead(self) -> None:
+        if self._thread is None and self._tl.mode != "off":
+            self._thread = threading.Thread(target=self._read_rounds, name="kafka-time-lag", daemon=True)
+            self._thread.start()
+
+    def settle(self, keys) -> list:
+        """Puts the final answer of each of `keys` (lagging, added) that has one into `result`
+        (seconds, nothing_to_read); returns the keys still waiting for a read."""
+        seconds, exact, queued, in_flight = self.result.seconds, self._tl._exact, self._queued, self._in_flight
+        waiting = []
+        with self._lock:
+            # Once the budget is spent, what is queued waits for a later cycle: final too.
+            spent = self._budget <= 0
+            for key in keys:
+                if key in seconds:
+                    continue
+                if key in in_flight or (key in queued and not spent):
+                    waiting.append(key)
+                else:  # read, read without an answer, or deferred
+                    self._settle(key, exact.get(key))
+        return waiting
+
+    def _settle(self, key, ts) -> None:
+        result = self.result
+        if ts is NOTHING_TO_READ:
+            result.seconds[key] = 0.0
+            result.nothing_to_read.add(key)
+        elif ts is not None and ts is not NO_TIMESTAMP:
+            result.seconds[key] = max(0.0, self.now - ts)
+        elif key in self._fallback:
+            result.seconds[key] = self._fallback[key]
+
+    def close(self) -> None:
+        """Ends the reads ahead (after the round under way); finish() does this too."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify()
+
+    def finish(self) -> TimeLagResult:
+        """Ends the reads ahead, reads what is still queued, and dates every key added."""
+        self.close()
+        if self._thread is not None:
+            self._thread.join(max(0.0, self._deadline - time.monotonic()) + 1.0)
+        result, exact = self.result, self._tl._exact
+        if self._thread is None or not self._thread.is_alive():  # a read still under way is abandoned
+            while self._read_round():
+                pass
+        result.deferred += len(self._queued)
+        self._tl.last_reads = result.read
+        for key in self._needed:
+            if key not in result.seconds:
+                self._settle(key, exact.get(key))
+        self._tl._exact = {k: v for k, v in exact.items() if k in self._needed}
         return result
 
-    def _read_missing(self, needed: dict, end_offsets: dict, reader, time_left: float, result: TimeLagResult) -> None:
-        missing = [k for k in needed if k not in self._exact]
-        # The biggest lags first; one offset per partition per read (an assignment has one position).
-        missing.sort(key=lambda k: -needed[k])
-        ranges: dict = {}
-        for topic, p, c in missing:
-            if (topic, p) not in ranges and len(ranges) < self.max_fetches:
-                ranges[(topic, p)] = (c, end_offsets[(topic, p)])
-        result.deferred = len(missing) - len(ranges)
-        timeout = min(self.fetch_timeout, time_left)
+    def _read_rounds(self) -> None:
+        while True:
+            with self._lock:
+                while not (self._queued and self._budget > 0) and not self._closing:
+                    self._lock.wait()
+                if self._closing:
+                    return
+            self._read_round()
+
+    def _read_round(self) -> bool:
+        """Reads the queued keys, biggest lags first, one offset per partition, within the budget
+        (a key whose partition is taken waits for the next round). Whether another round may read more."""
+        result = self.result
+        with self._lock:
+            order = sorted(self._queued, key=lambda k: -self._queued[k])
+            ranges: dict = {}
+            for topic, p, c in order:
+                if len(ranges) >= self._budget:
+                    break
+                if (topic, p) not in ranges:
+                    ranges[(topic, p)] = (c, self._ends[(topic, p)])
+                    del self._queued[(topic, p, c)]
+            self._budget -= len(ranges)
+            self._in_flight = {(t, p, c) for (t, p), (c, _) in ranges.items()}
         if not ranges:
-            return
+            return False
+        timeout = self._deadline - time.monotonic()
         if timeout <= 0.05:
-            result.unread = len(ranges)
-            return
-        got = reader.read(ranges, timeout, max_records_per_partition=1)
-        result.read = len(ranges)
-        for (topic, p), (c, _) in ranges.items():
-            recs = got.records.get((topic, p))
-            if recs:
-                ts = recs[0].timestamp
-                self._exact[(topic, p, c)] = NO_TIMESTAMP if ts is None else ts
-            elif (topic, p) in got.complete:
-                self._exact[(topic, p, c)] = NOTHING_TO_READ
-            else:
-                result.unread += 1
-        result.errors.extend(f"{t}[{p}]: {msg}" for t, p, msg in got.errors)
+            with self._lock:
+                self._in_flight = set()
+                result.unread += len(ranges)
+                self._budget = 0
+                self.rounds += 1
+            return False
+        try:
+            got = self._reader.read(ranges, timeout, max_records_per_partition=1)
+        except Exception as e:  # e.g. the reader's child could not start: no more reads this cycle
+            with self._lock:
+                self._in_flight = set()
+                result.errors.extend(f"{t}[{p}]: {type(e).__name__}: {e}" for t, p in ranges)
+                self._budget = 0
+                self.rounds += 1
+            return False
+        exact = self._tl._exact
+        with self._lock:
+            self._in_flight = set()
+            result.read += len(ranges)
+            for (topic, p), (c, _) in ranges.items():
+                recs = got.records.get((topic, p))
+                if recs:
+                    ts = recs[0].timestamp
+                    exact[(topic, p, c)] = NO_TIMESTAMP if ts is None else ts
+                elif (topic, p) in got.complete:
+                    exact[(topic, p, c)] = NOTHING_TO_READ
+                else:
+                    result.unread += 1
+            result.errors.extend(f"{t}[{p}]: {msg}" for t, p, msg in got.errors)
+            self.rounds += 1
+            return bool(self._queued)
 
 
 def lag_seconds(dates: dict, lags: dict, offsets_of, per_partition: bool = True) -> tuple[dict, dict]:
