@@ -90,6 +90,7 @@ class KafkaCheck(Check):
 
     def collect(self, out: SnapshotBuilder) -> None:
         self._ids, self._ids_now = self._ids_now, {}
+        self._status_keys_now = {}  # (what a failed collection left is not this cycle's)
         deadline = time.monotonic() + self.timeout * 0.9
         first = self.shard.first  # cluster-wide series and the canary: shard 0 only
         if first and self.options.canary.enabled and self._canary is None:
@@ -399,6 +400,13 @@ class _Cycle(ViewListener):
         self.dating.add(lagging)
         self.waiting[gid] = list(lagging)
         self.judge_dated(force_check=gid)
+
+    def wake(self):
+        return self.dating.next_round if self.dating is not None and self.waiting else None
+
+    def progress(self) -> None:
+        if self.dating is not None and self.waiting:
+            self.judge_dated()
 
     def judge_dated(self, force_check: str | None = None) -> None:
         """Judges the waiting groups whose lagging keys are all dated now; a group's keys are

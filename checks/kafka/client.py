@@ -7,13 +7,15 @@ than sent one after another), and ListOffsets for earliest and latest offsets of
 partitions (librdkafka groups those by leader), in batches of OFFSETS_PER_REQUEST
 partitions. Nothing here is per partition or per group in sequence.
 
-The groups' offsets are most of a large cycle (at 10k partitions x 50 groups, 100k committed
-offsets that tansu answers one group after another in about 0.8 s). So they go out first,
-before the metadata is even parsed, and the ListOffsets travel on a second connection (a
-second AdminClient, `offsets_admin`): on the first they queued behind every group and
-arrived last, a tenth of the cycle later. With the end offsets known early, each group's
-reply is handed to the caller as it arrives (`listener`), so the check turns it into series
-while the broker is still answering the next groups, instead of all of it after the last.
+The end and start offsets are read first, then every group's requests go out at once. The
+groups' offsets are most of a large cycle (at 10k partitions x 50 groups, 100k committed
+offsets that tansu answers one group after another in about 0.8 s); sent first, they had the
+ListOffsets queue behind them, so the end offsets came last and every series was built after
+the last reply. With the end offsets known, each group's reply is handed to the caller as it
+arrives (`listener`), and the check turns it into series while the broker answers the next
+groups. The broker's work is the same in either order. (A second connection for the
+ListOffsets, answered alongside the groups, measured no faster on tansu, whose two cores it
+shared, and cost the agent ~2 MB for a second librdkafka client.)
 
 Sharded (`--shard I/N`), a replica reads the end and start offsets of the partitions of the
 topics it owns only, and asks each group's committed offsets for the partitions of its own
@@ -176,14 +178,11 @@ class KafkaClient:
         self.group_topics = GroupTopics()  # sharded only: what each group commits on
         try:
             self.admin = AdminClient(conf)
-            # The ListOffsets' own connection (module docstring); same settings, same log.
-            self.offsets_admin = AdminClient(conf)
         except KafkaException as e:
             raise CheckError("config", f"invalid client settings: {e.args[0].str() if _kafka_error(e) else e}") from None
 
     def close(self) -> None:
         self.admin.poll(0)
-        self.offsets_admin.poll(0)
         self.log.flush(everything=True)
 
     def fetch_view(self, group_filter, topic_filter, shard: Shard = WHOLE, listener: ViewListener | None = None) -> ClusterView:
@@ -197,8 +196,7 @@ class KafkaClient:
         except CheckError as e:
             raise self._explained(e) from None
         finally:
-            for admin in (self.admin, self.offsets_admin):
-                admin.poll(0)  # serve librdkafka's log lines and error callbacks every cycle
+            self.admin.poll(0)  # serve librdkafka's log lines and error callbacks every cycle
             self.log.flush()
         self.log.clear()
         return view
@@ -223,7 +221,6 @@ class KafkaClient:
     def _explained(self, e: CheckError) -> CheckError:
         """The failure with librdkafka's reason for it (TLS, SASL, ACL) when it gave one."""
         self.admin.poll(0)
-        self.offsets_admin.poll(0)
         cause = self._cause()
         if cause is None or e.reason in ("tls", "auth", "permission"):
             return e
@@ -250,12 +247,9 @@ class KafkaClient:
         def remaining() -> float:
             return max(0.1, deadline - time.monotonic())
 
-        # ListGroups travels with the metadata request, and (unsharded) every group's requests
-        # go out before the metadata is parsed: the broker starts on the largest job (the
-        # groups' committed offsets) one round trip and one parse earlier.
+        # ListGroups travels with the metadata request.
         listing = self.admin.list_consumer_groups(request_timeout=remaining())
         md = self._metadata(deadline)
-        pending_groups = None if shard.sharded else self._request_groups(listing, group_filter, remaining, errors)
         topics, health = {}, {}
         for name, t in md.topics.items():
             if t.error is not None or not topic_filter(name):
@@ -268,26 +262,24 @@ class KafkaClient:
         brokers, controller_id = len(md.brokers), md.controller_id if md.controller_id is not None else -1
         del md  # 10k partitions' metadata objects are not needed past this point
 
-        if pending_groups is None:  # sharded: each group is asked for this shard's topics only
-            pending_groups = self._request_groups(listing, group_filter, remaining, errors, topics)
         # One (topic, partition) key object per partition, shared by every group's offsets and
         # the end/start maps: 100k committed offsets then hold no key tuples or topic strings
         # of their own (about 10 MB less at 10k partitions x 50 groups).
         keys = {(t, p): (t, p) for t, parts in topics.items() for p in parts}
-        # The offset batches travel while the broker is still answering the group requests, and
-        # each group's reply is read as soon as it is in, also while waiting for an offset batch.
+        # The end offsets first (module docstring), then every group's requests at once.
+        end, start, observed_at = self._read_offsets(keys, remaining, errors)
+        pending_groups = self._request_groups(listing, group_filter, remaining, errors, topics if shard.sharded else None)
         replies = _GroupReplies(pending_groups, keys, errors, self.group_topics if shard.sharded else None)
         # replies owns the futures now: held here too, every group's reply (2,000 TopicPartition
         # objects each at 10k partitions) lived until the end of the cycle however early it was read.
         del pending_groups
-        end, start, observed_at = self._read_offsets(keys, remaining, errors, replies.wait_for)
         view = ClusterView(
             brokers=brokers, controller_id=controller_id,
             topics=topics, groups=replies.groups, end_offsets=end, start_offsets=start,
             observed_at=observed_at, errors=errors, health=health,
         )
         listener.offsets_known(view)
-        replies.hand_over(listener.group_known)
+        replies.hand_over(listener)
         replies.absorb_all(remaining)
         return view
 
@@ -317,7 +309,7 @@ class KafkaClient:
                             for b in batches]
         return ids, describe, offsets
 
-    def _read_offsets(self, keys, remaining, errors, wait_for=None) -> tuple[dict, dict, float]:
+    def _read_offsets(self, keys, remaining, errors) -> tuple[dict, dict, float]:
         """End and start offsets of every partition: (end, start, time the end offsets were read).
         keys: {(topic, partition): the same tuple}, shared by the maps returned."""
         found: dict[str, dict] = {"end": {}, "start": {}}
@@ -327,8 +319,6 @@ class KafkaClient:
 
         def settle(which: str, batch: list, future: Future) -> None:
             out = found[which]
-            if wait_for is not None:
-                wait_for(future, remaining)
             try:
                 answers = future.result(timeout=remaining())
             except Exception as e:  # the whole request failed or timed out
@@ -344,7 +334,7 @@ class KafkaClient:
         for i in range(0, len(partitions), OFFSETS_PER_REQUEST):
             batch = partitions[i:i + OFFSETS_PER_REQUEST]
             for which, spec in (("end", _LATEST), ("start", _EARLIEST)):
-                in_flight.append((which, batch, list_offsets_batch(self.offsets_admin, batch, spec, remaining())))
+                in_flight.append((which, batch, list_offsets_batch(self.admin, batch, spec, remaining())))
             while len(in_flight) > OFFSET_BATCHES_IN_FLIGHT:
                 settle(*in_flight.popleft())
         while in_flight:
@@ -365,6 +355,13 @@ class ViewListener:
     def group_known(self, gid: str) -> None:
         """view.groups[gid] is final: its offsets (None if they failed) and its description."""
 
+    def wake(self) -> Future | None:
+        """A future done when the listener may have more to do (progress()) while replies are awaited."""
+        return None
+
+    def progress(self) -> None:
+        """Called after each wait for replies."""
+
 
 class _GroupReplies:
     """Turns the groups' describe and offset replies into GroupInfo as they come in.
@@ -381,47 +378,47 @@ class _GroupReplies:
         self._keys, self._errors = keys, errors
         self._group_topics = group_topics  # sharded: keep only this shard's partitions, and learn
         self._complete: list = []  # groups whose offsets and description are both in, not yet handed over
-        self._on_complete = None  # hand_over's callback
+        self._listener: ViewListener | None = None  # hand_over's
 
-    def hand_over(self, on_complete) -> None:
-        """on_complete(gid) for each group complete so far, and from now on as each completes."""
-        self._on_complete = on_complete
+    def hand_over(self, listener: ViewListener) -> None:
+        """listener.group_known(gid) for each group complete so far, and from now on as each
+        completes; listener.wake() is waited for with the replies."""
+        self._listener = listener
         self._hand_over()
 
     def _hand_over(self) -> None:
-        if self._on_complete is not None:
+        if self._listener is not None:
             while self._complete:
-                self._on_complete(self._complete.pop(0))
+                self._listener.group_known(self._complete.pop(0))
 
     def absorb_done(self) -> None:
         self._absorb(lambda future: future.done())
 
-    def wait_for(self, future: Future | None, remaining) -> None:
-        """Waits until `future` (an offsets batch; None: every group reply) is done, reading each
-        group's reply as it comes in meanwhile. The first offset batches wait behind the groups'
-        requests in the broker; reading replies only between batches left them all unread
-        until then (at 30k partitions x 150 groups, 300k TopicPartition objects)."""
-        while future is None or not future.done():
+    def absorb_all(self, remaining) -> None:
+        """Reads every group's reply as it comes in, and lets the listener go on when its wake()
+        future is done; what is not in by the deadline is reported as timed out."""
+        while True:
+            # What is in already first: waiting for the oldest outstanding reply before reading
+            # those left every reply that came in meanwhile unread until it arrived.
+            self.absorb_done()
+            if self._listener is not None:
+                self._listener.progress()
             # The oldest outstanding describe and offsets requests only (replies come about in
             # the order asked; absorb_done reads every one that is in): waiting on all of them
             # each time cost groups x replies lock round trips (150 x 200 at 30k partitions).
             pending = [f for f in (self._oldest(self._describe.values()),
                                    self._oldest(f for fs in self._offsets.values() for f in fs)) if f is not None]
-            if not pending and future is None:
-                return
-            done, _ = wait(pending + ([] if future is None else [future]), timeout=remaining(),
-                           return_when=FIRST_COMPLETED)
-            self.absorb_done()
+            if not pending:
+                break
+            wake = self._listener.wake() if self._listener is not None else None
+            done, _ = wait(pending + ([wake] if wake is not None else []), timeout=remaining(), return_when=FIRST_COMPLETED)
             if not done:
-                return  # timed out: the caller reports what is missing
+                break
+        self._absorb(lambda future: True)  # what is still not done is reported as timed out
 
     @staticmethod
     def _oldest(futures) -> Future | None:
         return next((f for f in futures if not f.done()), None)
-
-    def absorb_all(self, remaining) -> None:
-        self.wait_for(None, remaining)
-        self._absorb(lambda future: True)  # what is still not done is reported as timed out
 
     def _absorb(self, ready) -> None:
         described = [g for g, f in self._describe.items() if ready(f)]

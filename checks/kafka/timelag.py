@@ -8,8 +8,8 @@ only be an extrapolation or a bound, so that partition is read exactly instead.
 exact: read the first record at or after the committed offset and take its timestamp.
 The timestamp of a given offset never changes, so each (partition, offset) is read once
 and cached until the consumer commits past it: a stopped consumer costs one read, not
-one per cycle. At most `max_fetches` partitions are read per cycle, all in one assign()
-(one Fetch per leader), within `fetch_timeout`.
+one per cycle. At most `max_fetches` partitions are read per cycle, each read within `fetch_timeout`,
+in rounds of one assign() each (one Fetch per leader) as the groups' offsets come in (Dating).
 
 What is reported where the log does not hold the committed record:
 - deleted by retention or compacted away: the first record after it is read instead; its
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from mqwatch.agent.timelag import CAUGHT_UP, INTERPOLATED, LOWER_BOUND, OffsetTimeline
@@ -88,18 +89,18 @@ class Dating:
 
     read_ahead(): from then on a thread reads what add() queues, a round at a time, biggest
     lags first in each round, while the caller waits for the next groups (a fresh agent reads
-    thousands of records in its first cycle; read after the last group they were a twentieth
-    of the cycle). settled(keys) says whether every key has its final answer, so a group's
-    lag in seconds and status can be built early. finish() reads what is left and gives the
-    cycle's result. The cycle's reads share `max_fetches` partitions and end within
-    `fetch_timeout` of begin(), as one read did; each round reads one offset per partition
-    (an assignment has one position), so of several offsets on one partition left for the
-    final read all but the biggest lag's wait for a later cycle.
+    hundreds of records in its first cycle; read after the last group they were a twentieth
+    of the cycle). settle(keys) puts the final answer of those keys that have one into
+    `result`, so a group's lag in seconds and status can be built early. finish() reads what
+    is left and gives the cycle's result. The cycle's reads share `max_fetches` partitions;
+    each round waits at most `fetch_timeout` (within the collection's time) and reads one
+    offset per partition (an assignment has one position), so several offsets on one
+    partition take several rounds.
     """
 
     def __init__(self, time_lag: TimeLag, end_offsets: dict, now: float, reader, time_left: float):
         self._tl, self._ends, self.now, self._reader = time_lag, end_offsets, now, reader
-        self._deadline = time.monotonic() + min(time_lag.fetch_timeout, time_left)
+        self._deadline = time.monotonic() + time_left  # the collection's: no read may outlast it
         self.result = TimeLagResult({})
         self._needed: dict = {}  # key -> lag: keys only a read can date (or whose read is cached)
         self._fallback: dict = {}  # key -> an estimate for when the read gives nothing
@@ -110,6 +111,7 @@ class Dating:
         self._thread: threading.Thread | None = None
         self._closing = False
         self.rounds = 0  # read rounds ended so far (however they ended): settle() can only say more after one
+        self.next_round: Future = Future()  # done when the round under way (or the next) ends
 
     def add(self, lagging: dict) -> None:
         tl, result = self._tl, self.result
@@ -186,7 +188,8 @@ class Dating:
         """Ends the reads ahead, reads what is still queued, and dates every key added."""
         self.close()
         if self._thread is not None:
-            self._thread.join(max(0.0, self._deadline - time.monotonic()) + 1.0)
+            # a round waits at most fetch_timeout (and the reader's grace for its child)
+            self._thread.join(max(0.0, min(self._tl.fetch_timeout, self._deadline - time.monotonic())) + 2.0)
         result, exact = self.result, self._tl._exact
         if self._thread is None or not self._thread.is_alive():  # a read still under way is abandoned
             while self._read_round():
@@ -198,6 +201,12 @@ class Dating:
                 self._settle(key, exact.get(key))
         self._tl._exact = {k: v for k, v in exact.items() if k in self._needed}
         return result
+
+    def _round_ended(self) -> None:
+        """(under the lock) Counts the round and wakes whoever waits for it."""
+        self.rounds += 1
+        ended, self.next_round = self.next_round, Future()
+        ended.set_result(self.rounds)
 
     def _read_rounds(self) -> None:
         while True:
@@ -225,13 +234,13 @@ class Dating:
             self._in_flight = {(t, p, c) for (t, p), (c, _) in ranges.items()}
         if not ranges:
             return False
-        timeout = self._deadline - time.monotonic()
+        timeout = min(self._tl.fetch_timeout, self._deadline - time.monotonic())
         if timeout <= 0.05:
             with self._lock:
                 self._in_flight = set()
                 result.unread += len(ranges)
                 self._budget = 0
-                self.rounds += 1
+                self._round_ended()
             return False
         try:
             got = self._reader.read(ranges, timeout, max_records_per_partition=1)
@@ -240,7 +249,7 @@ class Dating:
                 self._in_flight = set()
                 result.errors.extend(f"{t}[{p}]: {type(e).__name__}: {e}" for t, p in ranges)
                 self._budget = 0
-                self.rounds += 1
+                self._round_ended()
             return False
         exact = self._tl._exact
         with self._lock:
@@ -256,7 +265,7 @@ class Dating:
                 else:
                     result.unread += 1
             result.errors.extend(f"{t}[{p}]: {msg}" for t, p, msg in got.errors)
-            self.rounds += 1
+            self._round_ended()
             return bool(self._queued)
 
 

@@ -4,12 +4,13 @@ partition whose offsets fail is reported while the others are kept."""
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 
 from mqwatch.checks.kafka import client as kafka_client
 from mqwatch.checks.kafka.client import KafkaClient, base_config
-from tests.helpers import kafka_commit, kafka_create_topics, kafka_produce, unique
+from tests.helpers import collect_once, kafka_commit, kafka_create_topics, kafka_produce, unique
 
 
 def _lagging_topic(bootstrap: str, prefix: str, groups: int = 1) -> str:
@@ -94,3 +95,79 @@ def test_a_partition_whose_offsets_cannot_be_read_is_reported_and_the_others_kep
         ("partition_offsets", f"topic {topic}: end offsets of 1 partition(s) unavailable: Local: Unknown partition"),
         ("partition_offsets", f"topic {topic}: start offsets of 1 partition(s) unavailable: Local: Unknown partition"),
     ]
+
+
+def test_each_groups_series_are_built_while_the_broker_still_answers_the_others(kafka_check, kafka_bootstrap, monkeypatch):
+    """At 10k partitions x 50 groups the broker answers the groups' offsets one after another
+    for most of a second; building every series only after the last reply added 0.1-0.15 s
+    to each collection. Here one group's reply comes 3 s late: the other groups' lag in
+    seconds and status must be built before it arrives, not after (on a fresh agent their
+    lag in seconds needs a record read first, started by the child's start-up: up to ~1 s)."""
+    from concurrent.futures import Future
+
+    from confluent_kafka.admin import AdminClient
+
+    from mqwatch.checks.kafka.check import KafkaCheck
+
+    prefix = unique("pipe-early")
+    topic = _lagging_topic(kafka_bootstrap, prefix, groups=4)
+    late_group, delay = f"{prefix}-g3", 3.0
+    arrived: dict = {}
+    judged: dict = {}
+    ask = AdminClient.list_consumer_group_offsets
+
+    def late_reply(self, requests, **kwargs):
+        futures = ask(self, requests, **kwargs)
+        if late_group not in futures:
+            return futures
+        late: Future = Future()
+        late.set_running_or_notify_cancel()
+        original = futures[late_group]
+
+        def deliver():  # in a thread of the test's own: nothing runs in librdkafka's callbacks
+            try:
+                reply = original.result(timeout=30)
+            except Exception as e:
+                reply = e
+            time.sleep(delay)
+            arrived[late_group] = time.monotonic()
+            late.set_exception(reply) if isinstance(reply, Exception) else late.set_result(reply)
+        threading.Thread(target=deliver, daemon=True).start()
+        return {late_group: late}
+
+    emit_status = KafkaCheck.emit_status
+
+    def judging(self, out, gid, *args):
+        judged[gid] = time.monotonic()
+        return emit_status(self, out, gid, *args)
+
+    monkeypatch.setattr(AdminClient, "list_consumer_group_offsets", late_reply)
+    monkeypatch.setattr(KafkaCheck, "emit_status", judging)
+    snap = kafka_check(prefix).collect()
+    assert [snap.value("mqwatch_consumer_lag_messages", queue=topic, consumer=f"{prefix}-g{i}") for i in range(4)] == [4] * 4
+    seconds = [snap.value("mqwatch_consumer_lag_seconds", queue=topic, consumer=f"{prefix}-g{i}") for i in range(4)]
+    assert None not in seconds, (seconds, snap.errors)
+    early = {gid: arrived[late_group] - t for gid, t in judged.items() if gid != late_group}
+    assert len(early) == 3 and all(lead > 1.0 for lead in early.values()), early
+    assert judged[late_group] >= arrived[late_group]
+
+
+def test_a_collection_that_fails_midway_leaves_no_reading_thread_behind(kafka_check, kafka_bootstrap, monkeypatch):
+    """Record reads run ahead in a thread while the groups' offsets come in; a collection that
+    fails after the end offsets are in (here: the group replies cannot be read) must end it,
+    or every failed cycle of a flapping broker would leave one waiting for good."""
+    prefix = unique("pipe-fail")
+    _lagging_topic(kafka_bootstrap, prefix, groups=2)
+
+    def broken(self, remaining):
+        raise RuntimeError("reply unreadable")
+
+    monkeypatch.setattr(kafka_client._GroupReplies, "absorb_all", broken)
+    run = kafka_check(prefix)
+    before = {t for t in threading.enumerate() if t.name == "kafka-time-lag"}
+    snap = collect_once(run.check)
+    assert not snap.ok and "reply unreadable" in snap.error
+    deadline = time.monotonic() + 5
+    while {t for t in threading.enumerate() if t.name == "kafka-time-lag"} - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not {t for t in threading.enumerate() if t.name == "kafka-time-lag"} - before

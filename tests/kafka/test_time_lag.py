@@ -103,3 +103,24 @@ def test_exact_reads_are_bounded_per_cycle_and_cached_until_the_group_commits(ka
     fourth = run.collect()  # nothing new to read: every date comes from the cache
     assert len(dated(fourth)) == 9 and fourth.errors == ()
     assert run.check.time_lag.last_reads == 0
+
+
+def test_groups_at_different_offsets_of_one_partition_are_all_dated_on_the_first_cycle(kafka_check, kafka_bootstrap):
+    """A read assigns a partition at one offset. Three groups behind on the same partition at
+    three offsets must all get their lag in seconds on a fresh agent's first cycle: one read
+    used to date the biggest lag only and leave the others without a value until later cycles."""
+    prefix = unique("tl-offsets")
+    topic = f"{prefix}-orders"
+    kafka_create_topics(kafka_bootstrap, {topic: 1})
+    now_ms = int(time.time() * 1000)
+    for age_s in (300, 200, 100):  # offsets 0, 1, 2: 5, 3 and 1 minutes old
+        kafka_produce(kafka_bootstrap, topic, {0: 1}, timestamp_ms=now_ms - age_s * 1000)
+    kafka_produce(kafka_bootstrap, topic, {0: 1}, timestamp_ms=now_ms)
+    for offset, group in enumerate(("billing", "shipping", "audit")):
+        kafka_commit(kafka_bootstrap, f"{prefix}-{group}", {(topic, 0): offset})
+    for mode in ("exact", "estimate"):
+        snap = kafka_check(prefix, time_lag=mode).collect()
+        ages = [_lag_seconds(snap, topic, f"{prefix}-{g}") for g in ("billing", "shipping", "audit")]
+        assert None not in ages, (mode, ages, snap.errors)
+        assert 299 <= ages[0] <= 310 and 199 <= ages[1] <= 210 and 99 <= ages[2] <= 110, (mode, ages)
+        assert snap.errors == ()
