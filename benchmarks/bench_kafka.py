@@ -152,10 +152,11 @@ def _report(res: Result, measured: dict, sizes, target_size: int, groups: int, p
         "CPU of one `list_offsets` call grows with the square of its partitions (measured here: 1k 0.02 s, 10k 0.8 s, "
         "30k 4.7 s), so the floor itself grows faster than linearly. mqwatch sends ListOffsets in batches of 1,000 "
         "partitions (`OFFSETS_PER_REQUEST` in checks/kafka/client.py) with one Future per batch (the library's "
-        "`list_offsets` makes one per partition), all pipelined, and sends them while the broker is still answering "
-        "the groups' OffsetFetch requests, which go out with the metadata request still being parsed; that is why it "
-        "can beat the floor although it also reads earliest offsets (for `mqwatch_queue_messages`), describes every "
-        "group (state, members) and, at default settings, reads records for lag in seconds.",
+        "`list_offsets` makes one per partition), all pipelined, before the groups' OffsetFetch requests; with the end "
+        "offsets known it builds each group's series, the record reads for lag in seconds included, as that group's "
+        "reply arrives, while the broker answers the next groups (the floor sums the lags after the last reply). "
+        "That is why it can beat the floor although it also reads earliest offsets (for `mqwatch_queue_messages`), "
+        "describes every group (state, members) and, at default settings, reads records for lag in seconds.",
         "",
         "mqwatch's default `time_lag: estimate` dates committed offsets from end-offset history; a fresh process has no "
         "history yet, so its first cycle reads the records at up to `time_lag_fetches` (500) committed offsets to give "
