@@ -108,15 +108,15 @@ class KafkaCheck(Check):
                 topic_filter=lambda t: matches(self.options.topics, t),
                 shard=self.shard, listener=cycle,
             )
+            for reason, message in view.errors:
+                out.error(reason, message)
+            if first:
+                self.emit_brokers(out, view)
+            self.emit_groups(out, view)
+            cycle.finish()
         except BaseException:
-            cycle.abandon()
+            cycle.abandon()  # its record reads must not outlive a failed collection
             raise
-        for reason, message in view.errors:
-            out.error(reason, message)
-        if first:
-            self.emit_brokers(out, view)
-        self.emit_groups(out, view)
-        cycle.finish()
         if self.options.dlq.enabled:
             self.emit_dlqs(out, view, deadline)
         if self._canary is not None:

@@ -377,7 +377,7 @@ class _GroupReplies:
         self.groups = {gid: GroupInfo() for gid in ids}
         self._keys, self._errors = keys, errors
         self._group_topics = group_topics  # sharded: keep only this shard's partitions, and learn
-        self._complete: list = []  # groups whose offsets and description are both in, not yet handed over
+        self._complete: deque = deque()  # groups whose offsets and description are both in, not yet handed over
         self._listener: ViewListener | None = None  # hand_over's
 
     def hand_over(self, listener: ViewListener) -> None:
@@ -389,7 +389,7 @@ class _GroupReplies:
     def _hand_over(self) -> None:
         if self._listener is not None:
             while self._complete:
-                self._listener.group_known(self._complete.pop(0))
+                self._listener.group_known(self._complete.popleft())
 
     def absorb_done(self) -> None:
         self._absorb(lambda future: future.done())
