@@ -191,12 +191,6 @@ class KafkaCheck(Check):
         self._status_keys, self._status_keys_now = keys, {}
         self.status.retain(set().union(*keys.values()) if keys else ())
 
-    def emit_flow(self, out: SnapshotBuilder, view: ClusterView, lags: dict) -> None:
-        """Consumed, reprocessed and lost messages and the drain ETA of every group (emit_group_flow)."""
-        starts = log_starts(view)
-        live = [key for gid, topics in lags.items() for key in self.emit_group_flow(out, view, gid, topics, starts)]
-        self.retain_flow(view, live)
-
     def emit_group_flow(self, out: SnapshotBuilder, view: ClusterView, gid: str, topics: dict, starts: dict) -> list:
         """Consumed, reprocessed and lost messages and the drain ETA per topic of one group
         (agent/flow.py); returns its (group, topic) keys. starts: log_starts(view)."""
@@ -319,12 +313,6 @@ def log_starts(view: ClusterView) -> dict:
         if start > highest.get(topic, 0):
             highest[topic] = start
     return highest
-
-
-def partition_lags(view: ClusterView) -> dict:
-    """group -> topic -> partition -> lag in messages (group_lags of every group that has some)."""
-    lags = {gid: group_lags(g.offsets, view.end_offsets, view.topics) for gid, g in view.groups.items()}
-    return {gid: topics for gid, topics in lags.items() if topics}
 
 
 def group_lags(offsets: dict | None, ends: dict, known: dict) -> dict:

@@ -71,12 +71,6 @@ class TimeLag:
         """One cycle's dating of committed offsets (after observe_ends of the same end offsets)."""
         return Dating(self, end_offsets, now, reader, time_left)
 
-    def compute(self, lagging: dict, end_offsets: dict, now: float, reader, time_left: float) -> TimeLagResult:
-        """Dates committed offsets that lag, all at once (Dating, without reads ahead)."""
-        dating = self.begin(end_offsets, now, reader, time_left)
-        dating.add(lagging)
-        return dating.finish()
-
 
 class Dating:
     """One cycle's dating, fed with lagging committed offsets as the groups' replies come in.

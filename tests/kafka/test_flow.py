@@ -146,13 +146,18 @@ def _view(start: int, committed: int | None, end: int = 100, t: float = 0.0) -> 
 
 
 def _lost_after(views) -> list:
-    from mqwatch.checks.kafka.check import partition_lags
+    """Each view through the check's own per-cycle path, as fetch_view hands it over."""
+    from mqwatch.checks.kafka.check import _Cycle
 
-    _, check = make_check({"kind": "kafka", "name": "shop", "bootstrap_servers": "127.0.0.1:1"})
+    _, check = make_check({"kind": "kafka", "name": "shop", "bootstrap_servers": "127.0.0.1:1", "time_lag": "off"})
     seen = []
     for view in views:
         out = SnapshotBuilder("kafka", "shop", METRICS)
-        check.emit_flow(out, view, partition_lags(view))
+        cycle = _Cycle(check, out, deadline=float("inf"))
+        cycle.offsets_known(view)
+        for gid in view.groups:
+            cycle.group_known(gid)
+        cycle.finish()
         seen.append(out.build(0, 0).value("mqwatch_consumer_lost_messages_total", queue="orders", consumer="billing"))
     return seen
 
