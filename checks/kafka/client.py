@@ -269,7 +269,7 @@ class KafkaClient:
         # The end offsets first (module docstring), then every group's requests at once.
         end, start, observed_at = self._read_offsets(keys, remaining, errors)
         pending_groups = self._request_groups(listing, group_filter, remaining, errors, topics if shard.sharded else None)
-        replies = _GroupReplies(pending_groups, keys, errors, self.group_topics if shard.sharded else None)
+        replies = _GroupReplies(pending_groups, keys, errors, listener, self.group_topics if shard.sharded else None)
         # replies owns the futures now: held here too, every group's reply (2,000 TopicPartition
         # objects each at 10k partitions) lived until the end of the cycle however early it was read.
         del pending_groups
@@ -279,7 +279,6 @@ class KafkaClient:
             observed_at=observed_at, errors=errors, health=health,
         )
         listener.offsets_known(view)
-        replies.hand_over(listener)
         replies.absorb_all(remaining)
         return view
 
@@ -371,28 +370,14 @@ class _GroupReplies:
     all live at once (about 15 MB of a cycle's peak, and the fragmentation it leaves).
     """
 
-    def __init__(self, pending: tuple, keys: dict, errors: list, group_topics: GroupTopics | None = None):
+    def __init__(self, pending: tuple, keys: dict, errors: list, listener: ViewListener,
+                 group_topics: GroupTopics | None = None):
         ids, describe, offsets = pending
         self._describe, self._offsets = dict(describe), dict(offsets)  # offsets: group -> [futures]
         self.groups = {gid: GroupInfo() for gid in ids}
         self._keys, self._errors = keys, errors
+        self._listener = listener  # told of each group once its offsets and description are in
         self._group_topics = group_topics  # sharded: keep only this shard's partitions, and learn
-        self._complete: deque = deque()  # groups whose offsets and description are both in, not yet handed over
-        self._listener: ViewListener | None = None  # hand_over's
-
-    def hand_over(self, listener: ViewListener) -> None:
-        """listener.group_known(gid) for each group complete so far, and from now on as each
-        completes; listener.wake() is waited for with the replies."""
-        self._listener = listener
-        self._hand_over()
-
-    def _hand_over(self) -> None:
-        if self._listener is not None:
-            while self._complete:
-                self._listener.group_known(self._complete.popleft())
-
-    def absorb_done(self) -> None:
-        self._absorb(lambda future: future.done())
 
     def absorb_all(self, remaining) -> None:
         """Reads every group's reply as it comes in, and lets the listener go on when its wake()
@@ -400,17 +385,16 @@ class _GroupReplies:
         while True:
             # What is in already first: waiting for the oldest outstanding reply before reading
             # those left every reply that came in meanwhile unread until it arrived.
-            self.absorb_done()
-            if self._listener is not None:
-                self._listener.progress()
+            self._absorb(lambda future: future.done())
+            self._listener.progress()
             # The oldest outstanding describe and offsets requests only (replies come about in
-            # the order asked; absorb_done reads every one that is in): waiting on all of them
+            # the order asked; each pass reads every one that is in): waiting on all of them
             # each time cost groups x replies lock round trips (150 x 200 at 30k partitions).
             pending = [f for f in (self._oldest(self._describe.values()),
                                    self._oldest(f for fs in self._offsets.values() for f in fs)) if f is not None]
             if not pending:
                 break
-            wake = self._listener.wake() if self._listener is not None else None
+            wake = self._listener.wake()
             done, _ = wait(pending + ([wake] if wake is not None else []), timeout=remaining(), return_when=FIRST_COMPLETED)
             if not done:
                 break
@@ -429,8 +413,7 @@ class _GroupReplies:
             self._absorb_offsets(gid, self._offsets.pop(gid))
         for gid in dict.fromkeys(described + fetched):
             if gid not in self._describe and gid not in self._offsets:
-                self._complete.append(gid)
-        self._hand_over()
+                self._listener.group_known(gid)
 
     def _absorb_description(self, gid, future) -> None:
         info = self.groups[gid]
