@@ -30,6 +30,28 @@ def test_reads_the_asked_ranges_of_several_partitions_in_one_go(kafka_bootstrap)
     assert got.records[(topic, 0)][0].headers == (("h", b"v"),) and got.records[(topic, 0)][0].timestamp > 0
 
 
+def test_a_small_read_ends_as_soon_as_its_partitions_are_answered(kafka_bootstrap):
+    """A DLQ's partition or a stopped consumer's: the read asked the client for 500 messages at a
+    time, and the client waits for that many or its 0.2 s poll, so every read of a few partitions
+    took at least 0.2 s (a one-partition read takes a few ms here)."""
+    topic = unique("rd-small")
+    kafka_create_topics(kafka_bootstrap, {topic: 2})
+    kafka_produce(kafka_bootstrap, topic, {0: 3, 1: 3})
+    reader = RecordReader({"bootstrap.servers": kafka_bootstrap})
+    took = []
+    try:
+        for _ in range(3):  # the fastest of three: one slow connection on a busy machine is not the bug
+            t0 = time.monotonic()
+            got = reader.read({(topic, 0): (0, 3), (topic, 1): (2, 3)}, timeout=5)
+            took.append(time.monotonic() - t0)
+            assert [r.offset for r in got.records[(topic, 0)]] == [0, 1, 2]
+            assert [r.offset for r in got.records[(topic, 1)]] == [2]
+            assert got.complete == {(topic, 0), (topic, 1)}
+    finally:
+        reader.close()
+    assert min(took) < 0.1, took
+
+
 def test_close_from_another_thread_during_a_read_neither_crashes_nor_hangs(fresh_tansu):
     """What happens when the agent drops a check whose collection hung mid-read on a frozen broker."""
     topic = unique("rd-wait")
