@@ -79,25 +79,6 @@ class UndeclaredMetric(Exception):
     pass
 
 
-# One (name, value) pair object per distinct label, shared by every series and cycle that
-# carries it. A snapshot lives until the next one and the status page keeps its keys: new
-# pairs every cycle were most of a 10k-partition snapshot's 3 MB, and small objects that
-# outlive a cycle are what pins the allocator's pages between cycles. The table is bounded
-# by the label values the agent exports; it is cleared should it ever outgrow that.
-_PAIRS: dict = {}
-_PAIRS_MAX = 500_000
-
-
-def _label_pair(name: str, value: str) -> tuple:
-    key = (name, value)
-    pair = _PAIRS.get(key)
-    if pair is None:
-        if len(_PAIRS) >= _PAIRS_MAX:
-            _PAIRS.clear()
-        pair = _PAIRS[key] = key
-    return pair
-
-
 class SnapshotBuilder:
     """Collects one cycle's series. `previous` is the builder of the check's last collection:
     a series whose labels and value are unchanged reuses that cycle's (labels, value) objects.
@@ -107,6 +88,12 @@ class SnapshotBuilder:
     cycle's temporary objects, so every arena the largest collection ever touched stayed pinned
     (the memory benchmark's churn of 500 groups left ~5 MB behind for good). Reused series stay
     where they were first made; only changed values are new objects.
+
+    Label pairs likewise: one (name, value) tuple per distinct label, shared by every series that
+    carries it and handed on from cycle to cycle (new pairs every cycle were most of a 10k-partition
+    snapshot's 3 MB). The table holds only the pairs of the last cycle, so the labels of a deleted
+    group go with it; a table kept for the process's life kept the pairs of every group ever seen,
+    scattered over the arenas of the cycles that first saw them.
     """
 
     def __init__(self, system: str, cluster: str, metrics: tuple[MetricDef, ...] | list[MetricDef],
@@ -116,6 +103,9 @@ class SnapshotBuilder:
         # metric name -> {labels: (labels, value)}: the snapshot's series themselves, by labels
         self._families: dict[str, dict] = {}
         self._previous = previous._families if previous is not None else {}
+        self._pairs: dict = {}  # (name, value) -> the pair object of every label used this cycle
+        self._previous_pairs = previous._pairs if previous is not None else {}
+        self._system_cluster = [self._pair("system", system), self._pair("cluster", cluster)]
         self._checked: set[tuple] = set()  # (metric, label names) already validated: add() is hot
         self.errors: list[tuple[str, str]] = []
 
@@ -136,13 +126,21 @@ class SnapshotBuilder:
             value = float(value)
             if value != value:
                 return  # a NaN is never an answer a user can act on; absence is honest
-        pair = _label_pair
-        full = [pair("system", self.system), pair("cluster", self.cluster)]
-        for k, v in labels.items():
+        pairs, previous_pairs = self._pairs, self._previous_pairs
+        full = self._system_cluster.copy()
+        for k, v in labels.items():  # self._pair, inlined: this loop runs for every label of every series
             if v is not None and v != "":
-                full.append(pair(k, v if type(v) is str else str(v)))
+                if type(v) is not str:
+                    v = str(v)
             elif k in d.labels:
-                full.append(pair(k, ""))
+                v = ""
+            else:
+                continue
+            given = (k, v)
+            pair = pairs.get(given)
+            if pair is None:
+                pair = pairs[given] = previous_pairs.get(given, given)
+            full.append(pair)
         full.sort()
         key = tuple(full)
         before = self._previous.get(name)
@@ -155,12 +153,19 @@ class SnapshotBuilder:
             series = (old[0], value)
         self._families.setdefault(name, {})[series[0]] = series  # last write wins: no duplicate series
 
+    def _pair(self, name: str, value: str) -> tuple:
+        key = (name, value)
+        pair = self._pairs.get(key)
+        if pair is None:
+            pair = self._pairs[key] = self._previous_pairs.get(key, key)
+        return pair
+
     def error(self, reason: str, message: str) -> None:
         """A partial failure: counted in mqwatch_collect_errors_total{reason}, collection goes on."""
         self.errors.append((reason, message))
 
     def build(self, started: float, duration: float, ok: bool = True, error: str = "") -> Snapshot:
-        self._previous = {}  # the last cycle's series must not outlive its snapshot through us
+        self._previous = self._previous_pairs = {}  # the last cycle's series must not outlive its snapshot through us
         families = {name: _tuple_in_pieces(series.values()) for name, series in self._families.items()}
         # Error texts often embed a client library's exception, which may echo a URL or password:
         # masked here, once, so /status, the page, `check` output and the logs all get the clean text.

@@ -1,6 +1,9 @@
 """A check's consecutive snapshots: each says exactly what its own collection saw, although
 unchanged series are carried over from the previous cycle's objects (agent/snapshot.py)."""
 
+import gc
+import sys
+
 from mqwatch.agent.check import Check
 from mqwatch.agent.metrics import CONSUMER_LAG_MESSAGES, QUEUE_MESSAGES
 from mqwatch.agent.scheduler import Collector
@@ -62,3 +65,19 @@ def test_a_failed_collection_is_not_the_base_of_the_next_one():
     assert ok.ok and not failed.ok and after.ok
     assert lags(after) == {("orders", "billing"): 5}
     assert after.families[CONSUMER_LAG_MESSAGES.name][0] is ok.families[CONSUMER_LAG_MESSAGES.name][0]
+
+
+def test_a_consumer_that_left_is_no_longer_held_once_its_series_are_gone():
+    """A churn of short-lived groups (the memory benchmark's 500) must not leave their labels
+    behind: the agent kept one label pair per value it ever exported, for its whole life."""
+    left = "".join(["churned-", "group-0001"])  # an object of its own, not an interned literal
+    cycles = [{("orders", "billing"): 5, ("orders", left): 3}, {("orders", "billing"): 5}, {("orders", "billing"): 6}]
+    held_by_test = sys.getrefcount(left)
+    collector = Collector(ScriptedCheck(cycles), timeout=5.0)
+    snaps = [collector.collect()]
+    assert any(("consumer", left) in labels for labels, _ in snaps[0].families[CONSUMER_LAG_MESSAGES.name])
+    assert sys.getrefcount(left) > held_by_test
+    snaps += [collector.collect(), collector.collect()]
+    del snaps  # the exporter keeps only the latest snapshot
+    gc.collect()
+    assert sys.getrefcount(left) == held_by_test
